@@ -1,0 +1,195 @@
+//! `speaker-node`: the command a technician runs on a loudspeaker cluster's board.
+//! Parses arguments, calls the library, and turns every failure into one stderr line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use speaker_node::decode::{self, DecodeReport, Decoder};
+use speaker_node::output::{self, AudioFormat, OutputSpec};
+use speaker_node::player::{self, Loudness};
+
+#[derive(Parser)]
+#[command(
+    name = "speaker-node",
+    version,
+    about = "Loa Làng speaker node: plays announcements on a village loudspeaker cluster",
+    long_about = "Loa Làng speaker node: plays announcements on a village loudspeaker cluster.\n\n\
+        Files are recognised by their content, not their name: MP3, MP2, AAC (M4A/MP4), \
+        FLAC, Ogg Vorbis, WAV (PCM, float, IMA ADPCM) and AIFF.",
+    after_help = "Examples:\n  speaker-node devices\n  speaker-node play thong-bao.mp3 --volume 80\n  \
+        speaker-node play thong-bao.mp3 --output wav:/tmp/check.wav\n  speaker-node probe ban-tin.m4a"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what a file holds as JSON: format, codec, sample rate, channels, duration.
+    Probe { file: PathBuf },
+    /// Decode a file as fast as possible, at its own sample rate and channels (a check, or
+    /// to convert it to WAV).
+    Decode {
+        file: PathBuf,
+        /// Where the samples go: wav:PATH (32-bit float WAV) or null (discard).
+        #[arg(long, short, default_value = "null")]
+        output: OutputSpec,
+    },
+    /// Play files one after another.
+    Play {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// device (the default sound card), device:NAME (see `devices`), wav:PATH (write
+        /// exactly what the card would play, 48 kHz stereo) or null.
+        #[arg(long, short, default_value = "device")]
+        output: OutputSpec,
+        /// Loudness 0-100; 50 is a quarter of the amplitude (-12 dB).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+        volume: u8,
+        /// Extra gain for these files in dB, e.g. -6 or 3.5. Peaks above full scale are clipped.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_gain)]
+        gain_db: f32,
+    },
+    /// List the sound output devices; the default one is marked with *.
+    Devices {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_gain(s: &str) -> Result<f32, String> {
+    let db: f32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of dB"))?;
+    if !(-60.0..=24.0).contains(&db) {
+        return Err("gain must be between -60 and 24 dB".into());
+    }
+    Ok(db)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SPEAKER_NODE_LOG"))
+        .init();
+    std::panic::set_hook(Box::new(|info| {
+        if decode::inside_decoder() {
+            // Contained by the decoder and reported as a corrupt file.
+            tracing::debug!(%info, "decoder panic contained");
+        } else {
+            eprintln!("speaker-node: internal error: {info}");
+        }
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe { file } => probe(&file),
+        Command::Decode { file, output } => decode_file(&file, &output),
+        Command::Play {
+            files,
+            output,
+            volume,
+            gain_db,
+        } => play(&files, &output, Loudness { volume, gain_db }),
+        Command::Devices { json } => devices(json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("speaker-node: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `FILE: reason`, the form of every file error.
+fn file_error(file: &Path, err: impl std::fmt::Display) -> String {
+    format!("{}: {err}", file.display())
+}
+
+fn warn_report(file: &Path, report: &DecodeReport) {
+    let file = file.display();
+    if report.skipped_packets > 0 {
+        let (n, lost) = (report.skipped_packets, report.lost_ms as f64 / 1000.0);
+        eprintln!(
+            "speaker-node: warning: {file}: skipped {n} corrupt frames ({lost:.2} s of audio)"
+        );
+    }
+    if report.truncated {
+        let missing = match report.missing_ms {
+            0 => String::new(),
+            ms => format!(", {:.2} s missing", ms as f64 / 1000.0),
+        };
+        eprintln!(
+            "speaker-node: warning: {file}: file is cut short or damaged{missing}; played what it holds"
+        );
+    }
+}
+
+fn probe(file: &Path) -> Result<(), String> {
+    let info = decode::probe(file).map_err(|e| file_error(file, e))?;
+    let json = serde_json::to_string(&info).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(())
+}
+
+fn decode_file(file: &Path, output: &OutputSpec) -> Result<(), String> {
+    if output.is_device() {
+        return Err("decode writes to wav:PATH or null; use `play` for a sound card".into());
+    }
+    let decoder = Decoder::open(file).map_err(|e| file_error(file, e))?;
+    let info = decoder.info();
+    let format = AudioFormat {
+        sample_rate: info.sample_rate,
+        channels: info.channels,
+    };
+    let mut sink = output.open(format).map_err(|e| e.to_string())?;
+    let report = player::decode_to(decoder, sink.as_mut()).map_err(|e| file_error(file, e))?;
+    warn_report(file, &report);
+    Ok(())
+}
+
+fn play(files: &[PathBuf], output: &OutputSpec, loudness: Loudness) -> Result<(), String> {
+    // Check every file before the first sound, so a typo never leaves a half-played list.
+    let mut decoders = Vec::with_capacity(files.len());
+    for file in files {
+        decoders.push(Decoder::open(file).map_err(|e| file_error(file, e))?);
+    }
+    let mut sink = output
+        .open(AudioFormat::PLAYBACK)
+        .map_err(|e| format!("{output}: {e}"))?;
+    for (file, decoder) in files.iter().zip(decoders) {
+        let report =
+            player::play(decoder, sink.as_mut(), loudness).map_err(|e| file_error(file, e))?;
+        warn_report(file, &report);
+    }
+    sink.finish().map_err(|e| format!("{output}: {e}"))?;
+    let underruns = sink.stats().underruns;
+    if underruns > 0 {
+        eprintln!(
+            "speaker-node: warning: {output}: {underruns} buffer underruns (the output waited for audio)"
+        );
+    }
+    Ok(())
+}
+
+fn devices(json: bool) -> Result<(), String> {
+    let devices = output::list_devices().map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&devices).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    if devices.is_empty() {
+        println!("no output devices found");
+    }
+    for d in devices {
+        let mark = if d.is_default { "*" } else { " " };
+        println!("{mark} {:<24} {}", d.name, d.description);
+    }
+    Ok(())
+}

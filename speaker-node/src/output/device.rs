@@ -1,0 +1,348 @@
+//! A sound card through cpal (ALSA on Linux, so also PulseAudio/PipeWire via their ALSA
+//! plugins).
+//!
+//! The decode thread writes into a lock-free SPSC ring (rtrb); the real-time callback only
+//! copies out of it, converts, and bumps atomics: it never blocks, allocates or locks.
+//! A callback that finds too little while an item plays fills silence and counts an
+//! underrun.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, OutputCallbackInfo, SampleFormat, SizedSample, StreamConfig};
+use rtrb::{Consumer, Producer, RingBuffer};
+
+use super::{AudioFormat, DeviceInfo, Sink, SinkStats};
+use crate::Error;
+
+/// How much audio the ring holds. Enough to ride out a slow disk or a busy core on a
+/// small board; also how far the decoder runs ahead.
+const RING_SECONDS: f32 = 0.5;
+/// Requested device period. Larger periods mean fewer wake-ups (the CPU budget on small
+/// boards); 40 ms still lets a volume change or a stop take effect at once to the ear.
+const PERIOD_SECONDS: f32 = 0.040;
+/// Longest a stuck device may hold `finish` before it gives up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State shared with the real-time callback: atomics only.
+#[derive(Default)]
+struct Shared {
+    /// An item is playing: an empty ring now is an underrun, not the end.
+    active: AtomicBool,
+    underruns: AtomicU64,
+    /// Output latency reported by the device (callback -> DAC), nanoseconds.
+    latency_ns: AtomicU64,
+    /// The first stream error; the sink fails its next write with it.
+    failed: OnceLock<String>,
+}
+
+pub struct DeviceSink {
+    stream: cpal::Stream,
+    producer: Producer<f32>,
+    shared: Arc<Shared>,
+    format: AudioFormat,
+    capacity: usize,
+    started: bool,
+}
+
+pub(super) fn open(name: Option<&str>, preferred: AudioFormat) -> Result<Box<dyn Sink>, Error> {
+    // alsa-lib prints its own complaints to stderr; collect them for our one-line message.
+    let alsa_log = alsa::Output::local_error_handler().ok();
+    let result = DeviceSink::open(name, preferred);
+    result
+        .map(|s| Box::new(s) as Box<dyn Sink>)
+        .map_err(|e| with_alsa_detail(e, alsa_log))
+}
+
+fn with_alsa_detail(
+    err: Error,
+    log: Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>>,
+) -> Error {
+    let detail = log
+        .and_then(|l| {
+            l.borrow()
+                .buffer_string(|b| String::from_utf8_lossy(b).into_owned())
+                .into()
+        })
+        .and_then(|s: String| s.lines().last().map(|l| l.trim().to_string()))
+        .filter(|s| !s.is_empty());
+    match (err, detail) {
+        (Error::Output(msg), Some(d)) if !msg.contains(&d) => Error::Output(format!("{msg} ({d})")),
+        (err, _) => err,
+    }
+}
+
+fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device, Error> {
+    let Some(name) = name else {
+        return host.default_output_device().ok_or_else(|| {
+            Error::Output(
+                "no default audio output device (is a sound card or PulseAudio present?)".into(),
+            )
+        });
+    };
+    let devices = host
+        .output_devices()
+        .map_err(|e| Error::Output(e.to_string()))?;
+    for device in devices {
+        if device_names(&device).iter().any(|n| n == name) {
+            return Ok(device);
+        }
+    }
+    Err(Error::Output(format!(
+        "no output device named {name:?} (see `speaker-node devices`)"
+    )))
+}
+
+/// The names a device answers to: its cpal id without the host prefix, and its description.
+fn device_names(device: &cpal::Device) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(id) = device.id() {
+        let id = id.to_string();
+        names.push(id.split_once(':').map(|(_, d)| d.to_string()).unwrap_or(id));
+    }
+    if let Ok(desc) = device.description() {
+        names.push(desc.name().to_string());
+    }
+    names
+}
+
+pub(super) fn list() -> Result<Vec<DeviceInfo>, Error> {
+    let _quiet = alsa::Output::local_error_handler().ok();
+    let host = cpal::default_host();
+    let default = host.default_output_device().and_then(|d| d.id().ok());
+    let devices = host
+        .output_devices()
+        .map_err(|e| Error::Output(e.to_string()))?;
+    Ok(devices
+        .map(|device| {
+            let names = device_names(&device);
+            let name = names.first().cloned().unwrap_or_default();
+            DeviceInfo {
+                description: names.get(1).cloned().unwrap_or_else(|| name.clone()),
+                is_default: default.is_some() && device.id().ok() == default,
+                name,
+            }
+        })
+        .collect())
+}
+
+impl DeviceSink {
+    fn open(name: Option<&str>, preferred: AudioFormat) -> Result<Self, Error> {
+        let host = cpal::default_host();
+        let device = find_device(&host, name)?;
+        let default = device
+            .default_output_config()
+            .map_err(|e| Error::Output(e.to_string()))?;
+        let channels = default.channels();
+        let supports_preferred = device
+            .supported_output_configs()
+            .map(|mut configs| {
+                configs.any(|c| {
+                    c.channels() == channels
+                        && c.sample_format() == default.sample_format()
+                        && (c.min_sample_rate()..=c.max_sample_rate())
+                            .contains(&preferred.sample_rate)
+                })
+            })
+            .unwrap_or(false);
+        let sample_rate = if supports_preferred {
+            preferred.sample_rate
+        } else {
+            default.sample_rate()
+        };
+        let format = AudioFormat {
+            sample_rate,
+            channels,
+        };
+        let period = (sample_rate as f32 * PERIOD_SECONDS) as u32;
+        let mut config = StreamConfig {
+            channels,
+            sample_rate,
+            buffer_size: cpal::BufferSize::Fixed(period),
+        };
+        let capacity = ((sample_rate as f32 * RING_SECONDS) as usize) * usize::from(channels);
+        let shared = Arc::new(Shared::default());
+        let (producer, consumer) = RingBuffer::new(capacity);
+        let sample_format = default.sample_format();
+        let stream = match build(&device, &config, sample_format, consumer, &shared) {
+            Ok(stream) => stream,
+            Err(_) => {
+                // Some devices refuse our period size; let them choose.
+                config.buffer_size = cpal::BufferSize::Default;
+                let (p, c) = RingBuffer::new(capacity);
+                let stream = build(&device, &config, sample_format, c, &shared)?;
+                return Ok(DeviceSink {
+                    stream,
+                    producer: p,
+                    shared,
+                    format,
+                    capacity,
+                    started: false,
+                });
+            }
+        };
+        Ok(DeviceSink {
+            stream,
+            producer,
+            shared,
+            format,
+            capacity,
+            started: false,
+        })
+    }
+
+    fn start(&mut self) -> Result<(), Error> {
+        if !self.started {
+            self.stream
+                .play()
+                .map_err(|e| Error::Output(e.to_string()))?;
+            self.started = true;
+            self.shared.active.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn check_failed(&self) -> Result<(), Error> {
+        match self.shared.failed.get() {
+            Some(msg) => Err(Error::Output(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Sleep for a fraction of the ring so a full ring is waited on without spinning.
+    fn wait_step(&self) -> Duration {
+        Duration::from_secs_f32(RING_SECONDS / 8.0)
+    }
+}
+
+fn build(
+    device: &cpal::Device,
+    config: &StreamConfig,
+    format: SampleFormat,
+    consumer: Consumer<f32>,
+    shared: &Arc<Shared>,
+) -> Result<cpal::Stream, Error> {
+    let channels = usize::from(config.channels);
+    let shared_cb = Arc::clone(shared);
+    let shared_err = Arc::clone(shared);
+    let on_error = move |err: cpal::Error| {
+        let _ = shared_err.failed.set(err.to_string());
+    };
+    macro_rules! build_as {
+        ($t:ty) => {
+            device.build_output_stream::<$t, _, _>(
+                config.clone(),
+                callback::<$t>(consumer, channels, shared_cb),
+                on_error,
+                None,
+            )
+        };
+    }
+    let stream = match format {
+        SampleFormat::F32 => build_as!(f32),
+        SampleFormat::I16 => build_as!(i16),
+        SampleFormat::I32 => build_as!(i32),
+        SampleFormat::U16 => build_as!(u16),
+        SampleFormat::U8 => build_as!(u8),
+        SampleFormat::F64 => build_as!(f64),
+        other => {
+            return Err(Error::Output(format!(
+                "device sample format {other} is not supported"
+            )));
+        }
+    };
+    stream.map_err(|e| Error::Output(e.to_string()))
+}
+
+/// The real-time callback: copy, convert, count. No locks, no allocation, no syscalls.
+fn callback<T>(
+    mut consumer: Consumer<f32>,
+    channels: usize,
+    shared: Arc<Shared>,
+) -> impl FnMut(&mut [T], &OutputCallbackInfo) + Send + 'static
+where
+    T: SizedSample + FromSample<f32>,
+{
+    move |data: &mut [T], info: &OutputCallbackInfo| {
+        let ts = info.timestamp();
+        if let Some(latency) = ts.playback.checked_duration_since(ts.callback) {
+            shared
+                .latency_ns
+                .store(latency.as_nanos() as u64, Ordering::Relaxed);
+        }
+        let available = consumer.slots().min(data.len());
+        let available = available - available % channels;
+        let mut filled = 0;
+        if let Ok(chunk) = consumer.read_chunk(available) {
+            let (a, b) = chunk.as_slices();
+            for (out, s) in data.iter_mut().zip(a.iter().chain(b)) {
+                *out = T::from_sample(*s);
+            }
+            filled = available;
+            chunk.commit_all();
+        }
+        if filled < data.len() {
+            data[filled..].fill(T::EQUILIBRIUM);
+            if shared.active.load(Ordering::Acquire) {
+                shared.underruns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Sink for DeviceSink {
+    fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    fn write(&mut self, samples: &[f32]) -> Result<(), Error> {
+        let channels = usize::from(self.format.channels);
+        let mut rest = samples;
+        while !rest.is_empty() {
+            self.check_failed()?;
+            let free = self.producer.slots().min(rest.len());
+            let n = free - free % channels;
+            if n == 0 {
+                // Full: the ring holds RING_SECONDS of audio, so the device can start now.
+                self.start()?;
+                std::thread::sleep(self.wait_step());
+                continue;
+            }
+            if let Ok(chunk) = self.producer.write_chunk_uninit(n) {
+                chunk.fill_from_iter(rest[..n].iter().copied());
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), Error> {
+        self.start()?;
+        // What is still in the ring is the natural end, not an underrun.
+        self.shared.active.store(false, Ordering::Release);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while self.producer.slots() < self.capacity {
+            self.check_failed()?;
+            if Instant::now() > deadline {
+                return Err(Error::Output("the device stopped taking samples".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The last samples are in the device's own buffer: let them reach the speaker.
+        let latency = Duration::from_nanos(self.shared.latency_ns.load(Ordering::Relaxed));
+        std::thread::sleep(latency.min(Duration::from_secs(1)) + Duration::from_millis(20));
+        self.stream
+            .pause()
+            .map_err(|e| Error::Output(e.to_string()))?;
+        self.check_failed()
+    }
+
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            underruns: self.shared.underruns.load(Ordering::Relaxed),
+        }
+    }
+}
