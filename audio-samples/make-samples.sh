@@ -67,4 +67,20 @@ ff -i "$work/tone.wav" "${bitexact[@]}" -ac 1 -c:a aac -b:a 64k "formats/tone-aa
 # Opus is not in the node's decoder set; kept to test the "unsupported codec" message.
 ff -i "$work/tone.wav" "${bitexact[@]}" -ar 48000 -c:a libopus -b:a 32k "unsupported/tone-opus.ogg"
 
+
+
+# --- the decoder fuzz target's seed corpus: tiny real files of each kind -------------------
+corpus=../speaker-node/fuzz/corpus/decode
+mkdir -p "$corpus"
+short() { ff -i formats/tone-s16le.wav -t "$1" "${bitexact[@]}" "${@:3}" "$corpus/$2"; }
+short 0.1 tone.wav
+short 0.1 tone-adpcm.wav -c:a adpcm_ima_wav
+short 0.1 tone.aiff -c:a pcm_s16be -f aiff
+short 0.1 tone.flac -c:a flac
+short 0.3 tone.mp3 -c:a libmp3lame -b:a 32k
+short 0.3 tone-mpeg25.mp3 -ar 11025 -ac 1 -c:a libmp3lame -b:a 8k
+short 0.3 tone.mp2 -c:a mp2 -b:a 64k
+short 0.3 tone.m4a -c:a aac -b:a 32k
+short 0.3 tone.ogg -c:a libvorbis
+cp formats/tone-id3-cover.mp3 "$corpus/"
 du -ch ./*.* formats unsupported | tail -1

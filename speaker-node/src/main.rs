@@ -109,23 +109,30 @@ fn file_error(file: &Path, err: impl std::fmt::Display) -> String {
     format!("{}: {err}", file.display())
 }
 
+/// One warning line for a file that played only in part.
 fn warn_report(file: &Path, report: &DecodeReport) {
     let file = file.display();
-    if report.skipped_packets > 0 {
-        let (n, lost) = (report.skipped_packets, report.lost_ms as f64 / 1000.0);
-        eprintln!(
-            "speaker-node: warning: {file}: skipped {n} corrupt frames ({lost:.2} s of audio)"
-        );
-    }
-    if report.truncated {
-        let missing = match report.missing_ms {
-            0 => String::new(),
-            ms => format!(", {:.2} s missing", ms as f64 / 1000.0),
-        };
-        eprintln!(
-            "speaker-node: warning: {file}: file is cut short or damaged{missing}; played what it holds"
-        );
-    }
+    let skipped = report.skipped_packets;
+    let lost = report.lost_ms as f64 / 1000.0;
+    let missing = match report.missing_ms {
+        0 => String::new(),
+        ms => format!(
+            ": about {} frames ({:.2} s) missing",
+            report.missing_packets,
+            ms as f64 / 1000.0
+        ),
+    };
+    let message = match (skipped > 0, report.truncated) {
+        (false, false) => return,
+        (true, false) => {
+            format!("skipped {skipped} corrupt frames ({lost:.2} s of audio); played the rest")
+        }
+        (false, true) => format!("file is cut short or damaged{missing}; played what it holds"),
+        (true, true) => format!(
+            "skipped {skipped} corrupt frames and the file is cut short or damaged{missing}; played what it holds"
+        ),
+    };
+    eprintln!("speaker-node: warning: {file}: {message}");
 }
 
 fn probe(file: &Path) -> Result<(), String> {

@@ -57,6 +57,8 @@ pub struct DecodeReport {
     pub truncated: bool,
     /// How much shorter than the container's stated length the decode came out, ms.
     pub missing_ms: u64,
+    /// The same in codec frames (packets), estimated from the last packet's length.
+    pub missing_packets: u64,
 }
 
 /// A streaming decoder for one file or in-memory blob.
@@ -220,7 +222,9 @@ impl Decoder {
         if accounted + slack < expected {
             self.report.truncated = true;
         }
-        self.report.missing_ms = expected.saturating_sub(self.report.frames) * 1000 / rate;
+        let missing = expected.saturating_sub(self.report.frames);
+        self.report.missing_ms = missing * 1000 / rate;
+        self.report.missing_packets = missing.div_ceil(self.last_packet_frames.max(1));
     }
 
     /// Counts packets missing between the last good one and this one (a demuxer that

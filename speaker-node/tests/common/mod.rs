@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 
+pub mod pulse;
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_speaker-node"))
 }

@@ -1,0 +1,75 @@
+//! The real sound-card path: `speaker-node play` through cpal and ALSA into a PulseAudio
+//! null sink, recorded from its monitor. The recording must be the sample, at the level
+//! asked for, with no underruns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::pulse::PulseServer;
+use common::*;
+
+fn play_and_capture(sample: &str, extra: &[&str]) -> (Vec<f32>, Vec<f32>, String) {
+    let pulse = PulseServer::start();
+    let file = samples_dir().join(sample);
+    let recorder = pulse.record();
+    let out = pulse
+        .command(env!("CARGO_BIN_EXE_speaker-node"))
+        .args(["play", file.to_str().unwrap(), "--output", "device"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let captured = recorder.stop();
+    let err = stderr(&out);
+    assert!(out.status.success(), "play failed: {err}");
+    // At the card's rate; mono becomes dual-mono at unity, as the node plays it (ffmpeg's
+    // own -ac 2 would lower it by 3 dB).
+    let mut reference = ffmpeg_decode(&file, Some(48_000), None);
+    if reference.len() == ffmpeg_decode(&file, Some(48_000), Some(2)).len() / 2 {
+        reference = reference.iter().flat_map(|s| [*s, *s]).collect();
+    }
+    (reference, captured, err)
+}
+
+/// A PulseAudio monitor records nothing while its sink plays silence and then misses the
+/// first block the sink renders (paplay loses its first 20 ms the same way), so the
+/// capture may lack up to this much of the item's start. Everything after must be there.
+const MONITOR_START_LOSS_FRAMES: usize = 4_800;
+
+fn assert_heard(reference: &[f32], captured: &[f32], expected_gain: f64) {
+    let cmp = compare(reference, captured, 2, 96_000);
+    println!(
+        "lag {} frames, gain {:.4}, SNR {:.1} dB over {} frames",
+        cmp.lag, cmp.gain, cmp.snr_db, cmp.overlap_frames
+    );
+    let missed_start = usize::try_from(-cmp.lag).unwrap_or(0);
+    assert!(
+        missed_start <= MONITOR_START_LOSS_FRAMES,
+        "capture lacks {missed_start} frames of the start"
+    );
+    let expected = reference.len() / 2 - missed_start;
+    assert!(
+        cmp.overlap_frames + 10 >= expected,
+        "heard {} of {expected} frames",
+        cmp.overlap_frames
+    );
+    assert!(
+        (cmp.gain / expected_gain - 1.0).abs() < 0.02,
+        "gain {} expected {expected_gain}",
+        cmp.gain
+    );
+    assert!(cmp.snr_db > 40.0, "SNR {:.1} dB", cmp.snr_db);
+}
+
+#[test]
+fn plays_a_stereo_item_through_the_sound_card_at_the_volume_asked() {
+    let (reference, captured, err) = play_and_capture("news.ogg", &["--volume", "50"]);
+    assert!(!err.contains("underrun"), "{err}");
+    assert_heard(&reference, &captured, 0.25);
+}
+
+#[test]
+fn plays_a_mono_mp3_with_item_gain() {
+    let (reference, captured, err) = play_and_capture("announcement.mp3", &["--gain-db", "-6"]);
+    assert!(!err.contains("underrun"), "{err}");
+    assert_heard(&reference, &captured, 10f64.powf(-6.0 / 20.0));
+}
