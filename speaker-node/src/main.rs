@@ -71,9 +71,15 @@ fn parse_gain(s: &str) -> Result<f32, String> {
 }
 
 fn main() -> ExitCode {
+    // SPEAKER_NODE_LOG=error|warn|info|debug|trace; off by default so that errors stay one
+    // line. (A plain level rather than tracing's env-filter keeps a regex engine out of a
+    // binary that runs on small boards.)
+    let level = std::env::var("SPEAKER_NODE_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SPEAKER_NODE_LOG"))
+        .with_max_level(level.unwrap_or(tracing_subscriber::filter::LevelFilter::OFF))
         .init();
     std::panic::set_hook(Box::new(|info| {
         if decode::inside_decoder() {

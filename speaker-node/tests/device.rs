@@ -14,7 +14,7 @@ fn play_and_capture(sample: &str, extra: &[&str]) -> (Vec<f32>, Vec<f32>, String
     let recorder = pulse.record();
     let out = pulse
         .command(env!("CARGO_BIN_EXE_speaker-node"))
-        .args(["play", file.to_str().unwrap(), "--output", "device"])
+        .args(["play", file.to_str().unwrap()])
         .args(extra)
         .output()
         .unwrap();
@@ -62,14 +62,29 @@ fn assert_heard(reference: &[f32], captured: &[f32], expected_gain: f64) {
 
 #[test]
 fn plays_a_stereo_item_through_the_sound_card_at_the_volume_asked() {
-    let (reference, captured, err) = play_and_capture("news.ogg", &["--volume", "50"]);
+    let (reference, captured, err) =
+        play_and_capture("news.ogg", &["--output", "device", "--volume", "50"]);
     assert!(!err.contains("underrun"), "{err}");
     assert_heard(&reference, &captured, 0.25);
 }
 
 #[test]
+fn plays_through_alsa_when_asked() {
+    // cpal -> ALSA -> the pulse ALSA plugin: the path of a board with no sound server.
+    let (reference, captured, err) = play_and_capture(
+        "news.mp3",
+        &["--output", "device:alsa:default", "--volume", "80"],
+    );
+    assert!(!err.contains("underrun"), "{err}");
+    assert_heard(&reference, &captured, 0.64);
+}
+
+#[test]
 fn plays_a_mono_mp3_with_item_gain() {
-    let (reference, captured, err) = play_and_capture("announcement.mp3", &["--gain-db", "-6"]);
+    let (reference, captured, err) = play_and_capture(
+        "announcement.mp3",
+        &["--output", "device", "--gain-db", "-6"],
+    );
     assert!(!err.contains("underrun"), "{err}");
     assert_heard(&reference, &captured, 10f64.powf(-6.0 / 20.0));
 }

@@ -21,9 +21,11 @@ use crate::Error;
 /// How much audio the ring holds. Enough to ride out a slow disk or a busy core on a
 /// small board; also how far the decoder runs ahead.
 const RING_SECONDS: f32 = 0.5;
-/// Requested device period. Larger periods mean fewer wake-ups (the CPU budget on small
-/// boards); 40 ms still lets a volume change or a stop take effect at once to the ear.
-const PERIOD_SECONDS: f32 = 0.040;
+/// Requested device period (the device buffers two). Larger periods mean fewer wake-ups,
+/// which is most of the CPU a node spends while playing (see BENCHMARKS.md); 100 ms still
+/// lets a stop or an emergency cut in within a quarter second. Start times do not depend
+/// on it: they are aimed using the latency the device reports.
+const PERIOD_SECONDS: f32 = 0.100;
 /// Longest a stuck device may hold `finish` before it gives up.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -35,6 +37,10 @@ struct Shared {
     underruns: AtomicU64,
     /// Output latency reported by the device (callback -> DAC), nanoseconds.
     latency_ns: AtomicU64,
+    /// Frames of silence the callback has written in all (underruns and after the end).
+    silence_frames: AtomicU64,
+    /// The largest callback seen, in frames: how much the device asks for at once.
+    max_callback_frames: AtomicU64,
     /// The first stream error; the sink fails its next write with it.
     failed: OnceLock<String>,
 }
@@ -75,13 +81,21 @@ fn with_alsa_detail(
     }
 }
 
-fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device, Error> {
+/// Finds the device to open. With no name: the default device of the default host, which
+/// is PulseAudio (native protocol) when a server is reachable, else ALSA. A name is a cpal
+/// device id as `speaker-node devices` prints it (`alsa:hw:0,0`, `pulseaudio:out`), an id
+/// without its host, or a device's description.
+fn find_device(name: Option<&str>) -> Result<cpal::Device, Error> {
     let Some(name) = name else {
-        return host.default_output_device().ok_or_else(|| {
+        return cpal::default_host().default_output_device().ok_or_else(|| {
             Error::Output(
                 "no default audio output device (is a sound card or PulseAudio present?)".into(),
             )
         });
+    };
+    let host = match name.parse::<cpal::DeviceId>() {
+        Ok(id) => cpal::host_from_id(id.host()).map_err(|e| Error::Output(e.to_string()))?,
+        Err(_) => cpal::default_host(),
     };
     let devices = host
         .output_devices()
@@ -96,12 +110,16 @@ fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device, Er
     )))
 }
 
-/// The names a device answers to: its cpal id without the host prefix, and its description.
+/// The names a device answers to: its full cpal id, the id without the host, and its
+/// description.
 fn device_names(device: &cpal::Device) -> Vec<String> {
     let mut names = Vec::new();
     if let Ok(id) = device.id() {
         let id = id.to_string();
-        names.push(id.split_once(':').map(|(_, d)| d.to_string()).unwrap_or(id));
+        if let Some((_, bare)) = id.split_once(':') {
+            names.push(bare.to_string());
+        }
+        names.insert(0, id);
     }
     if let Ok(desc) = device.description() {
         names.push(desc.name().to_string());
@@ -109,30 +127,38 @@ fn device_names(device: &cpal::Device) -> Vec<String> {
     names
 }
 
+/// Output devices of every host this machine offers, default host first.
 pub(super) fn list() -> Result<Vec<DeviceInfo>, Error> {
     let _quiet = alsa::Output::local_error_handler().ok();
-    let host = cpal::default_host();
-    let default = host.default_output_device().and_then(|d| d.id().ok());
-    let devices = host
-        .output_devices()
-        .map_err(|e| Error::Output(e.to_string()))?;
-    Ok(devices
-        .map(|device| {
+    let default = cpal::default_host()
+        .default_output_device()
+        .and_then(|d| d.id().ok());
+    let mut hosts = cpal::available_hosts();
+    hosts.sort_by_key(|h| Some(*h) != default.as_ref().map(|d| d.host()));
+    let mut out = Vec::new();
+    for host_id in hosts {
+        let Ok(host) = cpal::host_from_id(host_id) else {
+            continue;
+        };
+        let Ok(devices) = host.output_devices() else {
+            continue;
+        };
+        for device in devices {
             let names = device_names(&device);
             let name = names.first().cloned().unwrap_or_default();
-            DeviceInfo {
-                description: names.get(1).cloned().unwrap_or_else(|| name.clone()),
+            out.push(DeviceInfo {
+                description: names.last().cloned().unwrap_or_else(|| name.clone()),
                 is_default: default.is_some() && device.id().ok() == default,
                 name,
-            }
-        })
-        .collect())
+            });
+        }
+    }
+    Ok(out)
 }
 
 impl DeviceSink {
     fn open(name: Option<&str>, preferred: AudioFormat) -> Result<Self, Error> {
-        let host = cpal::default_host();
-        let device = find_device(&host, name)?;
+        let device = find_device(name)?;
         let default = device
             .default_output_config()
             .map_err(|e| Error::Output(e.to_string()))?;
@@ -214,7 +240,7 @@ impl DeviceSink {
 
     /// Sleep for a fraction of the ring so a full ring is waited on without spinning.
     fn wait_step(&self) -> Duration {
-        Duration::from_secs_f32(RING_SECONDS / 8.0)
+        Duration::from_secs_f32(RING_SECONDS / 4.0)
     }
 }
 
@@ -284,8 +310,14 @@ where
             filled = available;
             chunk.commit_all();
         }
+        let frames = (data.len() / channels) as u64;
+        shared
+            .max_callback_frames
+            .fetch_max(frames, Ordering::Relaxed);
         if filled < data.len() {
             data[filled..].fill(T::EQUILIBRIUM);
+            let silent = ((data.len() - filled) / channels) as u64;
+            shared.silence_frames.fetch_add(silent, Ordering::Relaxed);
             if shared.active.load(Ordering::Acquire) {
                 shared.underruns.fetch_add(1, Ordering::Relaxed);
             }
@@ -331,9 +363,26 @@ impl Sink for DeviceSink {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        // The last samples are in the device's own buffer: let them reach the speaker.
-        let latency = Duration::from_nanos(self.shared.latency_ns.load(Ordering::Relaxed));
-        std::thread::sleep(latency.min(Duration::from_secs(1)) + Duration::from_millis(20));
+        // The last samples are still in the device's buffers (and, for a sound server, its
+        // own). Stopping now would cut them off, and reported latencies are estimates, so
+        // push silence behind them until all of that has certainly played out.
+        let rate = u64::from(self.format.sample_rate);
+        let latency = self
+            .shared
+            .latency_ns
+            .load(Ordering::Relaxed)
+            .min(1_000_000_000);
+        let needed = 2 * self.shared.max_callback_frames.load(Ordering::Relaxed)
+            + latency * rate / 1_000_000_000
+            + rate / 20;
+        let start = self.shared.silence_frames.load(Ordering::Relaxed);
+        while self.shared.silence_frames.load(Ordering::Relaxed) - start < needed {
+            self.check_failed()?;
+            if Instant::now() > deadline {
+                return Err(Error::Output("the device stopped taking samples".into()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.stream
             .pause()
             .map_err(|e| Error::Output(e.to_string()))?;

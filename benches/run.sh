@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The benchmarks of BENCHMARKS.md, each run side by side with its peer in one go.
+#   benches/run.sh            all
+#   benches/run.sh decode     decode speed vs ffmpeg and mpg123
+#   benches/run.sh playback   real-time playback RSS/CPU vs snapclient, same PulseAudio sink
+# Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in hyperfine snapserver snapclient; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ -n "${missing[*]:-}" ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release -q -p speaker-node
+node=$PWD/target/release/speaker-node
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
+
+# Inputs: the news sample looped to 10 minutes, as a 128 kbps MP3 and as FLAC (44.1 kHz).
+ff -stream_loop 74 -i audio-samples/news.wav -ar 44100 -c:a libmp3lame -b:a 128k "$work/long.mp3"
+ff -stream_loop 74 -i audio-samples/news.wav -ar 44100 -c:a flac "$work/long.flac"
+
+median_table() { # hyperfine json -> "median_ms  ratio_to_first_peer  command"
+  python3 - "$1" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+ours = results[0]["median"]
+for r in results:
+    print(f'{r["median"] * 1000:8.1f} ms  {r["median"] / ours:5.2f}x ours  {r["command"]}')
+PY
+}
+
+bench_decode() {
+  echo "== decode, 10 min 128 kbps MP3 (median of 15 runs)"
+  hyperfine -N -w 2 -r 15 --export-json "$work/mp3.json" \
+    "$node decode $work/long.mp3 --output null" \
+    "ffmpeg -nostdin -v error -i $work/long.mp3 -f null -" \
+    "mpg123 -q -t $work/long.mp3" >/dev/null
+  median_table "$work/mp3.json"
+  echo "== decode, 10 min FLAC 16-bit 44.1 kHz stereo (median of 15 runs)"
+  hyperfine -N -w 2 -r 15 --export-json "$work/flac.json" \
+    "$node decode $work/long.flac --output null" \
+    "ffmpeg -nostdin -v error -threads 1 -i $work/long.flac -f null -" \
+    "ffmpeg -nostdin -v error -i $work/long.flac -f null -" >/dev/null
+  median_table "$work/flac.json"
+}
+
+# A private PulseAudio with a 48 kHz null sink (paced like a card); ALSA's default -> pulse.
+start_pulse() {
+  mkdir -p "$work/home/run"
+  printf 'pcm.!default { type pulse }\nctl.!default { type pulse }\n' > "$work/home/.asoundrc"
+  export HOME=$work/home XDG_RUNTIME_DIR=$work/home/run PULSE_SERVER=unix:$work/home/pulse.sock
+  pulseaudio -n --daemonize=no --exit-idle-time=-1 --disable-shm=yes \
+    --load="module-null-sink sink_name=out rate=48000 format=s16le channels=2" \
+    --load="module-native-protocol-unix auth-anonymous=1 socket=$work/home/pulse.sock" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do pactl info >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "pulseaudio did not start" >&2; exit 1
+}
+
+# "maxrss_kB cpu_percent" of a finished /usr/bin/time -f '%M %U %S %e' report.
+usage() { awk '{ printf "%d kB peak RSS, %.2f %% CPU (%.1f s user+sys over %.1f s)\n", $1, 100*($2+$3)/$4, $2+$3, $4 }' "$1"; }
+
+bench_playback() {
+  local seconds=60
+  start_pulse
+  ff -i "$work/long.mp3" -t "$seconds" -c copy "$work/minute.mp3"
+  echo "== real-time playback of ${seconds} s of 128 kbps MP3 through PulseAudio (ALSA plugin)"
+  /usr/bin/time -o "$work/ours.time" -f '%M %U %S %e' "$node" play "$work/minute.mp3" --output device
+  printf 'speaker-node play        '; usage "$work/ours.time"
+
+  # snapclient: the same audio from a local snapserver (FLAC transport), same sink via ALSA.
+  local port=$((20000 + RANDOM % 20000))
+  mkfifo "$work/snapfifo"
+  : > "$work/snapserver.conf"
+  snapserver -c "$work/snapserver.conf" --server.datadir="$work" --logging.sink=null \
+    --http.enabled=false --tcp.enabled=false --stream.bind_to_address=127.0.0.1 --stream.port="$port" \
+    --stream.source="pipe://$work/snapfifo?name=default&sampleformat=48000:16:2" &
+  pids+=($!)
+  sleep 1
+  ffmpeg -nostdin -v error -re -i "$work/minute.mp3" -f s16le -ar 48000 -ac 2 - > "$work/snapfifo" &
+  pids+=($!)
+  /usr/bin/time -o "$work/snap.time" -f '%M %U %S %e' \
+    timeout -s INT "$seconds" snapclient -h 127.0.0.1 -p "$port" --player alsa -s default --logsink null || true
+  printf 'snapclient (alsa)        '; usage "$work/snap.time"
+}
+
+case "${1:-all}" in
+  decode) bench_decode ;;
+  playback) bench_playback ;;
+  all) bench_decode; bench_playback ;;
+  *) echo "usage: benches/run.sh [decode|playback|all]" >&2; exit 2 ;;
+esac
