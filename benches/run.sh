@@ -25,29 +25,38 @@ ff() { ffmpeg -nostdin -hide_banner -loglevel error -y "$@"; }
 ff -stream_loop 74 -i audio-samples/news.wav -ar 44100 -c:a libmp3lame -b:a 128k "$work/long.mp3"
 ff -stream_loop 74 -i audio-samples/news.wav -ar 44100 -c:a flac "$work/long.flac"
 
-median_table() { # hyperfine json -> "median_ms  ratio_to_first_peer  command"
-  python3 - "$1" <<'PY'
-import json, sys
-results = json.load(open(sys.argv[1]))["results"]
-ours = results[0]["median"]
-for r in results:
-    print(f'{r["median"] * 1000:8.1f} ms  {r["median"] / ours:5.2f}x ours  {r["command"]}')
+# Rounds of a few runs each, the commands taking turns within every round, so a noisy
+# neighbour on this shared machine slows all of them alike.
+ROUNDS=5
+RUNS_PER_ROUND=3
+
+compare() { # name command... : medians over all runs, and the median per-round ratio to ours
+  local name=$1; shift
+  for r in $(seq "$ROUNDS"); do
+    hyperfine -N -w 1 -r "$RUNS_PER_ROUND" --export-json "$work/$name-$r.json" "$@" >/dev/null 2>&1
+  done
+  python3 - "$work" "$name" "$ROUNDS" <<'PY'
+import json, statistics, sys
+work, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+per_round = [json.load(open(f"{work}/{name}-{r}.json"))["results"] for r in range(1, rounds + 1)]
+for i, first in enumerate(per_round[0]):
+    times = [t for res in per_round for t in res[i]["times"]]
+    ratios = [statistics.median(res[i]["times"]) / statistics.median(res[0]["times"]) for res in per_round]
+    print(f'{statistics.median(times) * 1000:8.1f} ms median   {statistics.median(ratios):5.2f}x ours   {first["command"]}')
 PY
 }
 
 bench_decode() {
-  echo "== decode, 10 min 128 kbps MP3 (median of 15 runs)"
-  hyperfine -N -w 2 -r 15 --export-json "$work/mp3.json" \
+  echo "== decode, 10 min 128 kbps MP3 ($ROUNDS rounds x $RUNS_PER_ROUND runs)"
+  compare mp3 \
     "$node decode $work/long.mp3 --output null" \
     "ffmpeg -nostdin -v error -i $work/long.mp3 -f null -" \
-    "mpg123 -q -t $work/long.mp3" >/dev/null
-  median_table "$work/mp3.json"
-  echo "== decode, 10 min FLAC 16-bit 44.1 kHz stereo (median of 15 runs)"
-  hyperfine -N -w 2 -r 15 --export-json "$work/flac.json" \
+    "mpg123 -q -t $work/long.mp3"
+  echo "== decode, 10 min FLAC 16-bit 44.1 kHz stereo ($ROUNDS rounds x $RUNS_PER_ROUND runs)"
+  compare flac \
     "$node decode $work/long.flac --output null" \
     "ffmpeg -nostdin -v error -threads 1 -i $work/long.flac -f null -" \
-    "ffmpeg -nostdin -v error -i $work/long.flac -f null -" >/dev/null
-  median_table "$work/flac.json"
+    "ffmpeg -nostdin -v error -i $work/long.flac -f null -"
 }
 
 # A private PulseAudio with a 48 kHz null sink (paced like a card); ALSA's default -> pulse.
@@ -64,15 +73,17 @@ start_pulse() {
 }
 
 # "maxrss_kB cpu_percent" of a finished /usr/bin/time -f '%M %U %S %e' report.
-usage() { awk '{ printf "%d kB peak RSS, %.2f %% CPU (%.1f s user+sys over %.1f s)\n", $1, 100*($2+$3)/$4, $2+$3, $4 }' "$1"; }
+usage() { tail -n 1 "$1" | awk '{ printf "%d kB peak RSS, %.2f %% CPU (%.2f s user+sys over %.1f s)\n", $1, 100*($2+$3)/$4, $2+$3, $4 }'; }
 
 bench_playback() {
   local seconds=60
   start_pulse
   ff -i "$work/long.mp3" -t "$seconds" -c copy "$work/minute.mp3"
-  echo "== real-time playback of ${seconds} s of 128 kbps MP3 through PulseAudio (ALSA plugin)"
+  echo "== real-time playback of ${seconds} s of 128 kbps MP3 through PulseAudio"
   /usr/bin/time -o "$work/ours.time" -f '%M %U %S %e' "$node" play "$work/minute.mp3" --output device
-  printf 'speaker-node play        '; usage "$work/ours.time"
+  printf 'speaker-node (pulse)     '; usage "$work/ours.time"
+  /usr/bin/time -o "$work/ours-alsa.time" -f '%M %U %S %e' "$node" play "$work/minute.mp3" --output device:alsa:default
+  printf 'speaker-node (alsa)      '; usage "$work/ours-alsa.time"
 
   # snapclient: the same audio from a local snapserver (FLAC transport), same sink via ALSA.
   local port=$((20000 + RANDOM % 20000))

@@ -88,7 +88,7 @@ fn every_sample_matches_ffmpeg() {
             file.display(),
             cmp.gain
         );
-        // Same length give or take one codec frame of priming/padding.
+        // Same length give or take padding ffmpeg keeps (AAC) or a codec frame.
         assert!(
             length_diff <= 2112,
             "{}: {length_diff} frames longer/shorter than ffmpeg",
@@ -129,4 +129,39 @@ fn probe_ignores_the_file_name() {
     assert!(out.status.success(), "{}", stderr(&out));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["codec"], "vorbis");
+}
+
+/// Gapless: every compressed copy decodes to exactly as many frames as the WAV it was
+/// made from (encoder delay and padding trimmed: LAME header, Ogg granules, MP4 edit
+/// list), give or take the MP4 movie timescale's one millisecond.
+#[test]
+fn compressed_copies_are_as_long_as_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = |file: &std::path::Path| {
+        let wav = dir.path().join("len.wav");
+        let out = run(&[
+            "decode",
+            file.to_str().unwrap(),
+            "--output",
+            &format!("wav:{}", wav.display()),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (spec, samples) = read_wav(&wav);
+        (samples.len() / usize::from(spec.channels), spec.sample_rate)
+    };
+    for name in ["announcement", "chime", "news"] {
+        let (source, rate) = frames(&samples_dir().join(format!("{name}.wav")));
+        for ext in ["mp3", "m4a", "ogg", "flac"] {
+            let (decoded, _) = frames(&samples_dir().join(format!("{name}.{ext}")));
+            let tolerance = if ext == "m4a" {
+                rate as usize / 1000
+            } else {
+                0
+            };
+            assert!(
+                decoded.abs_diff(source) <= tolerance,
+                "{name}.{ext}: {decoded} frames, source {source}"
+            );
+        }
+    }
 }

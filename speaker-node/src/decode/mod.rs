@@ -4,9 +4,11 @@
 //! bounded whatever the file length: one packet is decoded at a time into a reused buffer.
 //! Corrupt packets are skipped and counted; a file that ends early yields what it holds.
 //! Encoder delay and padding are trimmed where the container states them (MP3 LAME/Xing
-//! headers, Ogg granule positions) — symphonia does that per packet.
+//! headers, Ogg granule positions) — symphonia does that per packet — and from the MP4
+//! edit list, which we read ourselves (see `mp4_gapless`).
 
 mod codec_names;
+mod mp4_gapless;
 
 use std::fs::File;
 use std::io::Cursor;
@@ -79,6 +81,9 @@ pub struct Decoder {
     /// Frames lost in gaps and in packets that failed to decode.
     lost_frames: u64,
     last_packet_frames: u64,
+    /// Gapless trim still to do (MP4 edit list): frames to drop, then frames to keep.
+    trim_skip: u64,
+    trim_keep: Option<u64>,
 }
 
 impl Decoder {
@@ -92,7 +97,7 @@ impl Decoder {
         if meta.len() == 0 {
             return Err(Error::Empty);
         }
-        match Self::from_source(Box::new(file)) {
+        let mut decoder = match Self::from_source(Box::new(file)) {
             // symphonia's MP4 reader refuses an mdat that runs past the end of a seekable
             // file (a cut-off upload). Read as a stream it plays what is there.
             Err(Error::NoAudio) => {
@@ -104,7 +109,12 @@ impl Decoder {
                 })
             }
             other => other,
+        }?;
+        if decoder.info.format == "isomp4" {
+            let mut file = std::io::BufReader::new(File::open(path).map_err(Error::Io)?);
+            decoder.apply_edit(mp4_gapless::read_edit(&mut file));
         }
+        Ok(decoder)
     }
 
     /// Decodes from bytes in memory (fuzzing, tests, small uploads).
@@ -112,7 +122,10 @@ impl Decoder {
         if bytes.is_empty() {
             return Err(Error::Empty);
         }
-        Self::from_source(Box::new(Cursor::new(bytes)))
+        let edit = mp4_gapless::read_edit(&mut Cursor::new(&bytes));
+        let mut decoder = Self::from_source(Box::new(Cursor::new(bytes)))?;
+        decoder.apply_edit(edit);
+        Ok(decoder)
     }
 
     fn from_source(source: Box<dyn MediaSource>) -> Result<Self, Error> {
@@ -179,6 +192,8 @@ impl Decoder {
             next_pts: None,
             lost_frames: 0,
             last_packet_frames: 0,
+            trim_skip: 0,
+            trim_keep: None,
         };
         // Decode the first packet now: a file that cannot play fails before any sound, and
         // some containers (raw AAC, some MP4s) only reveal the layout in the first packet.
@@ -199,6 +214,37 @@ impl Decoder {
             self.pending_primed = true;
         }
         Ok(())
+    }
+
+    /// Applies an MP4 edit list (only to MP4 files: other containers trim themselves).
+    fn apply_edit(&mut self, edit: Option<mp4_gapless::Edit>) {
+        let Some(edit) = edit.filter(|_| self.info.format == "isomp4") else {
+            return;
+        };
+        let trim = edit.to_trim(self.info.sample_rate);
+        self.trim_skip = trim.start;
+        self.trim_keep = trim.length;
+        if let Some(length) = trim.length {
+            self.info.duration_ms = Some(length * 1000 / u64::from(self.info.sample_rate));
+        }
+    }
+
+    /// Cuts the gapless trim out of the chunk in `samples`; false if nothing is left.
+    fn trim_chunk(&mut self) -> bool {
+        let channels = usize::from(self.info.channels);
+        let frames = (self.samples.len() / channels) as u64;
+        let skip = self.trim_skip.min(frames);
+        if skip > 0 {
+            self.samples.drain(..skip as usize * channels);
+            self.trim_skip -= skip;
+        }
+        if let Some(keep) = self.trim_keep.as_mut() {
+            let frames = (self.samples.len() / channels) as u64;
+            let kept = (*keep).min(frames);
+            self.samples.truncate(kept as usize * channels);
+            *keep -= kept;
+        }
+        !self.samples.is_empty()
     }
 
     pub fn info(&self) -> &StreamInfo {
@@ -242,26 +288,30 @@ impl Decoder {
     /// The next block of interleaved samples at the stream's own rate and channel count,
     /// or `None` at the end. Corrupt packets are skipped (see [`DecodeReport`]).
     pub fn next_chunk(&mut self) -> Result<Option<&[f32]>, Error> {
-        if std::mem::take(&mut self.pending_primed) {
-            return Ok(Some(&self.samples));
-        }
-        let next = match guarded(|| self.decode_next()) {
-            Ok(next) => next?,
-            Err(fault) => {
-                self.ended = true;
-                return Err(fault);
+        loop {
+            if self.trim_keep == Some(0) {
+                return Ok(None); // the rest is encoder padding
             }
-        };
-        match next {
-            None => Ok(None),
-            Some((_, rate, channels)) => {
+            if !std::mem::take(&mut self.pending_primed) {
+                let next = match guarded(|| self.decode_next()) {
+                    Ok(next) => next?,
+                    Err(fault) => {
+                        self.ended = true;
+                        return Err(fault);
+                    }
+                };
+                let Some((_, rate, channels)) = next else {
+                    return Ok(None);
+                };
                 if rate != self.info.sample_rate || channels != self.info.channels {
                     return Err(Error::FormatChanged(format!(
                         "{} Hz {} ch became {rate} Hz {channels} ch",
                         self.info.sample_rate, self.info.channels
                     )));
                 }
-                Ok(Some(&self.samples))
+            }
+            if self.trim_chunk() {
+                return Ok(Some(&self.samples));
             }
         }
     }

@@ -28,6 +28,8 @@ const RING_SECONDS: f32 = 0.5;
 const PERIOD_SECONDS: f32 = 0.100;
 /// Longest a stuck device may hold `finish` before it gives up.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a full ring may go without the device taking a sample.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared with the real-time callback: atomics only.
 #[derive(Default)]
@@ -41,8 +43,10 @@ struct Shared {
     silence_frames: AtomicU64,
     /// The largest callback seen, in frames: how much the device asks for at once.
     max_callback_frames: AtomicU64,
-    /// The first stream error; the sink fails its next write with it.
+    /// The first fatal stream error (device gone); the sink fails its next write with it.
     failed: OnceLock<String>,
+    /// Errors the stream recovered from (xruns, a sound server's hiccups).
+    glitches: AtomicU64,
 }
 
 pub struct DeviceSink {
@@ -255,7 +259,15 @@ fn build(
     let shared_cb = Arc::clone(shared);
     let shared_err = Arc::clone(shared);
     let on_error = move |err: cpal::Error| {
-        let _ = shared_err.failed.set(err.to_string());
+        use cpal::ErrorKind::{DeviceNotAvailable, StreamInvalidated};
+        if matches!(err.kind(), DeviceNotAvailable | StreamInvalidated) {
+            let _ = shared_err.failed.set(err.to_string());
+        } else {
+            // cpal recovers from these itself and the stream goes on; a stream that
+            // really stops is caught by the stall guard in `write` and `finish`.
+            shared_err.glitches.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %err, "audio stream glitch");
+        }
     };
     macro_rules! build_as {
         ($t:ty) => {
@@ -333,6 +345,7 @@ impl Sink for DeviceSink {
     fn write(&mut self, samples: &[f32]) -> Result<(), Error> {
         let channels = usize::from(self.format.channels);
         let mut rest = samples;
+        let mut stalled_since: Option<Instant> = None;
         while !rest.is_empty() {
             self.check_failed()?;
             let free = self.producer.slots().min(rest.len());
@@ -340,9 +353,14 @@ impl Sink for DeviceSink {
             if n == 0 {
                 // Full: the ring holds RING_SECONDS of audio, so the device can start now.
                 self.start()?;
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > STALL_TIMEOUT {
+                    return Err(Error::Output("the device stopped taking samples".into()));
+                }
                 std::thread::sleep(self.wait_step());
                 continue;
             }
+            stalled_since = None;
             if let Ok(chunk) = self.producer.write_chunk_uninit(n) {
                 chunk.fill_from_iter(rest[..n].iter().copied());
             }
@@ -392,6 +410,7 @@ impl Sink for DeviceSink {
     fn stats(&self) -> SinkStats {
         SinkStats {
             underruns: self.shared.underruns.load(Ordering::Relaxed),
+            glitches: self.shared.glitches.load(Ordering::Relaxed),
         }
     }
 }

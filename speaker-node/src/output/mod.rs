@@ -39,6 +39,8 @@ impl AudioFormat {
 pub struct SinkStats {
     /// Times the device wanted samples while an item was playing and none were ready.
     pub underruns: u64,
+    /// Stream errors the output recovered from (xruns, sound-server hiccups).
+    pub glitches: u64,
 }
 
 pub trait Sink {
