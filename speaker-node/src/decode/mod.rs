@@ -100,7 +100,7 @@ impl Decoder {
         let mut decoder = match Self::from_source(Box::new(file)) {
             // symphonia's MP4 reader refuses an mdat that runs past the end of a seekable
             // file (a cut-off upload). Read as a stream it plays what is there.
-            Err(Error::NoAudio) => {
+            Err(Error::NoAudio) if starts_with_ftyp(path) => {
                 let file = File::open(path).map_err(Error::Io)?;
                 let stream = ReadOnlySource::new(file);
                 Self::from_source(Box::new(stream)).map(|mut d| {
@@ -208,7 +208,7 @@ impl Decoder {
 
     /// Decodes up to the first good packet to learn the stream layout; keeps its samples.
     fn prime(&mut self) -> Result<(), Error> {
-        if let Some((_, rate, channels)) = self.decode_next()? {
+        if let Some((rate, channels)) = self.decode_next()? {
             self.info.sample_rate = rate;
             self.info.channels = channels;
             self.pending_primed = true;
@@ -300,7 +300,7 @@ impl Decoder {
                         return Err(fault);
                     }
                 };
-                let Some((_, rate, channels)) = next else {
+                let Some((rate, channels)) = next else {
                     return Ok(None);
                 };
                 if rate != self.info.sample_rate || channels != self.info.channels {
@@ -316,9 +316,9 @@ impl Decoder {
         }
     }
 
-    /// Decodes packets until one yields audio. Returns (frames, rate, channels) of what is
-    /// now in `self.samples`, or `None` at the end of the stream.
-    fn decode_next(&mut self) -> Result<Option<(usize, u32, u16)>, Error> {
+    /// Decodes packets until one yields audio. Returns (rate, channels) of what is now in
+    /// `self.samples`, or `None` at the end of the stream.
+    fn decode_next(&mut self) -> Result<Option<(u32, u16)>, Error> {
         let mut demux_errors = 0;
         while !self.ended {
             let next = self.format.next_packet();
@@ -366,7 +366,7 @@ impl Decoder {
                     let channels = u16::try_from(buf.spec().channels().count()).unwrap_or(0);
                     buf.copy_to_vec_interleaved(&mut self.samples);
                     self.report.frames += frames as u64;
-                    return Ok(Some((frames, rate, channels)));
+                    return Ok(Some((rate, channels)));
                 }
                 Err(SymError::DecodeError(_)) => self.skip_packet(),
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -393,6 +393,15 @@ impl Decoder {
         self.report.skipped_packets += 1;
         self.lost_frames += self.last_packet_frames;
     }
+}
+
+/// An MP4 file starts with its `ftyp` box.
+fn starts_with_ftyp(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head[4..] == b"ftyp"
 }
 
 thread_local! {
