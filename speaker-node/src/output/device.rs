@@ -71,14 +71,13 @@ fn with_alsa_detail(
     err: Error,
     log: Option<std::rc::Rc<std::cell::RefCell<alsa::Output>>>,
 ) -> Error {
-    let detail = log
-        .and_then(|l| {
-            l.borrow()
-                .buffer_string(|b| String::from_utf8_lossy(b).into_owned())
-                .into()
-        })
-        .and_then(|s: String| s.lines().last().map(|l| l.trim().to_string()))
-        .filter(|s| !s.is_empty());
+    let text = log.map(|l| {
+        l.borrow()
+            .buffer_string(|b| String::from_utf8_lossy(b).into_owned())
+    });
+    let detail = text
+        .and_then(|t| t.lines().last().map(|l| l.trim().to_string()))
+        .filter(|d| !d.is_empty());
     match (err, detail) {
         (Error::Output(msg), Some(d)) if !msg.contains(&d) => Error::Output(format!("{msg} ({d})")),
         (err, _) => err,
@@ -188,40 +187,34 @@ impl DeviceSink {
             channels,
         };
         let period = (sample_rate as f32 * PERIOD_SECONDS) as u32;
-        let mut config = StreamConfig {
-            channels,
-            sample_rate,
-            buffer_size: cpal::BufferSize::Fixed(period),
-        };
         let capacity = ((sample_rate as f32 * RING_SECONDS) as usize) * usize::from(channels);
         let shared = Arc::new(Shared::default());
-        let (producer, consumer) = RingBuffer::new(capacity);
         let sample_format = default.sample_format();
-        let stream = match build(&device, &config, sample_format, consumer, &shared) {
-            Ok(stream) => stream,
-            Err(_) => {
-                // Some devices refuse our period size; let them choose.
-                config.buffer_size = cpal::BufferSize::Default;
-                let (p, c) = RingBuffer::new(capacity);
-                let stream = build(&device, &config, sample_format, c, &shared)?;
-                return Ok(DeviceSink {
-                    stream,
-                    producer: p,
-                    shared,
-                    format,
-                    capacity,
-                    started: false,
-                });
+        // Our period first; some devices refuse it, so then let them choose.
+        let mut last_error = None;
+        for buffer_size in [cpal::BufferSize::Fixed(period), cpal::BufferSize::Default] {
+            let config = StreamConfig {
+                channels,
+                sample_rate,
+                buffer_size,
+            };
+            let (producer, consumer) = RingBuffer::new(capacity);
+            match build(&device, &config, sample_format, consumer, &shared) {
+                Ok(stream) => {
+                    let started = false;
+                    return Ok(DeviceSink {
+                        stream,
+                        producer,
+                        shared,
+                        format,
+                        capacity,
+                        started,
+                    });
+                }
+                Err(e) => last_error = Some(e),
             }
-        };
-        Ok(DeviceSink {
-            stream,
-            producer,
-            shared,
-            format,
-            capacity,
-            started: false,
-        })
+        }
+        Err(last_error.unwrap_or_else(|| Error::Output("no stream configuration worked".into())))
     }
 
     fn start(&mut self) -> Result<(), Error> {
