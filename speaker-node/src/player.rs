@@ -1,7 +1,5 @@
 //! Plays items on a sink: decode -> channel map -> resample -> gain -> limit -> sink.
 
-use std::path::Path;
-
 use crate::Error;
 use crate::decode::{DecodeReport, Decoder};
 use crate::dsp::{ChannelMapper, Gain, StreamResampler};
@@ -25,17 +23,8 @@ impl Default for Loudness {
     }
 }
 
-/// Plays one file to the end on `sink`, adapted to the sink's format. Returns how the
-/// decode went; a file that cannot be opened is an error before any sample is written.
-pub fn play_file(
-    path: &Path,
-    sink: &mut dyn Sink,
-    loudness: Loudness,
-) -> Result<DecodeReport, Error> {
-    let decoder = Decoder::open(path)?;
-    play(decoder, sink, loudness)
-}
-
+/// Plays a decoder's item to the end on `sink`, adapted to the sink's format. Returns how
+/// the decode went.
 pub fn play(
     mut decoder: Decoder,
     sink: &mut dyn Sink,

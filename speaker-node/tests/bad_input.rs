@@ -104,21 +104,7 @@ fn a_bad_file_in_a_play_list_stops_it_before_any_sound() {
 
 /// Decodes a damaged file to WAV; returns (stderr, frames decoded, frames in the intact file).
 fn decode_damaged(damaged: &Path, original: &Path, dir: &Path) -> (String, usize, usize) {
-    let wav = dir.join("out.wav");
-    let out = run(&[
-        "decode",
-        damaged.to_str().unwrap(),
-        "--output",
-        &format!("wav:{}", wav.display()),
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}: {}",
-        damaged.display(),
-        stderr(&out)
-    );
-    let (spec, samples) = read_wav(&wav);
+    let (out, spec, samples) = decode_to_wav(damaged, dir);
     let frames = samples.len() / usize::from(spec.channels);
     let full = ffmpeg_decode(original, None, None).len() / usize::from(spec.channels);
     (stderr(&out), frames, full)

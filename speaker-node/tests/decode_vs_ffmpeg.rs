@@ -43,20 +43,12 @@ fn every_sample_matches_ffmpeg() {
         let codec = info["codec"].as_str().unwrap().to_string();
         let channels = info["channels"].as_u64().unwrap() as usize;
 
-        let wav = dir.path().join("out.wav");
-        let out = run(&[
-            "decode",
-            file.to_str().unwrap(),
-            "--output",
-            &format!("wav:{}", wav.display()),
-        ]);
-        assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+        let (out, spec, ours) = decode_to_wav(&file, dir.path());
         assert!(
             stderr(&out).is_empty(),
             "clean file warned: {}",
             stderr(&out)
         );
-        let (spec, ours) = read_wav(&wav);
         assert_eq!(
             u64::from(spec.sample_rate),
             info["sample_rate"].as_u64().unwrap()
@@ -138,15 +130,7 @@ fn probe_ignores_the_file_name() {
 fn compressed_copies_are_as_long_as_their_source() {
     let dir = tempfile::tempdir().unwrap();
     let frames = |file: &std::path::Path| {
-        let wav = dir.path().join("len.wav");
-        let out = run(&[
-            "decode",
-            file.to_str().unwrap(),
-            "--output",
-            &format!("wav:{}", wav.display()),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let (spec, samples) = read_wav(&wav);
+        let (_, spec, samples) = decode_to_wav(file, dir.path());
         (samples.len() / usize::from(spec.channels), spec.sample_rate)
     };
     for name in ["announcement", "chime", "news"] {

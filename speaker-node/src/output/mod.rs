@@ -72,13 +72,6 @@ const BACKENDS: &[(&str, Builder)] = &[
 ];
 
 impl OutputSpec {
-    pub fn null() -> Self {
-        OutputSpec {
-            kind: "null",
-            arg: None,
-        }
-    }
-
     pub fn is_device(&self) -> bool {
         self.kind == "device"
     }

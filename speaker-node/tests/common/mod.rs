@@ -66,6 +66,21 @@ pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<f32>) {
     (spec, samples)
 }
 
+/// `speaker-node decode FILE --output wav:DIR/decoded.wav`, which must succeed; returns
+/// the run (for its stderr) and the WAV read back.
+pub fn decode_to_wav(file: &Path, dir: &Path) -> (Output, hound::WavSpec, Vec<f32>) {
+    let wav = dir.join("decoded.wav");
+    let out = run(&[
+        "decode",
+        file.to_str().unwrap(),
+        "--output",
+        &format!("wav:{}", wav.display()),
+    ]);
+    assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+    let (spec, samples) = read_wav(&wav);
+    (out, spec, samples)
+}
+
 /// First channel of interleaved samples.
 pub fn channel(samples: &[f32], channels: usize, which: usize) -> Vec<f32> {
     samples
