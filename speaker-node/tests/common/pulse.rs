@@ -96,7 +96,9 @@ impl PulseServer {
                 "--format=float32le",
                 "--rate=48000",
                 "--channels=2",
-                "--latency-msec=20",
+                // A generous buffer: with a small one a loaded machine makes the
+                // server drop recorded audio, which would read as a playback fault.
+                "--latency-msec=100",
             ])
             .stdout(file)
             .spawn()
@@ -125,8 +127,25 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Stops the recorder (SIGINT, so it flushes) and returns what it heard.
+    /// Waits until everything buffered when playback ended has been recorded (the file
+    /// grew by a good margin over the recorder's 100 ms buffer, or stopped growing as the
+    /// sink went idle), stops the recorder (SIGINT, so it flushes) and returns what it heard.
     pub fn stop(mut self) -> Vec<f32> {
+        const FLUSH_BYTES: u64 = 48_000 * 8 * 4 / 10; // 400 ms of f32 stereo at 48 kHz
+        let size = || std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let start = size();
+        let (mut last, mut since) = (start, Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while last - start < FLUSH_BYTES
+            && since.elapsed() < Duration::from_millis(600)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = size();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+        }
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
