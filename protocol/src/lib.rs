@@ -1,7 +1,14 @@
 //! Wire types shared by the controller and the speaker nodes, and the schedule resolver
 //! (rules -> concrete plays, conflicts, priorities).
 //!
-//! Pure by design: serde, chrono and cron only — no I/O, no async runtime, no HTTP, no
-//! database — so the CMS preview and the node run the very same code.
+//! Pure by design: serde, chrono, chrono-tz and cron only — no I/O, no async runtime, no
+//! HTTP, no database — so the CMS preview and the node run the very same code.
 //!
-//! Empty for now: the types arrive with the fleet link (see DESIGN.md, "Data flow").
+//! - [`schedule`]: rules (once, daily, weekly, monthly, cron; local time with DST edges),
+//!   programs (items, gaps, repeats, chime), priorities, quiet hours, and [`schedule::resolve`].
+//!
+//! The node link's messages arrive with the fleet link (see DESIGN.md, "Data flow").
+
+pub mod schedule;
+
+pub use chrono_tz::Tz;
