@@ -1,7 +1,105 @@
-//! The commune content management system: content library, approval, villages,
-//! schedules, users and reports, stored in SQLite, served as a REST API and web UI (warp
-//! filters that the controller mounts).
+//! The Loa Làng CMS: what commune staff work with.
 //!
-//! Empty for now. Uploads will be checked with the speaker node's own decoder
-//! (`speaker_node::decode`, built without the sound card feature): one decoder in the
-//! whole system.
+//! ```text
+//! http (warp: REST API + web UI + OpenAPI)  ->  service (Cms: rules, approval, audit)
+//!                                           ->  store (SQLite)  +  blobs (files by SHA-256)
+//! ```
+//!
+//! - [`store`]: the SQLite database (rusqlite, WAL, migrations); errors become [`CmsError`].
+//! - [`blobs`]: audio files addressed by SHA-256, written atomically.
+//! - [`media`]: the upload check — the node's decoder decodes every upload in full and
+//!   EBU R128 loudness is measured — and [`tts`] for typed announcements.
+//! - [`auth`]: passwords, sessions, tokens, roles and permissions, login rate limits.
+//! - `service`: the operations staff perform ([`Cms`] methods), each checked against the
+//!   caller's role and commune and written to the audit log with its before/after.
+//! - [`http`]: every route in one table, the JSON API, the web UI and the OpenAPI document.
+//!
+//! The `controller` binary mounts [`http::routes`] and owns the process.
+
+pub mod auth;
+pub mod blobs;
+mod config;
+mod error;
+pub mod http;
+pub mod i18n;
+pub mod media;
+pub mod model;
+mod service;
+pub mod store;
+pub mod tts;
+mod ui;
+
+use std::sync::Arc;
+
+pub use config::CmsConfig;
+pub use error::{CmsError, Result, Text};
+pub use service::{
+    ContentPatch, NewUserRequest, NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest,
+    UploadMeta, VILLAGE_KINDS,
+};
+
+/// A node record request (for seeding and tools).
+pub fn service_node_request(name: String, village_id: i64, lat: f64, lon: f64) -> NodeRequest {
+    NodeRequest {
+        name,
+        village_id,
+        lat: Some(lat),
+        lon: Some(lon),
+        notes: None,
+    }
+}
+
+use auth::LoginLimiter;
+use blobs::BlobStore;
+use store::Store;
+
+/// The CMS: storage plus the rules staff work under. Cheap to clone.
+#[derive(Clone)]
+pub struct Cms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    config: CmsConfig,
+    limiter: LoginLimiter,
+    default_commune: i64,
+}
+
+impl Cms {
+    /// Opens the data directory (database, blobs), applying migrations and making sure the
+    /// default commune exists.
+    pub fn open(config: CmsConfig) -> Result<Cms> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            CmsError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let store = Store::open(&config.data_dir.join("loa.db"))?;
+        let blobs = BlobStore::open(config.data_dir.join("blobs"))?;
+        let commune = store.call_sync(|c| {
+            store::ensure_commune_for_config(c, &config.commune_slug, &config.commune_name)
+        })?;
+        Ok(Cms {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                config,
+                limiter: LoginLimiter::default(),
+                default_commune: commune,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+    pub fn config(&self) -> &CmsConfig {
+        &self.inner.config
+    }
+    pub fn default_commune(&self) -> i64 {
+        self.inner.default_commune
+    }
+}

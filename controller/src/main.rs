@@ -1,9 +1,196 @@
-//! `controller`: serves the CMS and runs the fleet hub (node links, content serving, live
-//! ingest, health). Not built yet: this binary only says so.
+//! `controller`: serves the CMS and runs the fleet hub. Thin: parses the command line and
+//! calls the library (see CONTRACT.md for the stable commands).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use cms::{Cms, CmsConfig, NewUserRequest};
+
+#[derive(Parser)]
+#[command(
+    name = "controller",
+    version,
+    about = "Loa Làng controller: the CMS and the fleet hub"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the CMS (web UI and API) from a data directory.
+    Serve {
+        /// Holds the database (loa.db) and the audio blobs.
+        #[arg(long, env = "LOA_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Address to listen on; port 0 picks a free one (printed on start).
+        #[arg(long, env = "LOA_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        opts: ServeOpts,
+    },
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// The whole system with demo data: xã Hạ Long, five villages, a user per role,
+    /// sample content approved and scheduled.
+    Demo {
+        #[arg(long, env = "LOA_DATA", default_value = ".loa/demo")]
+        data: PathBuf,
+        #[arg(long, env = "LOA_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Demo speaker nodes (the fleet link starts them; records only for now).
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Where the sample recordings are.
+        #[arg(long, default_value = "audio-samples")]
+        samples: PathBuf,
+        #[command(flatten)]
+        opts: ServeOpts,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeOpts {
+    /// Largest accepted upload, in megabytes.
+    #[arg(long, env = "LOA_MAX_UPLOAD_MB", default_value_t = 200)]
+    max_upload_mb: u64,
+    /// Text-to-speech command template; {voice} and {out} are replaced, text on stdin.
+    #[arg(long, env = "LOA_TTS_COMMAND")]
+    tts_command: Option<String>,
+    /// Slug of the commune a new data directory starts with.
+    #[arg(long, env = "LOA_COMMUNE", default_value = "default")]
+    commune: String,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (the first admin is made this way).
+    Add {
+        #[arg(long, env = "LOA_DATA", default_value = "data")]
+        data: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "LOA_PASSWORD")]
+        password: String,
+        #[arg(long, value_parser = ["admin", "editor", "approver", "technician", "viewer"])]
+        role: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Admins only: see and manage every commune of the deployment.
+        #[arg(long)]
+        province_wide: bool,
+    },
+}
+
+fn config(data: PathBuf, opts: &ServeOpts) -> CmsConfig {
+    let mut c = CmsConfig {
+        data_dir: data,
+        ..CmsConfig::default()
+    };
+    c.max_upload_bytes = opts.max_upload_mb.saturating_mul(1_000_000);
+    if let Some(cmd) = &opts.tts_command {
+        c.tts_command = cmd.split_whitespace().map(str::to_owned).collect();
+    }
+    c.commune_slug = opts.commune.clone();
+    c
+}
+
 fn main() -> ExitCode {
-    eprintln!("controller: not built yet — the CMS and fleet hub come in later releases");
-    ExitCode::from(2)
+    let filter = std::env::var("LOA_LOG").unwrap_or_else(|_| "info".into());
+    let level = filter.parse().unwrap_or(tracing::Level::INFO);
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("controller: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cli.command {
+            Command::Serve { data, listen, opts } => serve(config(data, &opts), listen, None).await,
+            Command::Demo {
+                data,
+                listen,
+                nodes,
+                samples,
+                opts,
+            } => {
+                let mut cfg = config(data, &opts);
+                cfg.commune_slug = controller::demo::COMMUNE_SLUG.into();
+                cfg.commune_name = controller::demo::COMMUNE_NAME.into();
+                serve(cfg, listen, Some((nodes, samples))).await
+            }
+            Command::User {
+                command:
+                    UserCommand::Add {
+                        data,
+                        username,
+                        password,
+                        role,
+                        display_name,
+                        province_wide,
+                    },
+            } => {
+                let cms = Cms::open(CmsConfig {
+                    data_dir: data,
+                    ..CmsConfig::default()
+                })?;
+                let req = NewUserRequest {
+                    username,
+                    password,
+                    role,
+                    display_name,
+                    commune_id: None,
+                    province_wide,
+                };
+                let user = cms.create_user(None, req).await?;
+                println!("{}", serde_json::to_string(&user)?);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn serve(cfg: CmsConfig, listen: SocketAddr, demo: Option<(u32, PathBuf)>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let cms = Cms::open(cfg)?;
+    let url = format!("http://{addr}/");
+    if let Some((nodes, samples)) = demo {
+        let logins = controller::demo::seed(&cms, &samples, nodes).await?;
+        println!("Loa Làng demo — {} — {url}", controller::demo::COMMUNE_NAME);
+        for (role, user, pass) in logins {
+            println!("  {role:<11} {user} / {pass}");
+        }
+    }
+    // One machine-readable line for scripts and tests: the address actually bound.
+    println!("listening on {url}");
+    tracing::info!(%addr, "serving");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    cms::http::serve(cms, listener, shutdown).await;
+    Ok(())
 }

@@ -1,0 +1,48 @@
+use std::path::PathBuf;
+
+/// Settings of the CMS part of the controller. `Default` is the one place defaults live.
+#[derive(Clone)]
+pub struct CmsConfig {
+    /// Holds `loa.db` and `blobs/`.
+    pub data_dir: PathBuf,
+    /// Uploads above this are refused with 413 (default 200 MB).
+    pub max_upload_bytes: u64,
+    /// Text-to-speech command template (see `tts`).
+    pub tts_command: Vec<String>,
+    /// The commune a new data directory starts with.
+    pub commune_slug: String,
+    pub commune_name: String,
+    /// Whether an approver may approve their own item (off: four eyes on everything aired).
+    pub allow_self_approval: bool,
+    /// Browser sessions last this long.
+    pub session_hours: u32,
+    /// Mark cookies `Secure` (behind TLS).
+    pub secure_cookies: bool,
+}
+
+impl Default for CmsConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            max_upload_bytes: 200_000_000,
+            tts_command: crate::tts::default_command(),
+            commune_slug: "default".into(),
+            commune_name: "Xã mặc định".into(),
+            allow_self_approval: false,
+            session_hours: 12,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for CmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CmsConfig")
+            .field("data_dir", &self.data_dir)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("tts_command", &self.tts_command)
+            .field("commune_slug", &self.commune_slug)
+            .field("allow_self_approval", &self.allow_self_approval)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,113 @@
+//! Serving blobs: immutable (addressed by hash), so cacheable for a year by any cache;
+//! `Range` requests for resuming downloads and seeking in the browser's player.
+
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+use warp::Reply;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use super::Req;
+use crate::Cms;
+use crate::error::{CmsError, Result};
+
+pub async fn serve(cms: &Cms, sha256: &str, req: &Req) -> Result<Response> {
+    let missing = || CmsError::not_found("Không tìm thấy tệp âm thanh", "Audio blob");
+    let path = cms.blobs().path(sha256).ok_or_else(missing)?;
+    let mut file = tokio::fs::File::open(&path).await.map_err(|_| missing())?;
+    let size = file.metadata().await?.len();
+    let etag = format!("\"{sha256}\"");
+    if req
+        .header("if-none-match")
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        let mut res = super::reply::with_status(304, "audio/mpeg", bytes::Bytes::new());
+        res.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).map_err(|e| CmsError::Storage(e.to_string()))?,
+        );
+        return Ok(res);
+    }
+    let range = match req.header("range") {
+        None => None,
+        Some(r) => match parse_range(r, size) {
+            Some(range) => Some(range),
+            None => {
+                let err =
+                    CmsError::invalid("Khoảng byte không hợp lệ.", "Unsatisfiable byte range.");
+                let mut res = super::reply::error(&err, req.lang);
+                *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                res.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{size}")),
+                );
+                return Ok(res);
+            }
+        },
+    };
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let len = if size == 0 { 0 } else { end - start + 1 };
+    file.seek(std::io::SeekFrom::Start(start)).await?;
+    let stream = ReaderStream::new(file.take(len));
+    let mut res = warp::reply::stream(stream).into_response();
+    if range.is_some() {
+        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+        res.headers_mut().insert(
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes {start}-{end}/{size}")),
+        );
+    }
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_LENGTH, header_value(&len.to_string()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(res)
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range, inclusive, within `size`.
+fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.checked_sub(n.min(size))?, size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(parse_range("bytes=0-5000", 1000), Some((0, 999)));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("bytes=5-1", 1000), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+        assert_eq!(parse_range("bytes=x-", 1000), None);
+    }
+}

@@ -1,0 +1,273 @@
+//! The HTTP face of the CMS: one warp filter that hands every request to [`dispatch`],
+//! which finds the route in [`table::ROUTES`], authenticates, checks the route's permission
+//! and CSRF, then calls the API or UI handler. Errors map to statuses in one place
+//! ([`reply::error`]).
+
+mod api;
+mod blob;
+pub mod openapi;
+pub mod reply;
+pub mod table;
+mod upload;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use warp::Filter;
+use warp::http::{HeaderMap, Method};
+use warp::reply::Response;
+
+use crate::auth::{Principal, Via};
+use crate::error::{CmsError, Result};
+use crate::i18n::Lang;
+use crate::{Cms, ui};
+use table::Found;
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// JSON and form bodies larger than this are refused (uploads have their own limit).
+const MAX_BODY: usize = 1 << 20;
+
+/// One request, as handlers see it.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub params: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub remote: Option<SocketAddr>,
+    /// In a mutex only so that `&Req` is `Sync` (handlers borrow it across awaits).
+    body: std::sync::Mutex<Option<BodyStream>>,
+    pub lang: Lang,
+}
+
+impl Req {
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The `i`-th `{param}` of the path as a record id.
+    pub fn id(&self, i: usize) -> Result<i64> {
+        self.params
+            .get(i)
+            .and_then(|s| s.parse().ok())
+            .filter(|n: &i64| *n > 0)
+            .ok_or_else(|| CmsError::not_found("Không tìm thấy", "Record"))
+    }
+
+    pub fn ip(&self) -> String {
+        self.remote
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    pub fn take_body(&mut self) -> Option<BodyStream> {
+        self.body
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The whole body, at most [`MAX_BODY`] bytes.
+    pub async fn bytes(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Some(mut body) = self.take_body() {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    CmsError::invalid(
+                        format!("Lỗi đọc dữ liệu: {e}"),
+                        format!("Reading the request failed: {e}"),
+                    )
+                })?;
+                if out.len() + chunk.len() > MAX_BODY {
+                    return Err(CmsError::TooLarge {
+                        limit: MAX_BODY as u64,
+                    });
+                }
+                out.extend_from_slice(&chunk);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let body = self.bytes().await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            CmsError::invalid(
+                format!("Dữ liệu JSON không hợp lệ: {e}"),
+                format!("Invalid JSON body: {e}"),
+            )
+        })
+    }
+
+    pub async fn form(&mut self) -> Result<Vec<(String, String)>> {
+        let body = self.bytes().await?;
+        Ok(table::parse_query(&String::from_utf8_lossy(&body)))
+    }
+}
+
+/// The whole site (API, blobs, UI) as one warp filter.
+pub fn routes(cms: Cms) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
+        .map(make_req)
+        .then(move |req: Req| {
+            let cms = cms.clone();
+            async move { dispatch(cms, req).await }
+        })
+}
+
+fn make_req<S, B>(
+    method: Method,
+    path: warp::path::FullPath,
+    query: String,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    body: S,
+) -> Req
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
+    B: warp::Buf,
+{
+    let body: BodyStream = Box::pin(
+        body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()))
+            .map_err(std::io::Error::other),
+    );
+    let query = table::parse_query(&query);
+    let mut req = Req {
+        method,
+        path: path.as_str().to_owned(),
+        params: Vec::new(),
+        query,
+        headers,
+        remote,
+        body: std::sync::Mutex::new(Some(body)),
+        lang: Lang::default(),
+    };
+    req.lang = Lang::choose(
+        req.q("lang"),
+        req.cookie("lang"),
+        req.header("accept-language"),
+    );
+    req
+}
+
+/// Serves until `shutdown` resolves (mini-redis style: the caller owns the listener).
+pub async fn serve(
+    cms: Cms,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(cms))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+async fn dispatch(cms: Cms, mut req: Req) -> Response {
+    let started = Instant::now();
+    let (route, params) = match table::find(&req.method, &req.path) {
+        Found::Route(r, p) => (r, p),
+        Found::WrongMethod => {
+            let err = CmsError::invalid("Phương thức không được hỗ trợ.", "Method not allowed.");
+            let mut res = reply::error(&err, req.lang);
+            *res.status_mut() = warp::http::StatusCode::METHOD_NOT_ALLOWED;
+            return res;
+        }
+        Found::None => {
+            return reply::error(&CmsError::not_found("Không có trang này", "Page"), req.lang);
+        }
+    };
+    req.params = params;
+    let api = route.is_api();
+    let result = async {
+        let principal = if route.perm == crate::auth::Perm::Public {
+            authenticate(&cms, &req).await.ok()
+        } else {
+            let p = authenticate(&cms, &req).await?;
+            check_csrf(&p, &req)?;
+            p.require(route.perm)?;
+            Some(p)
+        };
+        if api {
+            api::handle(&cms, route.id, principal, &mut req).await
+        } else {
+            ui::handle(&cms, route.id, principal, &mut req).await
+        }
+    }
+    .await;
+    let res = match result {
+        Ok(res) => res,
+        Err(CmsError::Unauthenticated) if !api && req.method == Method::GET => {
+            reply::redirect("/login")
+        }
+        Err(e) if !api => ui::error_page(&e, req.lang),
+        Err(e) => reply::error(&e, req.lang),
+    };
+    tracing::debug!(method = %req.method, path = %req.path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    res
+}
+
+async fn authenticate(cms: &Cms, req: &Req) -> Result<Principal> {
+    if let Some(auth) = req.header("authorization") {
+        let token = auth
+            .strip_prefix("Bearer ")
+            .ok_or(CmsError::Unauthenticated)?;
+        return cms.authenticate(token.trim(), Via::Bearer).await;
+    }
+    match req.cookie(reply::SESSION_COOKIE) {
+        Some(secret) => cms.authenticate(secret, Via::Cookie).await,
+        None => Err(CmsError::Unauthenticated),
+    }
+}
+
+/// A browser session changing anything must show the CSRF token of its session (the
+/// pages put it in every form; the script sends it as `X-CSRF-Token`).
+fn check_csrf(p: &Principal, req: &Req) -> Result<()> {
+    let safe = matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || p.via == Via::Bearer {
+        return Ok(());
+    }
+    match req.header("x-csrf-token") {
+        Some(t) if !p.csrf.is_empty() && constant_time_eq(t.as_bytes(), p.csrf.as_bytes()) => {
+            Ok(())
+        }
+        _ => Err(CmsError::forbidden(
+            "Thiếu mã chống giả mạo (CSRF). Hãy tải lại trang.",
+            "Missing or wrong CSRF token. Reload the page.",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,60 @@
+//! What staff do, as [`Cms`](crate::Cms) methods. Each checks the caller's permission and
+//! commune, validates input, changes the store in one transaction and writes the audit
+//! log in that same transaction.
+
+mod content;
+mod places;
+mod schedules;
+mod users;
+
+pub use content::{ContentPatch, UploadMeta};
+pub use places::{NodeRequest, VILLAGE_KINDS};
+pub use schedules::{PreviewPlay, PreviewTarget, ScheduleRequest};
+pub use users::NewUserRequest;
+
+use crate::auth::Principal;
+use crate::store::AuditRecord;
+
+/// An audit record for a change made by `p`.
+fn audit_by<'a>(
+    p: &'a Principal,
+    commune_id: i64,
+    action: &'a str,
+    entity: &'a str,
+    entity_id: i64,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> AuditRecord<'a> {
+    AuditRecord {
+        user_id: Some(p.user.id),
+        username: Some(&p.user.username),
+        commune_id: Some(commune_id),
+        action,
+        entity,
+        entity_id: Some(entity_id),
+        before,
+        after,
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(v).ok()
+}
+
+/// Trims a required text field and checks its length.
+fn required(value: &str, max: usize, vi: &str, en: &str) -> crate::Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(crate::CmsError::invalid(
+            format!("Thiếu {vi}."),
+            format!("{en} is required."),
+        ));
+    }
+    if v.chars().count() > max {
+        return Err(crate::CmsError::invalid(
+            format!("{vi} dài quá {max} ký tự."),
+            format!("{en} is longer than {max} characters."),
+        ));
+    }
+    Ok(v.to_owned())
+}

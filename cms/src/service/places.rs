@@ -1,0 +1,212 @@
+//! Villages, groups of villages and speaker nodes.
+
+use serde::Deserialize;
+
+use super::{audit_by, required, to_json};
+use crate::Cms;
+use crate::auth::{self, Perm, Principal};
+use crate::error::{CmsError, Result, Text};
+use crate::model::{Node, Village, VillageGroup};
+use crate::store::{self as q, NodeUpdate};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRequest {
+    pub name: String,
+    pub village_id: i64,
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+impl NodeRequest {
+    fn checked(self) -> Result<NodeUpdate> {
+        let name = required(&self.name, 100, "tên cụm loa", "Node name")?;
+        let lat_ok = self.lat.is_none_or(|v| (-90.0..=90.0).contains(&v));
+        let lon_ok = self.lon.is_none_or(|v| (-180.0..=180.0).contains(&v));
+        if !lat_ok || !lon_ok || self.lat.is_some() != self.lon.is_some() {
+            return Err(CmsError::invalid(
+                "Toạ độ GPS không hợp lệ (cần cả vĩ độ và kinh độ).",
+                "Invalid GPS position (give both latitude and longitude).",
+            ));
+        }
+        Ok(NodeUpdate {
+            name,
+            village_id: self.village_id,
+            lat: self.lat,
+            lon: self.lon,
+            notes: self
+                .notes
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .take(2000)
+                .collect(),
+        })
+    }
+}
+
+pub const VILLAGE_KINDS: [(&str, &str, &str); 4] = [
+    ("thon", "Thôn", "Village"),
+    ("to_dan_pho", "Tổ dân phố", "Residential group"),
+    ("ban", "Bản", "Hamlet (bản)"),
+    ("ap", "Ấp", "Hamlet (ấp)"),
+];
+
+impl Cms {
+    pub async fn create_village(
+        &self,
+        p: &Principal,
+        name: &str,
+        kind: Option<&str>,
+        commune: Option<i64>,
+    ) -> Result<Village> {
+        p.require(Perm::ManagePlaces)?;
+        let cid = p.commune(commune)?;
+        let name = required(name, 100, "tên thôn", "Village name")?;
+        let kind = kind.unwrap_or("thon").to_owned();
+        if !VILLAGE_KINDS.iter().any(|(k, _, _)| *k == kind) {
+            return Err(CmsError::invalid(
+                "Loại địa bàn không hợp lệ (thon, to_dan_pho, ban, ap).",
+                "Unknown village kind (thon, to_dan_pho, ban, ap).",
+            ));
+        }
+        let p = p.clone();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let id = q::places::insert_village(&tx, cid, &name, &kind)?;
+                let v = q::places::village(&tx, id)?;
+                q::audit(
+                    &tx,
+                    &audit_by(&p, cid, "create", "village", id, None, to_json(&v)),
+                )?;
+                tx.commit()?;
+                Ok(v)
+            })
+            .await
+    }
+
+    pub async fn villages(&self, p: &Principal, commune: Option<i64>) -> Result<Vec<Village>> {
+        p.require(Perm::Read)?;
+        let cid = p.commune(commune)?;
+        self.store()
+            .call(move |c| q::places::villages(c, cid))
+            .await
+    }
+
+    pub async fn create_group(
+        &self,
+        p: &Principal,
+        name: &str,
+        villages: Vec<i64>,
+    ) -> Result<VillageGroup> {
+        p.require(Perm::ManagePlaces)?;
+        let cid = p.commune(None)?;
+        let name = required(name, 100, "tên nhóm", "Group name")?;
+        let p = p.clone();
+        self.store()
+            .call(move |c| {
+                let id = q::places::insert_group(c, cid, &name, &villages)?;
+                let g = q::places::groups(c, cid)?
+                    .into_iter()
+                    .find(|g| g.id == id)
+                    .ok_or_else(|| CmsError::Storage("group vanished".into()))?;
+                q::audit(
+                    c,
+                    &audit_by(&p, cid, "create", "group", id, None, to_json(&g)),
+                )?;
+                Ok(g)
+            })
+            .await
+    }
+
+    pub async fn groups(&self, p: &Principal) -> Result<Vec<VillageGroup>> {
+        p.require(Perm::Read)?;
+        let cid = p.commune(None)?;
+        self.store().call(move |c| q::places::groups(c, cid)).await
+    }
+
+    /// Adds a node; the answer carries a one-time enrolment code (only its hash is kept).
+    pub async fn create_node(&self, p: &Principal, req: NodeRequest) -> Result<(Node, String)> {
+        p.require(Perm::ManageNodes)?;
+        let cid = p.commune(None)?;
+        let update = req.checked()?;
+        let code = enrollment_code();
+        let code_hash = auth::secret_hash(&code);
+        let p = p.clone();
+        let node = self
+            .store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let id = q::places::insert_node(&tx, cid, &update, &code_hash)?;
+                let n = q::places::node(&tx, id)?;
+                q::audit(
+                    &tx,
+                    &audit_by(&p, cid, "create", "node", id, None, to_json(&n)),
+                )?;
+                tx.commit()?;
+                Ok(n)
+            })
+            .await?;
+        Ok((node, code))
+    }
+
+    pub async fn update_node(&self, p: &Principal, id: i64, req: NodeRequest) -> Result<Node> {
+        p.require(Perm::ManageNodes)?;
+        let update = req.checked()?;
+        let p = p.clone();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let before = q::places::node(&tx, id)?;
+                p.check_commune(
+                    before.commune_id,
+                    Text::new("Không tìm thấy cụm loa", "Node"),
+                )?;
+                q::places::update_node(&tx, id, &update)?;
+                let after = q::places::node(&tx, id)?;
+                q::audit(
+                    &tx,
+                    &audit_by(
+                        &p,
+                        after.commune_id,
+                        "update",
+                        "node",
+                        id,
+                        to_json(&before),
+                        to_json(&after),
+                    ),
+                )?;
+                tx.commit()?;
+                Ok(after)
+            })
+            .await
+    }
+
+    pub async fn nodes(&self, p: &Principal) -> Result<Vec<Node>> {
+        p.require(Perm::Read)?;
+        let cid = p.commune(None)?;
+        self.store().call(move |c| q::places::nodes(c, cid)).await
+    }
+}
+
+/// Easy to read aloud over the phone to a technician on a ladder: 4 groups of 4
+/// characters without look-alikes (no 0/O, 1/I/L), about 75 bits.
+fn enrollment_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}

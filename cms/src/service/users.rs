@@ -1,0 +1,282 @@
+//! Logins, sessions, API tokens and user accounts.
+
+use serde::Deserialize;
+
+use super::{audit_by, required, to_json};
+use crate::Cms;
+use crate::auth::{self, Perm, Principal, Via};
+use crate::error::{CmsError, Result};
+use crate::model::{Commune, Role, User};
+use crate::store::{self as q, NewUser, TokenKind};
+
+#[derive(Debug, Deserialize)]
+pub struct NewUserRequest {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Admins only: another commune, or `null` with `province_wide` for a province admin.
+    #[serde(default)]
+    pub commune_id: Option<i64>,
+    #[serde(default)]
+    pub province_wide: bool,
+}
+
+pub const MIN_PASSWORD: usize = 8;
+
+impl Cms {
+    /// Checks a password; on success a new session: `(secret, csrf, user)`.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<(String, String, User)> {
+        self.inner.limiter.check(username, ip)?;
+        let name = username.trim().to_owned();
+        let found = self
+            .store()
+            .call(move |c| q::users::user_for_login(c, &name))
+            .await?;
+        let password = password.to_owned();
+        // Hash even for unknown users so timing does not tell which names exist.
+        let hash = found
+            .as_ref()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_else(dummy_hash);
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        match found {
+            Some((user, _)) if ok && !user.disabled => {
+                self.inner.limiter.succeeded(username, ip);
+                let secret = auth::new_secret();
+                let csrf = auth::new_secret();
+                let expires = q::now_ms() + i64::from(self.config().session_hours) * 3_600_000;
+                let (h, c2, uid) = (auth::secret_hash(&secret), csrf.clone(), user.id);
+                self.store()
+                    .call(move |c| {
+                        q::users::purge_expired_tokens(c)?;
+                        q::users::insert_token(
+                            c,
+                            &h,
+                            uid,
+                            TokenKind::Session,
+                            "",
+                            &c2,
+                            Some(expires),
+                        )
+                    })
+                    .await?;
+                Ok((secret, csrf, user))
+            }
+            _ => {
+                self.inner.limiter.failed(username, ip);
+                Err(CmsError::Unauthenticated)
+            }
+        }
+    }
+
+    pub async fn logout(&self, secret: &str) -> Result<()> {
+        let h = auth::secret_hash(secret);
+        self.store()
+            .call(move |c| q::users::delete_token(c, &h))
+            .await
+    }
+
+    /// The user behind a session cookie or bearer token.
+    pub async fn authenticate(&self, secret: &str, via: Via) -> Result<Principal> {
+        let h = auth::secret_hash(secret);
+        let found = self
+            .store()
+            .call(move |c| q::users::user_by_token(c, &h))
+            .await?;
+        let (user, csrf, _) = found.ok_or(CmsError::Unauthenticated)?;
+        Ok(Principal {
+            user,
+            csrf,
+            via,
+            default_commune: self.default_commune(),
+        })
+    }
+
+    /// A long-lived API token for scripts and the provincial system; shown once.
+    pub async fn create_api_token(&self, p: &Principal, name: &str) -> Result<String> {
+        let name = required(name, 100, "tên mã truy cập", "Token name")?;
+        let secret = auth::new_secret();
+        let (h, uid) = (auth::secret_hash(&secret), p.user.id);
+        let commune = p.commune(None)?;
+        let rec_name = name.clone();
+        let p2 = p.clone();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                q::users::insert_token(&tx, &h, uid, TokenKind::Api, &name, "", None)?;
+                let after = serde_json::json!({ "name": rec_name });
+                q::audit(
+                    &tx,
+                    &audit_by(&p2, commune, "create", "api_token", uid, None, Some(after)),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// Adds a user. From the command line (`p` = None, first admin) or by an admin.
+    pub async fn create_user(&self, p: Option<&Principal>, req: NewUserRequest) -> Result<User> {
+        if let Some(p) = p {
+            p.require(Perm::ManageUsers)?;
+        }
+        let role = Role::parse(&req.role)?;
+        let username = required(&req.username, 64, "tên đăng nhập", "Username")?;
+        if !username
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-".contains(c))
+        {
+            return Err(CmsError::invalid(
+                "Tên đăng nhập chỉ gồm chữ, số và . _ -",
+                "Usernames may hold only letters, digits and . _ -",
+            ));
+        }
+        if req.password.chars().count() < MIN_PASSWORD {
+            return Err(CmsError::invalid(
+                format!("Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự."),
+                format!("Passwords need at least {MIN_PASSWORD} characters."),
+            ));
+        }
+        let commune_id = match (req.province_wide, p) {
+            (true, _) if role != Role::Admin => {
+                return Err(CmsError::invalid(
+                    "Chỉ quản trị viên mới có thể phụ trách cả tỉnh.",
+                    "Only admins can be province-wide.",
+                ));
+            }
+            (true, Some(p)) if p.user.commune_id.is_some() => {
+                return Err(CmsError::forbidden(
+                    "Chỉ quản trị cấp tỉnh mới tạo được tài khoản cấp tỉnh.",
+                    "Only province-wide admins can create province-wide accounts.",
+                ));
+            }
+            (true, _) => None,
+            (false, Some(p)) => Some(p.commune(req.commune_id)?),
+            (false, None) => Some(req.commune_id.unwrap_or(self.default_commune())),
+        };
+        let display = req
+            .display_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let display = display.unwrap_or(&username).to_owned();
+        let password = req.password.clone();
+        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+            .await
+            .map_err(|e| CmsError::Storage(e.to_string()))??;
+        let p = p.cloned();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                if let Some(cid) = commune_id {
+                    q::users::commune(&tx, cid)?;
+                }
+                let id = q::users::insert_user(
+                    &tx,
+                    &NewUser {
+                        username: &username,
+                        display_name: &display,
+                        password_hash: &hash,
+                        role,
+                        commune_id,
+                    },
+                )?;
+                let user = q::users::user(&tx, id)?;
+                let rec = q::AuditRecord {
+                    user_id: p.as_ref().map(|p| p.user.id),
+                    username: p.as_ref().map(|p| p.user.username.as_str()),
+                    commune_id,
+                    action: "create",
+                    entity: "user",
+                    entity_id: Some(id),
+                    before: None,
+                    after: to_json(&user),
+                };
+                q::audit(&tx, &rec)?;
+                tx.commit()?;
+                Ok(user)
+            })
+            .await
+    }
+
+    pub async fn list_users(&self, p: &Principal) -> Result<Vec<User>> {
+        p.require(Perm::ManageUsers)?;
+        let scope = p.user.commune_id;
+        self.store().call(move |c| q::users::users(c, scope)).await
+    }
+
+    pub async fn set_user_disabled(&self, p: &Principal, id: i64, disabled: bool) -> Result<User> {
+        p.require(Perm::ManageUsers)?;
+        let p = p.clone();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let before = q::users::user(&tx, id)?;
+                if let Some(cid) = before.commune_id {
+                    p.check_commune(cid, crate::Text::new("Người dùng", "User"))?;
+                }
+                if id == p.user.id {
+                    return Err(CmsError::invalid(
+                        "Không thể tự khoá tài khoản của mình.",
+                        "You cannot disable yourself.",
+                    ));
+                }
+                q::users::set_disabled(&tx, id, disabled)?;
+                let after = q::users::user(&tx, id)?;
+                let cid = after.commune_id.unwrap_or(p.default_commune);
+                q::audit(
+                    &tx,
+                    &audit_by(
+                        &p,
+                        cid,
+                        "update",
+                        "user",
+                        id,
+                        to_json(&before),
+                        to_json(&after),
+                    ),
+                )?;
+                tx.commit()?;
+                Ok(after)
+            })
+            .await
+    }
+
+    pub async fn communes(&self, p: &Principal) -> Result<Vec<Commune>> {
+        let own = p.user.commune_id;
+        let all = self.store().call(q::users::communes_owned).await?;
+        Ok(all
+            .into_iter()
+            .filter(|c| own.is_none_or(|o| o == c.id))
+            .collect())
+    }
+
+    pub async fn commune(&self, id: i64) -> Result<Commune> {
+        self.store().call(move |c| q::users::commune(c, id)).await
+    }
+
+    /// Creates a commune (province-wide admins), e.g. for a demo or a new deployment.
+    pub async fn ensure_commune(&self, slug: &str, name: &str) -> Result<Commune> {
+        let (slug, name) = (slug.to_owned(), name.to_owned());
+        self.store()
+            .call(move |c| q::users::ensure_commune(c, &slug, &name))
+            .await
+    }
+}
+
+/// A valid argon2 hash of a random password, computed once.
+fn dummy_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| auth::hash_password(&auth::new_secret()).unwrap_or_default())
+        .clone()
+}

@@ -1,0 +1,201 @@
+//! The content library: blobs (one row per distinct audio file) and content items.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::now_ms;
+use crate::error::{CmsError, Result};
+use crate::media::MediaInfo;
+use crate::model::{Content, ContentKind, ContentStatus, ms_to_time};
+
+pub struct NewContent<'a> {
+    pub commune_id: i64,
+    pub kind: ContentKind,
+    pub title: &'a str,
+    pub category: &'a str,
+    pub description: &'a str,
+    /// Audio items: the stored blob and what the upload check measured.
+    pub media: Option<(&'a str, &'a MediaInfo)>,
+    pub relay_url: Option<&'a str>,
+    pub tts_text: Option<&'a str>,
+    /// Relay items: how long one relay session lasts.
+    pub duration_ms: u64,
+    pub gain_db: f64,
+    pub author_id: Option<i64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContentFilter {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub status: Option<ContentStatus>,
+    pub public_only: bool,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+const COLS: &str = "c.id, c.commune_id, c.kind, c.title, c.category, c.description, c.sha256, c.relay_url,
+    c.tts_text, b.format, b.codec, b.sample_rate, b.channels, b.size, c.duration_ms, b.loudness_lufs,
+    c.gain_db, c.status, c.reject_reason, c.public, c.author_id, ua.display_name, c.approver_id,
+    up.display_name, c.created_at, c.updated_at, c.approved_at";
+const FROM: &str = "content c LEFT JOIN blobs b ON b.sha256 = c.sha256
+    LEFT JOIN users ua ON ua.id = c.author_id LEFT JOIN users up ON up.id = c.approver_id";
+
+fn row(r: &Row) -> rusqlite::Result<Content> {
+    let kind: String = r.get(2)?;
+    let status: String = r.get(17)?;
+    Ok(Content {
+        id: r.get(0)?,
+        commune_id: r.get(1)?,
+        kind: match kind.as_str() {
+            "tts" => ContentKind::Tts,
+            "relay" => ContentKind::Relay,
+            _ => ContentKind::Audio,
+        },
+        title: r.get(3)?,
+        category: r.get(4)?,
+        description: r.get(5)?,
+        sha256: r.get(6)?,
+        relay_url: r.get(7)?,
+        tts_text: r.get(8)?,
+        format: r.get(9)?,
+        codec: r.get(10)?,
+        sample_rate: r.get(11)?,
+        channels: r.get(12)?,
+        size: r.get(13)?,
+        duration_ms: r.get(14)?,
+        loudness_lufs: r.get(15)?,
+        gain_db: r.get(16)?,
+        status: ContentStatus::parse(&status).unwrap_or(ContentStatus::Draft),
+        reject_reason: r.get(18)?,
+        public: r.get(19)?,
+        author_id: r.get(20)?,
+        author: r.get(21)?,
+        approver_id: r.get(22)?,
+        approver: r.get(23)?,
+        created_at: ms_to_time(r.get(24)?),
+        updated_at: ms_to_time(r.get(25)?),
+        approved_at: r.get::<_, Option<i64>>(26)?.map(ms_to_time),
+    })
+}
+
+/// Records the blob (if new) and the item; the caller holds the transaction.
+pub fn insert(tx: &Connection, c: &NewContent) -> Result<i64> {
+    let now = now_ms();
+    if let Some((sha, m)) = c.media {
+        tx.execute(
+            "INSERT INTO blobs (sha256, size, format, codec, sample_rate, channels, duration_ms, loudness_lufs, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(sha256) DO NOTHING",
+            params![sha, m.size, m.format, m.codec, m.sample_rate, m.channels, m.duration_ms, m.loudness_lufs, now],
+        )?;
+    }
+    let kind = match c.kind {
+        ContentKind::Audio => "audio",
+        ContentKind::Tts => "tts",
+        ContentKind::Relay => "relay",
+    };
+    let duration = c.media.map_or(c.duration_ms, |(_, m)| m.duration_ms);
+    tx.execute(
+        "INSERT INTO content (commune_id, kind, title, category, description, sha256, relay_url, tts_text,
+             duration_ms, gain_db, status, author_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'draft', ?11, ?12, ?12)",
+        params![
+            c.commune_id, kind, c.title, c.category, c.description, c.media.map(|m| m.0),
+            c.relay_url, c.tts_text, duration, c.gain_db, c.author_id, now
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Content> {
+    conn.query_row(
+        &format!("SELECT {COLS} FROM {FROM} WHERE c.id = ?1"),
+        [id],
+        row,
+    )
+    .optional()?
+    .ok_or_else(|| CmsError::not_found("Không tìm thấy nội dung", "Content item"))
+}
+
+pub fn list(conn: &Connection, commune_id: i64, f: &ContentFilter) -> Result<Vec<Content>> {
+    let q =
+        f.q.as_ref()
+            .map(|q| format!("%{}%", q.replace(['%', '_'], "")));
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM {FROM}
+         WHERE c.commune_id = ?1
+           AND (?2 IS NULL OR c.title LIKE ?2 OR c.description LIKE ?2 OR c.tts_text LIKE ?2)
+           AND (?3 IS NULL OR c.category = ?3)
+           AND (?4 IS NULL OR c.status = ?4)
+           AND (?5 = 0 OR (c.public = 1 AND c.status = 'approved'))
+         ORDER BY c.id DESC LIMIT ?6 OFFSET ?7"
+    ))?;
+    let rows = st.query_map(
+        params![
+            commune_id,
+            q,
+            f.category,
+            f.status.map(|s| s.as_str()),
+            f.public_only,
+            f.limit,
+            f.offset
+        ],
+        row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set_status(
+    conn: &Connection,
+    id: i64,
+    status: ContentStatus,
+    approver_id: Option<i64>,
+    reason: Option<&str>,
+) -> Result<()> {
+    let approved_at = (status == ContentStatus::Approved).then(now_ms);
+    conn.execute(
+        "UPDATE content SET status = ?2, approver_id = ?3, reject_reason = ?4, approved_at = ?5, updated_at = ?6
+         WHERE id = ?1",
+        params![id, status.as_str(), approver_id, reason, approved_at, now_ms()],
+    )?;
+    Ok(())
+}
+
+pub fn update_meta(conn: &Connection, c: &Content, status: ContentStatus) -> Result<()> {
+    conn.execute(
+        "UPDATE content SET title = ?2, category = ?3, description = ?4, public = ?5, status = ?6,
+             approver_id = CASE WHEN ?6 = 'approved' THEN approver_id ELSE NULL END,
+             approved_at = CASE WHEN ?6 = 'approved' THEN approved_at ELSE NULL END,
+             updated_at = ?7
+         WHERE id = ?1",
+        params![
+            c.id,
+            c.title,
+            c.category,
+            c.description,
+            c.public,
+            status.as_str(),
+            now_ms()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Whether any item still refers to a blob (for cleaning the blob store).
+pub fn blob_known(conn: &Connection, sha256: &str) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM blobs WHERE sha256 = ?1",
+            [sha256],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Schedules that play an item (an edit sends them back through approval).
+pub fn schedules_using(conn: &Connection, content_id: i64) -> Result<Vec<i64>> {
+    let mut st =
+        conn.prepare_cached("SELECT schedule_id FROM schedule_content WHERE content_id = ?1")?;
+    let rows = st.query_map([content_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,182 @@
+//! Schema versions, oldest first. Never edit a released step: add one.
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::{CmsError, Result};
+
+const V1: &str = r#"
+CREATE TABLE communes (
+    id INTEGER PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    tz TEXT NOT NULL DEFAULT 'Asia/Ho_Chi_Minh',
+    quiet_start TEXT NOT NULL DEFAULT '22:00',
+    quiet_end TEXT NOT NULL DEFAULT '05:00',
+    loudness_target REAL NOT NULL DEFAULT -16.0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER REFERENCES communes(id),
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin','editor','approver','technician','viewer')),
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+-- Browser sessions and API tokens: only a SHA-256 of the secret is kept.
+CREATE TABLE tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('session','api')),
+    name TEXT NOT NULL DEFAULT '',
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX tokens_user ON tokens(user_id);
+CREATE TABLE villages (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'thon' CHECK (kind IN ('thon','to_dan_pho','ban','ap')),
+    created_at INTEGER NOT NULL,
+    UNIQUE (commune_id, name)
+);
+CREATE TABLE village_groups (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    name TEXT NOT NULL,
+    UNIQUE (commune_id, name)
+);
+CREATE TABLE village_group_members (
+    group_id INTEGER NOT NULL REFERENCES village_groups(id) ON DELETE CASCADE,
+    village_id INTEGER NOT NULL REFERENCES villages(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, village_id)
+);
+CREATE TABLE nodes (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    village_id INTEGER NOT NULL REFERENCES villages(id),
+    name TEXT NOT NULL,
+    lat REAL,
+    lon REAL,
+    notes TEXT NOT NULL DEFAULT '',
+    enrollment_code_hash TEXT,
+    token_hash TEXT,
+    last_seen INTEGER,
+    created_at INTEGER NOT NULL,
+    UNIQUE (commune_id, name)
+);
+CREATE INDEX nodes_village ON nodes(village_id);
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    codec TEXT NOT NULL,
+    sample_rate INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    loudness_lufs REAL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE content (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    kind TEXT NOT NULL CHECK (kind IN ('audio','tts','relay')),
+    title TEXT NOT NULL,
+    category TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    sha256 TEXT REFERENCES blobs(sha256),
+    relay_url TEXT,
+    tts_text TEXT,
+    duration_ms INTEGER NOT NULL,
+    gain_db REAL NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('draft','pending','approved','rejected')),
+    reject_reason TEXT,
+    public INTEGER NOT NULL DEFAULT 0,
+    author_id INTEGER REFERENCES users(id),
+    approver_id INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    approved_at INTEGER,
+    CHECK ((kind = 'relay') = (sha256 IS NULL))
+);
+CREATE INDEX content_list ON content(commune_id, id DESC);
+CREATE INDEX content_status ON content(commune_id, status);
+CREATE TABLE schedules (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    title TEXT NOT NULL,
+    priority TEXT NOT NULL CHECK (priority IN ('background','normal','priority','emergency')),
+    volume INTEGER NOT NULL DEFAULT 100 CHECK (volume BETWEEN 0 AND 100),
+    rule TEXT NOT NULL,
+    program TEXT NOT NULL,
+    max_delay_ms INTEGER,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    created_by INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX schedules_commune ON schedules(commune_id);
+CREATE TABLE schedule_targets (
+    schedule_id INTEGER NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('village','group','node')),
+    target_id INTEGER NOT NULL,
+    PRIMARY KEY (schedule_id, kind, target_id)
+);
+CREATE INDEX schedule_targets_target ON schedule_targets(kind, target_id);
+-- Which content a schedule plays, for "what uses this item" and for re-approval.
+CREATE TABLE schedule_content (
+    schedule_id INTEGER NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+    content_id INTEGER NOT NULL REFERENCES content(id),
+    PRIMARY KEY (schedule_id, content_id)
+);
+CREATE INDEX schedule_content_content ON schedule_content(content_id);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    user_id INTEGER,
+    username TEXT,
+    commune_id INTEGER,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id INTEGER,
+    before TEXT,
+    after TEXT
+);
+CREATE INDEX audit_commune ON audit_log(commune_id, id DESC);
+CREATE TABLE playlogs (
+    id TEXT PRIMARY KEY,
+    node_id INTEGER NOT NULL REFERENCES nodes(id),
+    content_id INTEGER,
+    schedule_id INTEGER,
+    scheduled_at INTEGER,
+    started_at INTEGER,
+    ended_at INTEGER,
+    outcome TEXT NOT NULL CHECK (outcome IN ('completed','interrupted','failed','skipped')),
+    reason TEXT,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX playlogs_node ON playlogs(node_id, scheduled_at);
+"#;
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1)])
+}
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    migrations()
+        .to_latest(conn)
+        .map_err(|e| CmsError::Storage(format!("database migration failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::migrations().validate().is_ok());
+    }
+}

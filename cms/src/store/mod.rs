@@ -1,0 +1,121 @@
+//! SQLite storage: one database file in the data directory, WAL, foreign keys on,
+//! versioned migrations at start-up (rusqlite_migration, `user_version`).
+//!
+//! A small fixed pool of connections; every query runs on tokio's blocking pool through
+//! [`Store::call`], so database work never blocks the async executor. SQLite errors become
+//! [`CmsError`]s here, at the storage boundary.
+//!
+//! Query functions are grouped by table family; each takes a `&Connection` so the service
+//! layer composes them inside one transaction (a `Transaction` derefs to one).
+
+mod audit;
+pub mod content;
+mod migrations;
+pub mod places;
+pub mod playlogs;
+pub mod schedules;
+pub mod users;
+
+pub use audit::AuditRecord;
+pub use content::{ContentFilter, NewContent};
+pub use places::NodeUpdate;
+pub use schedules::ScheduleRow;
+pub use users::{NewUser, TokenKind};
+
+pub use audit::{entries as audit_entries, record as audit};
+pub use places::OFFLINE_AFTER_MS;
+
+/// Creates the configured commune if the database has none by that slug; its id.
+pub fn ensure_commune_for_config(
+    conn: &mut rusqlite::Connection,
+    slug: &str,
+    name: &str,
+) -> Result<i64> {
+    Ok(users::ensure_commune(conn, slug, name)?.id)
+}
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::{CmsError, Result};
+
+/// Readers run side by side in WAL mode; SQLite serialises the writers (busy timeout).
+const POOL_SIZE: usize = 4;
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Pool>,
+}
+
+struct Pool {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Store {
+    /// Opens (creating if needed) `path`, applies pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut first = open_conn(path)?;
+        migrations::apply(&mut first)?;
+        let mut conns = vec![Mutex::new(first)];
+        for _ in 1..POOL_SIZE {
+            conns.push(Mutex::new(open_conn(path)?));
+        }
+        Ok(Store {
+            inner: Arc::new(Pool {
+                conns,
+                next: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        let n = self.inner.conns.len();
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(guard) = self.inner.conns[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        // All busy: wait for "ours". A panic while holding a connection leaves it usable
+        // (SQLite rolls back an open transaction when the statement is dropped).
+        self.inner.conns[start % n]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with a connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut store.conn()))
+            .await
+            .map_err(|e| CmsError::Storage(format!("database task failed: {e}")))?
+    }
+
+    /// The same, from synchronous code (CLI commands, tests).
+    pub fn call_sync<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        f(&mut self.conn())
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| CmsError::Storage(format!("cannot open database {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,188 @@
+//! Villages (thôn / tổ dân phố), named groups of villages, and speaker nodes.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::now_ms;
+use crate::error::{CmsError, Result};
+use crate::model::{Node, Village, VillageGroup, ms_to_time};
+
+/// A node not heard from for this long shows offline (the fleet link sets `last_seen`).
+pub const OFFLINE_AFTER_MS: i64 = 30_000;
+
+fn village_row(r: &Row) -> rusqlite::Result<Village> {
+    Ok(Village {
+        id: r.get(0)?,
+        commune_id: r.get(1)?,
+        name: r.get(2)?,
+        kind: r.get(3)?,
+    })
+}
+
+pub fn insert_village(conn: &Connection, commune_id: i64, name: &str, kind: &str) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO villages (commune_id, name, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![commune_id, name, kind, now_ms()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn villages(conn: &Connection, commune_id: i64) -> Result<Vec<Village>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, commune_id, name, kind FROM villages WHERE commune_id = ?1 ORDER BY name",
+    )?;
+    let rows = st.query_map([commune_id], village_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn village(conn: &Connection, id: i64) -> Result<Village> {
+    conn.query_row(
+        "SELECT id, commune_id, name, kind FROM villages WHERE id = ?1",
+        [id],
+        village_row,
+    )
+    .optional()?
+    .ok_or_else(|| CmsError::not_found("Không tìm thấy thôn", "Village"))
+}
+
+pub fn insert_group(
+    conn: &mut Connection,
+    commune_id: i64,
+    name: &str,
+    villages: &[i64],
+) -> Result<i64> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO village_groups (commune_id, name) VALUES (?1, ?2)",
+        params![commune_id, name],
+    )?;
+    let id = tx.last_insert_rowid();
+    for v in villages {
+        let owner: Option<i64> = tx
+            .query_row("SELECT commune_id FROM villages WHERE id = ?1", [v], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if owner != Some(commune_id) {
+            return Err(CmsError::invalid(
+                format!("Thôn {v} không thuộc xã này."),
+                format!("Village {v} is not in this commune."),
+            ));
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO village_group_members (group_id, village_id) VALUES (?1, ?2)",
+            params![id, v],
+        )?;
+    }
+    tx.commit()?;
+    Ok(id)
+}
+
+pub fn groups(conn: &Connection, commune_id: i64) -> Result<Vec<VillageGroup>> {
+    let mut st = conn.prepare_cached(
+        "SELECT g.id, g.commune_id, g.name, group_concat(m.village_id)
+         FROM village_groups g LEFT JOIN village_group_members m ON m.group_id = g.id
+         WHERE g.commune_id = ?1 GROUP BY g.id ORDER BY g.name",
+    )?;
+    let rows = st.query_map([commune_id], |r| {
+        let members: Option<String> = r.get(3)?;
+        Ok(VillageGroup {
+            id: r.get(0)?,
+            commune_id: r.get(1)?,
+            name: r.get(2)?,
+            village_ids: members
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+const NODE_COLS: &str =
+    "id, commune_id, village_id, name, lat, lon, notes, token_hash IS NOT NULL, last_seen";
+
+fn node_row(r: &Row) -> rusqlite::Result<Node> {
+    let last_seen: Option<i64> = r.get(8)?;
+    Ok(Node {
+        id: r.get(0)?,
+        commune_id: r.get(1)?,
+        village_id: r.get(2)?,
+        name: r.get(3)?,
+        lat: r.get(4)?,
+        lon: r.get(5)?,
+        notes: r.get(6)?,
+        enrolled: r.get(7)?,
+        online: last_seen.is_some_and(|t| now_ms() - t < OFFLINE_AFTER_MS),
+        last_seen: last_seen.map(ms_to_time),
+    })
+}
+
+pub struct NodeUpdate {
+    pub name: String,
+    pub village_id: i64,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub notes: String,
+}
+
+pub fn insert_node(
+    conn: &Connection,
+    commune_id: i64,
+    n: &NodeUpdate,
+    code_hash: &str,
+) -> Result<i64> {
+    check_village(conn, commune_id, n.village_id)?;
+    conn.execute(
+        "INSERT INTO nodes (commune_id, village_id, name, lat, lon, notes, enrollment_code_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![commune_id, n.village_id, n.name, n.lat, n.lon, n.notes, code_hash, now_ms()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn update_node(conn: &Connection, id: i64, n: &NodeUpdate) -> Result<()> {
+    let current = node(conn, id)?;
+    check_village(conn, current.commune_id, n.village_id)?;
+    conn.execute(
+        "UPDATE nodes SET village_id = ?2, name = ?3, lat = ?4, lon = ?5, notes = ?6 WHERE id = ?1",
+        params![id, n.village_id, n.name, n.lat, n.lon, n.notes],
+    )?;
+    Ok(())
+}
+
+fn check_village(conn: &Connection, commune_id: i64, village_id: i64) -> Result<()> {
+    if village(conn, village_id)?.commune_id != commune_id {
+        return Err(CmsError::invalid(
+            "Thôn không thuộc xã này.",
+            "The village is not in this commune.",
+        ));
+    }
+    Ok(())
+}
+
+pub fn nodes(conn: &Connection, commune_id: i64) -> Result<Vec<Node>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {NODE_COLS} FROM nodes WHERE commune_id = ?1 ORDER BY name"
+    ))?;
+    let rows = st.query_map([commune_id], node_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn node(conn: &Connection, id: i64) -> Result<Node> {
+    conn.query_row(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"),
+        [id],
+        node_row,
+    )
+    .optional()?
+    .ok_or_else(|| CmsError::not_found("Không tìm thấy cụm loa", "Node"))
+}
+
+/// Groups a village belongs to.
+pub fn groups_of_village(conn: &Connection, village_id: i64) -> Result<Vec<i64>> {
+    let mut st =
+        conn.prepare_cached("SELECT group_id FROM village_group_members WHERE village_id = ?1")?;
+    let rows = st.query_map([village_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

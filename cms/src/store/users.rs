@@ -1,0 +1,222 @@
+//! Communes, users and their tokens (browser sessions and API tokens, stored hashed).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::now_ms;
+use crate::error::{CmsError, Result};
+use crate::model::{Commune, Role, User, ms_to_time};
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub commune_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    Api,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::Api => "api",
+        }
+    }
+}
+
+const COMMUNE_COLS: &str = "id, slug, name, tz, quiet_start, quiet_end, loudness_target";
+
+fn commune_row(r: &Row) -> rusqlite::Result<Commune> {
+    Ok(Commune {
+        id: r.get(0)?,
+        slug: r.get(1)?,
+        name: r.get(2)?,
+        tz: r.get(3)?,
+        quiet_start: r.get(4)?,
+        quiet_end: r.get(5)?,
+        loudness_target: r.get(6)?,
+    })
+}
+
+pub fn ensure_commune(conn: &Connection, slug: &str, name: &str) -> Result<Commune> {
+    conn.execute(
+        "INSERT INTO communes (slug, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(slug) DO NOTHING",
+        params![slug, name, now_ms()],
+    )?;
+    Ok(conn.query_row(
+        &format!("SELECT {COMMUNE_COLS} FROM communes WHERE slug = ?1"),
+        [slug],
+        commune_row,
+    )?)
+}
+
+pub fn communes(conn: &Connection) -> Result<Vec<Commune>> {
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {COMMUNE_COLS} FROM communes ORDER BY id"))?;
+    let rows = st.query_map([], commune_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn commune(conn: &Connection, id: i64) -> Result<Commune> {
+    conn.query_row(
+        &format!("SELECT {COMMUNE_COLS} FROM communes WHERE id = ?1"),
+        [id],
+        commune_row,
+    )
+    .optional()?
+    .ok_or_else(|| CmsError::not_found("Không tìm thấy xã", "Commune"))
+}
+
+const USER_COLS: &str = "id, username, display_name, role, commune_id, disabled, created_at";
+
+fn user_row(r: &Row) -> rusqlite::Result<User> {
+    let role: String = r.get(3)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        commune_id: r.get(4)?,
+        disabled: r.get(5)?,
+        created_at: ms_to_time(r.get(6)?),
+    })
+}
+
+pub fn insert_user(conn: &Connection, u: &NewUser) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO users (username, display_name, password_hash, role, commune_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            u.username,
+            u.display_name,
+            u.password_hash,
+            u.role.as_str(),
+            u.commune_id,
+            now_ms()
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn users(conn: &Connection, commune_id: Option<i64>) -> Result<Vec<User>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {USER_COLS} FROM users WHERE ?1 IS NULL OR commune_id = ?1 OR commune_id IS NULL ORDER BY id"
+    ))?;
+    let rows = st.query_map([commune_id], user_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn user(conn: &Connection, id: i64) -> Result<User> {
+    conn.query_row(
+        &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+        [id],
+        user_row,
+    )
+    .optional()?
+    .ok_or_else(|| CmsError::not_found("Không tìm thấy người dùng", "User"))
+}
+
+/// The user and password hash for a login attempt.
+pub fn user_for_login(conn: &Connection, username: &str) -> Result<Option<(User, String)>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1"),
+            [username],
+            |r| Ok((user_row(r)?, r.get::<_, String>(7)?)),
+        )
+        .optional()?)
+}
+
+pub fn set_password(conn: &Connection, user_id: i64, hash: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![user_id, hash],
+    )?;
+    // A new password ends every session and token made with the old one.
+    conn.execute("DELETE FROM tokens WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+pub fn set_disabled(conn: &Connection, user_id: i64, disabled: bool) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE users SET disabled = ?2 WHERE id = ?1",
+        params![user_id, disabled],
+    )?;
+    if n == 0 {
+        return Err(CmsError::not_found("Không tìm thấy người dùng", "User"));
+    }
+    if disabled {
+        conn.execute("DELETE FROM tokens WHERE user_id = ?1", [user_id])?;
+    }
+    Ok(())
+}
+
+pub fn insert_token(
+    conn: &Connection,
+    token_hash: &str,
+    user_id: i64,
+    kind: TokenKind,
+    name: &str,
+    csrf: &str,
+    expires_at: Option<i64>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO tokens (token_hash, user_id, kind, name, csrf, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            token_hash,
+            user_id,
+            kind.as_str(),
+            name,
+            csrf,
+            now_ms(),
+            expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The live, enabled user behind a token hash, with the token's CSRF secret and kind.
+pub fn user_by_token(
+    conn: &Connection,
+    token_hash: &str,
+) -> Result<Option<(User, String, TokenKind)>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {cols}, t.csrf, t.kind FROM tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = ?1 AND u.disabled = 0 AND (t.expires_at IS NULL OR t.expires_at > ?2)",
+        cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+    ))?;
+    Ok(st
+        .query_row(params![token_hash, now_ms()], |r| {
+            let kind: String = r.get(8)?;
+            let kind = if kind == "api" {
+                TokenKind::Api
+            } else {
+                TokenKind::Session
+            };
+            Ok((user_row(r)?, r.get::<_, String>(7)?, kind))
+        })
+        .optional()?)
+}
+
+pub fn delete_token(conn: &Connection, token_hash: &str) -> Result<()> {
+    conn.execute("DELETE FROM tokens WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+pub fn purge_expired_tokens(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+        [now_ms()],
+    )?)
+}
+
+/// [`communes`] in the shape `Store::call` takes.
+pub fn communes_owned(conn: &mut Connection) -> Result<Vec<Commune>> {
+    communes(conn)
+}
