@@ -31,6 +31,11 @@ pub fn error(err: &CmsError, lang: Lang) -> Response {
     }
     let body = serde_json::json!({ "error": err.code(), "message": err.message(lang) });
     let mut res = json(err.status(), &body);
+    if let CmsError::TooLarge { .. } = err {
+        // The rest of the body is not read: tell the client not to reuse the connection.
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let CmsError::RateLimited { retry_after_s } = err {
         if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
             res.headers_mut().insert(header::RETRY_AFTER, v);

@@ -1,0 +1,127 @@
+//! Every route x every role: the OpenAPI document lists the API routes with the permission
+//! each needs; this test states the role policy on its own and checks the server's answer
+//! for each pair (anonymous: 401; role without the permission: 403; with it: neither).
+//! It also checks that the document and the served routes match.
+
+mod common;
+
+use common::{Server, json_of};
+use reqwest::Method;
+use serde_json::Value;
+
+/// The policy, written independently of `cms::auth::allowed`.
+fn may(role: &str, perm: &str) -> bool {
+    match perm {
+        "Public" | "Read" => true,
+        "EditContent" => matches!(role, "admin" | "editor"),
+        "Approve" => matches!(role, "admin" | "approver"),
+        "Schedule" => matches!(role, "admin" | "editor" | "approver"),
+        "ManagePlaces" | "ManageUsers" => role == "admin",
+        "ManageNodes" => matches!(role, "admin" | "technician"),
+        "Audit" => matches!(role, "admin" | "approver"),
+        other => panic!("unknown permission {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_checks_authentication_and_role() {
+    let s = Server::start().await;
+    let roles = ["admin", "editor", "approver", "technician", "viewer"];
+    let mut clients = Vec::new();
+    for role in roles {
+        clients.push((role, Some(s.client(&format!("u_{role}"), role).await)));
+    }
+    clients.push(("anonymous", None));
+    let anon = s.anonymous();
+    let (_, doc) = json_of(anon.get("/api/v1/openapi.json").await).await;
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    // Logout ends the session it is called with: do it last.
+    let mut paths: Vec<(&String, &Value)> = paths.iter().collect();
+    paths.sort_by_key(|(p, _)| p.ends_with("/logout"));
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let perm = op["x-loa-permission"].as_str().unwrap();
+            let concrete = path
+                .replace("{id}", "1")
+                .replace("{sha256}", &"a".repeat(64));
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for (role, client) in &clients {
+                let api = client.as_ref().unwrap_or(&anon);
+                // An empty JSON object: enough to reach the permission check, invalid beyond it.
+                let res = api
+                    .req(method.clone(), &concrete)
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let body = res.text().await.unwrap();
+                let label = format!("{role} {method} {path} ({perm}) -> {status} {body}");
+                if perm == "Public" {
+                    assert!(status != 401 && status != 403, "{label}");
+                } else if *role == "anonymous" {
+                    assert_eq!(status, 401, "{label}");
+                } else if may(role, perm) {
+                    assert!(status != 401 && status != 403, "{label}");
+                } else {
+                    assert_eq!(status, 403, "{label}");
+                }
+                assert!(status != 405, "{label}: documented but not served");
+                if status >= 400 && !body.is_empty() {
+                    let v: Value =
+                        serde_json::from_str(&body).unwrap_or_else(|_| panic!("{label}: not JSON"));
+                    assert!(
+                        v["error"].is_string() && v["message"].is_string(),
+                        "{label}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6 * 35, "only {checked} checks");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_document_lists_what_contract_md_promises() {
+    let s = Server::start().await;
+    let (code, doc) = json_of(s.anonymous().get("/api/v1/openapi.json").await).await;
+    assert_eq!(code, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (method, path) in [
+        ("get", "/healthz"),
+        ("post", "/api/v1/auth/login"),
+        ("get", "/api/v1/content"),
+        ("post", "/api/v1/content"),
+        ("post", "/api/v1/content/tts"),
+        ("post", "/api/v1/content/{id}/submit"),
+        ("post", "/api/v1/content/{id}/approve"),
+        ("post", "/api/v1/content/{id}/reject"),
+        ("patch", "/api/v1/content/{id}"),
+        ("post", "/api/v1/villages"),
+        ("get", "/api/v1/villages"),
+        ("get", "/api/v1/communes"),
+        ("post", "/api/v1/nodes"),
+        ("get", "/api/v1/nodes"),
+        ("post", "/api/v1/schedules"),
+        ("get", "/api/v1/schedules/preview"),
+        ("get", "/api/v1/playlogs"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+    // Unknown paths and methods.
+    assert_eq!(s.anonymous().get("/api/v1/nothing").await.status(), 404);
+    assert_eq!(
+        s.anonymous()
+            .req(Method::DELETE, "/api/v1/content")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+}

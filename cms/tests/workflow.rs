@@ -1,0 +1,535 @@
+//! Approval, schedules, preview, quiet hours, audit, login and CSRF over real HTTP.
+
+mod common;
+
+use common::{PASSWORD, Server, json_of};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[allow(clippy::unwrap_used)] // test set-up
+async fn approved_item(s: &Server) -> (common::Api, common::Api, i64) {
+    let editor = s.client("bientap", "editor").await;
+    let approver = s.client("pheduyet", "approver").await;
+    let id = editor.upload_sample("Bản tin", "news.mp3").await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        editor
+            .post(&format!("/api/v1/content/{id}/submit"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        approver
+            .post(&format!("/api/v1/content/{id}/approve"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    (editor, approver, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approval_workflow() {
+    let s = Server::start().await;
+    let editor = s.client("bientap", "editor").await;
+    let approver = s.client("pheduyet", "approver").await;
+    let admin = s.client("quantri", "admin").await;
+    let id = editor.upload_sample("Thông báo", "announcement.mp3").await["id"]
+        .as_i64()
+        .unwrap();
+    let path = |a: &str| format!("/api/v1/content/{id}/{a}");
+
+    // Draft cannot be approved; editors cannot approve at all.
+    assert_eq!(
+        approver.post(&path("approve"), json!({})).await.status(),
+        409
+    );
+    assert_eq!(editor.post(&path("submit"), json!({})).await.status(), 200);
+    assert_eq!(editor.post(&path("submit"), json!({})).await.status(), 409);
+    assert_eq!(editor.post(&path("approve"), json!({})).await.status(), 403);
+    // Reject needs a reason.
+    assert_eq!(
+        approver
+            .post(&path("reject"), json!({ "reason": " " }))
+            .await
+            .status(),
+        400
+    );
+    let (code, item) = json_of(
+        approver
+            .post(&path("reject"), json!({ "reason": "Sai ngày họp" }))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (
+            code,
+            item["status"].as_str(),
+            item["reject_reason"].as_str()
+        ),
+        (200, Some("rejected"), Some("Sai ngày họp"))
+    );
+    // Resubmit, approve.
+    assert_eq!(editor.post(&path("submit"), json!({})).await.status(), 200);
+    let (code, item) = json_of(approver.post(&path("approve"), json!({})).await).await;
+    assert_eq!((code, item["status"].as_str()), (200, Some("approved")));
+    assert_eq!(item["approver"], "pheduyet");
+    // Making it public keeps it approved; editing the title sends it back to pending.
+    let (_, item) = json_of(
+        editor
+            .req(Method::PATCH, &format!("/api/v1/content/{id}"))
+            .json(&json!({ "public": true }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (item["status"].as_str(), item["public"].as_bool()),
+        (Some("approved"), Some(true))
+    );
+    let (_, item) = json_of(
+        editor
+            .req(Method::PATCH, &format!("/api/v1/content/{id}"))
+            .json(&json!({ "title": "Thông báo (sửa)" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(item["status"], "pending");
+    assert_eq!(item["approver"], Value::Null);
+    assert_eq!(
+        editor
+            .req(Method::PATCH, &format!("/api/v1/content/{id}"))
+            .json(&json!({ "colour": "red" }))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    // Nobody approves their own item, admins included.
+    let own = admin.upload_sample("Của admin", "chime.wav").await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        admin
+            .post(&format!("/api/v1/content/{own}/submit"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    let (code, body) = json_of(
+        admin
+            .post(&format!("/api/v1/content/{own}/approve"), json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        approver
+            .post(&format!("/api/v1/content/{own}/approve"), json!({}))
+            .await
+            .status(),
+        200
+    );
+
+    // Every change is in the audit log, with before and after.
+    let (code, log) = json_of(admin.get("/api/v1/audit").await).await;
+    assert_eq!(code, 200);
+    let actions: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity"] == "content" && e["entity_id"] == id)
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "update", "update", "approve", "submit", "reject", "submit", "create"
+        ]
+    );
+    let reject = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "reject")
+        .unwrap();
+    assert_eq!(reject["before"]["status"], "pending");
+    assert_eq!(reject["after"]["status"], "rejected");
+    assert_eq!(reject["username"], "pheduyet");
+    assert_eq!(editor.get("/api/v1/audit").await.status(), 403);
+}
+
+fn daily(times: &[&str]) -> Value {
+    json!({ "daily": times })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_need_approved_content_and_respect_quiet_hours() {
+    let s = Server::start().await;
+    let (editor, approver, id) = approved_item(&s).await;
+    let admin = s.client("quantri", "admin").await;
+    let (_, village) = json_of(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn Đồng Tâm" }))
+            .await,
+    )
+    .await;
+    let v = village["id"].as_i64().unwrap();
+    let draft = editor.upload_sample("Nháp", "chime.wav").await["id"]
+        .as_i64()
+        .unwrap();
+    let body = |ids: Vec<i64>, rule: Value, priority: &str| json!({ "title": "Bản tin sáng", "content_ids": ids, "targets": { "villages": [v] }, "priority": priority, "rule": rule });
+    let (code, err) = json_of(
+        editor
+            .post(
+                "/api/v1/schedules",
+                body(vec![draft], daily(&["06:00"]), "normal"),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(code, 409, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("chưa được phê duyệt")
+    );
+    let (code, err) = json_of(
+        editor
+            .post(
+                "/api/v1/schedules",
+                body(vec![id], daily(&["22:30"]), "normal"),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(code, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("giờ yên tĩnh"),
+        "{err}"
+    );
+    // Editors may not schedule emergencies; approvers may, in quiet hours too.
+    assert_eq!(
+        editor
+            .post(
+                "/api/v1/schedules",
+                body(vec![id], daily(&["23:00"]), "emergency")
+            )
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        approver
+            .post(
+                "/api/v1/schedules",
+                body(vec![id], daily(&["23:00"]), "emergency")
+            )
+            .await
+            .status(),
+        201
+    );
+    // Bad rules, targets and programs.
+    for bad in [
+        body(vec![id], json!({ "daily": [] }), "normal"),
+        body(vec![id], json!({ "daily": ["25:00"] }), "normal"),
+        body(vec![id], json!({ "cron": "every morning" }), "normal"),
+        body(vec![], daily(&["06:00"]), "normal"),
+        body(vec![id], daily(&["06:00"]), "loud"),
+        json!({ "title": "x", "content_ids": [id], "targets": {}, "priority": "normal", "rule": daily(&["06:00"]) }),
+        json!({ "title": "x", "content_ids": [id], "targets": { "villages": [9999] }, "priority": "normal", "rule": daily(&["06:00"]) }),
+        json!({ "title": "x", "content_ids": [id], "targets": { "villages": [v] }, "priority": "normal", "rule": daily(&["06:00"]), "repeat": 0 }),
+    ] {
+        let (code, err) = json_of(editor.post("/api/v1/schedules", bad.clone()).await).await;
+        assert!(code == 400 || code == 404, "{bad} -> {code} {err}");
+    }
+    let (code, created) = json_of(
+        editor
+            .post(
+                "/api/v1/schedules",
+                body(vec![id], daily(&["06:00"]), "normal"),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert!(created["id"].as_i64().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_exact_plays_with_conflicts() {
+    let s = Server::start().await;
+    let (editor, approver, id) = approved_item(&s).await;
+    let admin = s.client("quantri", "admin").await;
+    let tech = s.client("kythuat", "technician").await;
+    let (_, v1) = json_of(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 1" }))
+            .await,
+    )
+    .await;
+    let (_, v2) = json_of(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 2" }))
+            .await,
+    )
+    .await;
+    let (v1, v2) = (v1["id"].as_i64().unwrap(), v2["id"].as_i64().unwrap());
+    let (_, group) = json_of(
+        admin
+            .post(
+                "/api/v1/groups",
+                json!({ "name": "Ven biển", "village_ids": [v1, v2] }),
+            )
+            .await,
+    )
+    .await;
+    let (code, node) = json_of(
+        tech.post(
+            "/api/v1/nodes",
+            json!({ "name": "Cụm loa 1", "village_id": v1, "lat": 20.95, "lon": 107.07 }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(code, 201, "{node}");
+    assert!(node["enrollment_code"].as_str().unwrap().len() >= 16);
+    let n = node["id"].as_i64().unwrap();
+
+    // 06:00 Vietnam every day to the group; a priority item at 06:00:05 on 1 Dec to village 1.
+    let news = json!({ "title": "Bản tin", "content_ids": [id], "targets": { "groups": [group["id"]] }, "priority": "normal", "rule": daily(&["06:00"]) });
+    let (code, body) = json_of(editor.post("/api/v1/schedules", news).await).await;
+    assert_eq!(code, 201, "{body}");
+    let urgent = json!({ "title": "Khẩn", "content_ids": [id], "targets": { "villages": [v1] }, "priority": "priority", "rule": { "once": "2026-12-01T06:00:05+07:00" } });
+    let (code, body) = json_of(approver.post("/api/v1/schedules", urgent).await).await;
+    assert_eq!(code, 201, "{body}");
+
+    let (_, item) = json_of(editor.get(&format!("/api/v1/content/{id}")).await).await;
+    let duration = chrono::Duration::milliseconds(item["duration_ms"].as_i64().unwrap());
+    let restart = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:00:05Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        + duration;
+    let restart = restart.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let window = "from=2026-11-30T17:00:00Z&to=2026-12-02T17:00:00Z";
+    let (code, plays) = json_of(
+        editor
+            .get(&format!("/api/v1/schedules/preview?node={n}&{window}"))
+            .await,
+    )
+    .await;
+    assert_eq!(code, 200, "{plays}");
+    let plays = plays.as_array().unwrap();
+    let summary: Vec<(String, String, String)> = plays
+        .iter()
+        .map(|p| {
+            (
+                p["title"].as_str().unwrap().into(),
+                p["start"].as_str().unwrap().into(),
+                p["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "Bản tin".into(),
+                "2026-11-30T23:00:00Z".into(),
+                "interrupted".into()
+            ),
+            (
+                "Khẩn".into(),
+                "2026-11-30T23:00:05Z".into(),
+                "complete".into()
+            ),
+            ("Bản tin".into(), restart, "complete".into()),
+            (
+                "Bản tin".into(),
+                "2026-12-01T23:00:00Z".into(),
+                "complete".into()
+            ),
+        ],
+        "{plays:#?}"
+    );
+    assert_eq!(plays[0]["conflict"], true);
+    assert_eq!(plays[3]["conflict"], false);
+    // Village 2 only has the daily news.
+    let (_, plays) = json_of(
+        editor
+            .get(&format!("/api/v1/schedules/preview?village={v2}&{window}"))
+            .await,
+    )
+    .await;
+    assert_eq!(plays.as_array().unwrap().len(), 2);
+    // Bad previews.
+    for q in [
+        "",
+        "node=1&village=1",
+        &format!("node={n}&from=yesterday"),
+        &format!("node={n}&from=2026-12-01T00:00:00Z&to=2027-03-01T00:00:00Z"),
+        "node=99999",
+    ] {
+        let code = editor
+            .get(&format!("/api/v1/schedules/preview?{q}"))
+            .await
+            .status()
+            .as_u16();
+        assert!(code == 400 || code == 404, "{q} -> {code}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_sessions_csrf_and_rate_limit() {
+    let s = Server::start().await;
+    s.user("bientap", "editor").await;
+    let http = reqwest::Client::new();
+    let login = |password: &str| {
+        http.post(format!("{}/api/v1/auth/login", s.url))
+            .json(&json!({ "username": "bientap", "password": password }))
+            .send()
+    };
+    let res = login(PASSWORD).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let body: Value = res.json().await.unwrap();
+    let csrf = body["csrf"].as_str().unwrap().to_owned();
+    // The cookie reads; a cookie write without the CSRF token is refused.
+    let get = http
+        .get(format!("{}/api/v1/content", s.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let relay = json!({ "title": "x", "url": "http://r.example/a", "duration_ms": 1000 });
+    let post = http
+        .post(format!("{}/api/v1/content/relay", s.url))
+        .header("cookie", &session)
+        .json(&relay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 403);
+    let post = http
+        .post(format!("{}/api/v1/content/relay", s.url))
+        .header("cookie", &session)
+        .header("x-csrf-token", "wrong")
+        .json(&relay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 403);
+    let post = http
+        .post(format!("{}/api/v1/content/relay", s.url))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&relay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 201);
+    // Logout ends the session.
+    let out = http
+        .post(format!("{}/api/v1/auth/logout", s.url))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let get = http
+        .get(format!("{}/api/v1/content", s.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 401);
+    // Garbage credentials.
+    for auth in ["Bearer nope", "Basic YTpi", "Bearer "] {
+        assert_eq!(
+            http.get(format!("{}/api/v1/content", s.url))
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+    }
+    // Five wrong passwords, then even the right one waits.
+    for _ in 0..5 {
+        assert_eq!(login("sai mật khẩu").await.unwrap().status(), 401);
+    }
+    let res = login(PASSWORD).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    // Malformed login bodies.
+    for body in ["", "{", "[]", "{\"username\":1}"] {
+        let res = http
+            .post(format!("{}/api/v1/auth/login", s.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn communes_are_separate() {
+    let s = Server::start().await;
+    let (editor, _, id) = approved_item(&s).await;
+    let other = s
+        .cms
+        .ensure_commune("van-don", "Đặc khu Vân Đồn")
+        .await
+        .unwrap();
+    let req = cms::NewUserRequest {
+        username: "vandon".into(),
+        password: common::PASSWORD.into(),
+        role: "editor".into(),
+        display_name: None,
+        commune_id: Some(other.id),
+        province_wide: false,
+    };
+    s.cms.create_user(None, req).await.unwrap();
+    let outsider = s.login("vandon").await;
+    assert_eq!(
+        outsider
+            .get(&format!("/api/v1/content/{id}"))
+            .await
+            .status(),
+        404
+    );
+    let (_, list) = json_of(outsider.get("/api/v1/content").await).await;
+    assert_eq!(list, json!([]));
+    let (_, communes) = json_of(outsider.get("/api/v1/communes").await).await;
+    assert_eq!(communes.as_array().unwrap().len(), 1);
+    assert_eq!(communes[0]["slug"], "van-don");
+    assert_eq!(
+        outsider
+            .get(&format!(
+                "/api/v1/content?commune={}",
+                s.cms.default_commune()
+            ))
+            .await
+            .status(),
+        403
+    );
+    let (_, mine) = json_of(editor.get("/api/v1/content").await).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+}
