@@ -209,6 +209,11 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
     };
     req.params = params;
     let api = route.is_api();
+    if !api {
+        // Pages are Vietnamese unless the user picked English: commune PCs often run an
+        // English system whose browser asks for English.
+        req.lang = Lang::choose(req.q("lang"), req.cookie("lang"), None);
+    }
     let result = async {
         let principal = if route.perm == crate::auth::Perm::Public {
             authenticate(&cms, &req).await.ok()

@@ -7,8 +7,10 @@ mod places;
 mod schedules;
 mod users;
 
+pub(crate) use content::status_vi;
 pub use content::{ContentPatch, UploadMeta};
 pub use places::{NodeRequest, VILLAGE_KINDS};
+pub(crate) use schedules::commune_tz;
 pub use schedules::{PreviewPlay, PreviewTarget, ScheduleRequest};
 pub use users::NewUserRequest;
 

@@ -1,0 +1,322 @@
+//! Schedules (list and editor built from plain choices: staff never type cron) and the
+//! week view of what plays in each village.
+
+use chrono::{Duration, Utc};
+use protocol::schedule::{Outcome, Priority, RuleKind};
+use warp::reply::Response;
+
+use super::{Page, esc};
+use crate::auth::Perm;
+use crate::error::Result;
+use crate::http::Req;
+use crate::model::{ContentStatus, Schedule};
+use crate::store::ContentFilter;
+use crate::{Cms, PreviewTarget};
+
+fn priority_name<'a>(page: &Page<'_>, p: Priority) -> &'a str {
+    let (vi, en) = match p {
+        Priority::Background => ("Nền", "Background"),
+        Priority::Normal => ("Thông thường", "Normal"),
+        Priority::Priority => ("Ưu tiên", "Priority"),
+        Priority::Emergency => ("Khẩn cấp", "Emergency"),
+    };
+    page.lang.t(vi, en)
+}
+
+fn priority_label(page: &Page<'_>, p: Priority) -> String {
+    format!(
+        r#"<span class="badge {}">{}</span>"#,
+        p.as_str(),
+        priority_name(page, p)
+    )
+}
+
+const DAYS: [(&str, &str, &str); 7] = [
+    ("mon", "T2", "Mon"),
+    ("tue", "T3", "Tue"),
+    ("wed", "T4", "Wed"),
+    ("thu", "T5", "Thu"),
+    ("fri", "T6", "Fri"),
+    ("sat", "T7", "Sat"),
+    ("sun", "CN", "Sun"),
+];
+
+fn rule_text(page: &Page<'_>, s: &Schedule) -> String {
+    let times = |t: &[protocol::schedule::LocalTime]| {
+        t.iter()
+            .map(|t| t.0.format("%H:%M").to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = match &s.rule.kind {
+        RuleKind::Once(at) => format!("{} {}", page.t("Một lần lúc", "Once at"), page.time(*at)),
+        RuleKind::Daily(t) => format!("{} {}", page.t("Hằng ngày lúc", "Daily at"), times(t)),
+        RuleKind::Weekly { days, times: t } => {
+            let d: Vec<&str> = days
+                .iter()
+                .map(|d| {
+                    let key = serde_json::to_value(d)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    DAYS.iter()
+                        .find(|x| x.0 == key)
+                        .map_or("?", |x| page.t(x.1, x.2))
+                })
+                .collect();
+            format!(
+                "{} ({}) {}",
+                page.t("Hằng tuần", "Weekly"),
+                d.join(", "),
+                times(t)
+            )
+        }
+        RuleKind::Monthly { days, times: t } => {
+            let d: Vec<String> = days.iter().map(u8::to_string).collect();
+            format!(
+                "{} {} {}",
+                page.t("Hằng tháng ngày", "Monthly on day"),
+                d.join(", "),
+                times(t)
+            )
+        }
+        RuleKind::Cron(expr) => format!("cron {expr}"),
+    };
+    let range = match (s.rule.from, s.rule.until) {
+        (None, None) => String::new(),
+        (f, u) => format!(
+            " ({} {} {} {})",
+            page.t("từ", "from"),
+            f.map(|d| d.format("%d/%m/%Y").to_string())
+                .unwrap_or_else(|| "…".into()),
+            page.t("đến", "until"),
+            u.map(|d| d.format("%d/%m/%Y").to_string())
+                .unwrap_or_else(|| "…".into())
+        ),
+    };
+    esc(&(text + &range))
+}
+
+pub async fn schedules(cms: &Cms, page: &Page<'_>) -> Result<Response> {
+    let p = page.p;
+    let list = cms.schedules(p).await?;
+    let villages = cms.villages(p, None).await?;
+    let groups = cms.groups(p).await?;
+    let approved = cms
+        .list_content(
+            p,
+            None,
+            ContentFilter {
+                status: Some(ContentStatus::Approved),
+                limit: 500,
+                ..ContentFilter::default()
+            },
+        )
+        .await?;
+    let rows: String = list
+        .iter()
+        .map(|s| {
+            let places: Vec<String> = s
+                .targets
+                .villages
+                .iter()
+                .filter_map(|v| villages.iter().find(|x| x.id == *v).map(|x| esc(&x.name)))
+                .chain(s.targets.groups.iter().filter_map(|g| groups.iter().find(|x| x.id == *g).map(|x| format!("{} {}", page.t("nhóm", "group"), esc(&x.name)))))
+                .collect();
+            let delete = if p.can(Perm::Schedule) {
+                format!(
+                    r#"<button type="button" class="secondary" data-delete="/api/v1/schedules/{}" data-confirm="{}">✕</button>"#,
+                    s.id,
+                    page.t("Xoá lịch này?", "Delete this schedule?")
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&s.title),
+                rule_text(page, s),
+                priority_label(page, s.priority),
+                places.join(", "),
+                delete
+            )
+        })
+        .collect();
+    let table = if list.is_empty() {
+        format!(
+            r#"<p class="muted">{}</p>"#,
+            page.t("Chưa có lịch phát.", "No schedules yet.")
+        )
+    } else {
+        format!(
+            r#"<div class="table-wrap"><table id="schedule-table"><tbody>{rows}</tbody></table></div>"#
+        )
+    };
+    let editor = if p.can(Perm::Schedule) {
+        editor(page, &approved, &villages, &groups)
+    } else {
+        String::new()
+    };
+    Ok(page.render(
+        page.t("Lịch phát", "Schedules"),
+        &format!("{table}{editor}"),
+    ))
+}
+
+fn editor(
+    page: &Page<'_>,
+    approved: &[crate::model::Content],
+    villages: &[crate::model::Village],
+    groups: &[crate::model::VillageGroup],
+) -> String {
+    let check = |name: &str, id: i64, label: &str| {
+        format!(
+            r#"<label><input type="checkbox" name="{name}" value="{id}" data-type="ints"> {}</label>"#,
+            esc(label)
+        )
+    };
+    let items: String = approved
+        .iter()
+        .map(|c| check("content_ids", c.id, &c.title))
+        .collect();
+    let places: String = villages
+        .iter()
+        .map(|v| check("targets.villages", v.id, &v.name))
+        .chain(groups.iter().map(|g| {
+            check(
+                "targets.groups",
+                g.id,
+                &format!("{} {}", page.t("Nhóm", "Group"), g.name),
+            )
+        }))
+        .collect();
+    let days: String = DAYS
+        .iter()
+        .map(|(v, vi, en)| {
+            format!(
+                r#"<label><input type="checkbox" name="day" value="{v}"> {}</label>"#,
+                page.t(vi, en)
+            )
+        })
+        .collect();
+    let priorities: String = Priority::ALL
+        .iter()
+        .filter(|p| **p != Priority::Emergency || page.p.can(Perm::Approve))
+        .map(|p| {
+            let sel = if *p == Priority::Normal {
+                " selected"
+            } else {
+                ""
+            };
+            format!(
+                r#"<option value="{}"{sel}>{}</option>"#,
+                p.as_str(),
+                priority_name(page, *p)
+            )
+        })
+        .collect();
+    let offset = Utc::now().with_timezone(&page.tz).format("%:z").to_string();
+    format!(
+        r#"<div class="card"><h2>{new}</h2>
+<form id="schedule-form" data-schedule="/api/v1/schedules" data-offset="{offset}" data-ok="{saved}">{csrf}
+<label for="s-title">{title}</label><input type="text" id="s-title" name="title" required maxlength="200">
+<label>{what}</label><div class="checks">{items}</div>
+<label>{where_}</label><div class="checks">{places}</div>
+<label for="s-kind">{when}</label><select id="s-kind" name="rule_kind">
+<option value="daily">{daily}</option><option value="weekly">{weekly}</option><option value="monthly">{monthly}</option><option value="once">{once}</option></select>
+<div data-rule="once"><label for="s-once">{at}</label><input type="datetime-local" id="s-once" name="once"></div>
+<div data-rule="daily weekly monthly"><label for="s-times">{times}</label><input type="text" id="s-times" name="times" placeholder="06:00, 17:30"></div>
+<div data-rule="weekly"><label>{ondays}</label><div class="checks">{days}</div></div>
+<div data-rule="monthly"><label for="s-mdays">{mdays}</label><input type="text" id="s-mdays" name="month_days" placeholder="1, 15"></div>
+<div data-rule="daily weekly monthly" class="row"><span><label for="s-from">{from}</label><input type="date" id="s-from" name="from" data-optional></span>
+<span><label for="s-until">{until}</label><input type="date" id="s-until" name="until" data-optional></span></div>
+<div class="row"><span><label for="s-priority">{prio}</label><select id="s-priority" name="priority">{priorities}</select></span>
+<span><label for="s-repeat">{repeat}</label><input type="number" id="s-repeat" name="repeat" value="1" min="1" max="20"></span>
+<span><label for="s-volume">{volume}</label><input type="number" id="s-volume" name="volume" value="100" min="0" max="100"></span></div>
+<div class="msg hidden"></div><p><button type="submit" id="schedule-save">{save}</button></p></form></div>"#,
+        new = page.t("Lịch phát mới", "New schedule"),
+        saved = page.t("Đã lưu lịch phát.", "Schedule saved."),
+        csrf = page.csrf_field(),
+        title = page.t("Tên lịch", "Title"),
+        what = page.t("Phát nội dung (đã duyệt)", "Play (approved items)"),
+        where_ = page.t("Tại", "Where"),
+        when = page.t("Khi nào", "When"),
+        daily = page.t("Hằng ngày", "Every day"),
+        weekly = page.t("Hằng tuần", "Every week"),
+        monthly = page.t("Hằng tháng", "Every month"),
+        once = page.t("Một lần", "Once"),
+        at = page.t("Thời điểm", "At"),
+        times = page.t(
+            "Giờ phát (cách nhau bằng dấu phẩy)",
+            "Times (comma separated)"
+        ),
+        ondays = page.t("Vào các ngày", "On days"),
+        mdays = page.t("Ngày trong tháng", "Days of the month"),
+        from = page.t("Từ ngày", "From"),
+        until = page.t("Đến ngày", "Until"),
+        prio = page.t("Mức ưu tiên", "Priority"),
+        repeat = page.t("Số lần lặp", "Repeat"),
+        volume = page.t("Âm lượng", "Volume"),
+        save = page.t("Lưu lịch", "Save schedule"),
+    )
+}
+
+pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
+    let p = page.p;
+    let today = Utc::now().with_timezone(&page.tz).date_naive();
+    let start = req
+        .q("from")
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or(today);
+    let from = protocol::schedule::local_to_utc(page.tz, start, chrono::NaiveTime::MIN);
+    let to = protocol::schedule::local_to_utc(
+        page.tz,
+        start + Duration::days(7),
+        chrono::NaiveTime::MIN,
+    );
+    let days: Vec<chrono::NaiveDate> = (0..7).map(|i| start + Duration::days(i)).collect();
+    let head: String = days
+        .iter()
+        .map(|d| format!("<th>{}</th>", d.format("%a %d/%m")))
+        .collect();
+    let mut rows = String::new();
+    for v in cms.villages(p, None).await? {
+        let plays = cms
+            .preview(p, PreviewTarget::Village(v.id), from, to)
+            .await?;
+        let cells: String = days
+            .iter()
+            .map(|d| {
+                let list: String = plays
+                    .iter()
+                    .filter(|pl| {
+                        pl.outcome != Outcome::Skipped
+                            && pl.start.with_timezone(&page.tz).date_naive() == *d
+                    })
+                    .map(|pl| {
+                        let class = if pl.conflict { "play conflict" } else { "play" };
+                        format!(
+                            r#"<div class="{class}" title="{}">{} {}</div>"#,
+                            pl.priority.as_str(),
+                            pl.start.with_timezone(&page.tz).format("%H:%M"),
+                            esc(&pl.title)
+                        )
+                    })
+                    .collect();
+                format!("<td>{list}</td>")
+            })
+            .collect();
+        rows.push_str(&format!("<tr><th>{}</th>{cells}</tr>", esc(&v.name)));
+    }
+    let prev = (start - Duration::days(7)).format("%Y-%m-%d");
+    let next = (start + Duration::days(7)).format("%Y-%m-%d");
+    let body = format!(
+        r#"<p class="row"><a href="/ui/week?from={prev}">← {before}</a><a href="/ui/week?from={next}">{after} →</a></p>
+<div class="table-wrap"><table class="week" id="week-table"><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table></div>
+<p class="muted">{legend}</p>"#,
+        before = page.t("Tuần trước", "Previous week"),
+        after = page.t("Tuần sau", "Next week"),
+        legend = page.t("Viền cam: bị lùi, ngắt hoặc phát lại do trùng lịch. Giờ theo múi giờ của xã.", "Orange edge: delayed, interrupted or restarted by a conflict. Times in the commune's zone."),
+    );
+    Ok(page.render(page.t("Lịch phát trong tuần", "This week"), &body))
+}

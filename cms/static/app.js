@@ -1,0 +1,154 @@
+// Loa Làng web UI: small plain script, no build step. Every change goes through the JSON
+// API with the session's CSRF token (from the page's <meta name="csrf">).
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf"]')?.content || "";
+// API messages in the page's language, whatever the browser's own setting.
+const lang = () => document.documentElement.lang || "vi";
+
+function show(el, text, ok) {
+  const box = el.querySelector(".msg") || el.parentElement.querySelector(".msg");
+  if (!box) { if (!ok) alert(text); return; }
+  box.textContent = text;
+  box.className = "msg " + (ok ? "ok" : "error");
+}
+
+async function api(method, url, body) {
+  const opts = { method, headers: { "X-CSRF-Token": csrf(), "Accept-Language": lang() }, credentials: "same-origin" };
+  if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  const res = await fetch(url, opts);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { message: text }; }
+  if (!res.ok) throw new Error((data && data.message) || res.statusText);
+  return data;
+}
+
+// Form fields -> JSON. data-type: int, ints (checked boxes -> [n]), bool, lines (-> [s]);
+// dotted names nest ("targets.villages").
+function formJson(form) {
+  const out = {};
+  const get = path => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), out);
+  const set = (path, value) => {
+    const keys = path.split(".");
+    let o = out;
+    keys.slice(0, -1).forEach(k => { o = o[k] = o[k] || {}; });
+    o[keys[keys.length - 1]] = value;
+  };
+  form.querySelectorAll("[name]").forEach(el => {
+    const type = el.dataset.type || "";
+    if (el.name === "csrf" || el.type === "file" || el.closest(".hidden")) return;
+    if (type === "ints") {
+      const cur = get(el.name) || [];
+      if (el.checked) cur.push(parseInt(el.value, 10));
+      set(el.name, cur);
+      return;
+    }
+    if (el.type === "checkbox" && type === "bool") { set(el.name, el.checked); return; }
+    if (el.type === "checkbox") return;
+    if (el.value === "" && el.dataset.optional !== undefined) return;
+    if (type === "int") set(el.name, parseInt(el.value, 10));
+    else set(el.name, el.value);
+  });
+  return out;
+}
+
+function after(form, data) {
+  const go = form.dataset.next;
+  const msg = form.dataset.ok || "OK";
+  show(form, msg, true);
+  if (go) setTimeout(() => { location.href = go.replace("{id}", data && data.id); }, 400);
+  else setTimeout(() => location.reload(), 400);
+}
+
+// Schedule editor: plain choices -> a rule object of CONTRACT.md.
+function scheduleBody(form) {
+  const f = formJson(form);
+  const kind = f.rule_kind;
+  const times = (f.times || "").split(/[ ,;]+/).filter(Boolean);
+  const offset = form.dataset.offset || "+07:00";
+  let rule;
+  if (kind === "once") rule = { once: f.once + ":00" + offset };
+  else if (kind === "daily") rule = { daily: times };
+  else if (kind === "weekly") rule = { weekly: { days: [...form.querySelectorAll('[name="day"]:checked')].map(e => e.value), times } };
+  else rule = { monthly: { days: (f.month_days || "").split(/[ ,;]+/).filter(Boolean).map(Number), times } };
+  if (kind !== "once" && f.from) rule.from = f.from;
+  if (kind !== "once" && f.until) rule.until = f.until;
+  const body = {
+    title: f.title, priority: f.priority, rule, volume: parseInt(f.volume || "100", 10),
+    content_ids: f.content_ids || [], targets: { villages: (f.targets && f.targets.villages) || [], groups: (f.targets && f.targets.groups) || [] },
+  };
+  if (f.repeat) body.repeat = parseInt(f.repeat, 10);
+  return body;
+}
+
+function upload(form) {
+  const bar = form.querySelector("progress");
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", form.dataset.upload);
+  xhr.setRequestHeader("X-CSRF-Token", csrf());
+  xhr.setRequestHeader("Accept-Language", lang());
+  xhr.upload.onprogress = e => { if (e.lengthComputable && bar) { bar.max = e.total; bar.value = e.loaded; } };
+  xhr.onload = () => {
+    let data = {};
+    try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+    if (xhr.status >= 200 && xhr.status < 300) after(form, data);
+    else show(form, data.message || xhr.statusText, false);
+  };
+  xhr.onerror = () => show(form, form.dataset.neterr || "Network error", false);
+  xhr.send(new FormData(form));
+}
+
+document.addEventListener("submit", async e => {
+  const form = e.target;
+  if (!form.dataset.api && !form.dataset.upload && !form.dataset.schedule) return;
+  e.preventDefault();
+  if (form.dataset.upload) return upload(form);
+  const button = form.querySelector("button[type=submit]");
+  if (button) button.disabled = true;
+  try {
+    const body = form.dataset.schedule ? scheduleBody(form) : formJson(form);
+    const data = await api(form.dataset.method || "POST", form.dataset.api || form.dataset.schedule, body);
+    after(form, data);
+  } catch (err) {
+    show(form, err.message, false);
+  } finally {
+    if (button) button.disabled = false;
+  }
+});
+
+document.addEventListener("click", async e => {
+  const d = e.target.closest("button[data-delete]");
+  if (d) {
+    if (!confirm(d.dataset.confirm || "?")) return;
+    try { await api("DELETE", d.dataset.delete); location.reload(); } catch (err) { alert(err.message); }
+    return;
+  }
+  const b = e.target.closest("button[data-post]");
+  if (!b) return;
+  let body = {};
+  if (b.dataset.prompt) {
+    const reason = prompt(b.dataset.prompt);
+    if (reason === null) return;
+    body = { reason };
+  }
+  b.disabled = true;
+  try {
+    await api("POST", b.dataset.post, body);
+    if (b.dataset.next) location.href = b.dataset.next; else location.reload();
+  } catch (err) {
+    alert(err.message);
+    b.disabled = false;
+  }
+});
+
+// Schedule editor: show the inputs the chosen rule needs.
+function ruleFields() {
+  const sel = document.querySelector('select[name="rule_kind"]');
+  if (!sel) return;
+  document.querySelectorAll("[data-rule]").forEach(el => {
+    el.classList.toggle("hidden", !el.dataset.rule.split(" ").includes(sel.value));
+  });
+}
+document.addEventListener("change", e => { if (e.target.name === "rule_kind") ruleFields(); });
+document.addEventListener("DOMContentLoaded", ruleFields);

@@ -1,0 +1,349 @@
+//! The web UI in real headless Chromium (Debian's chromium + chromium-driver, installed by
+//! `./loa deps`), against a real `controller demo` process: log in -> upload -> submit ->
+//! approve as another user -> schedule -> see it in the week view; and the English switch.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Kills a child process when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../audio-samples")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `controller demo` on a free port; its URL once it says it listens.
+fn start_controller(data: &Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_controller"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--nodes", "2", "--data"])
+        .arg(data)
+        .arg("--samples")
+        .arg(samples())
+        .env("LOA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start controller");
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("listening on ") {
+            return (proc, url.trim_end_matches('/').to_owned());
+        }
+    }
+    panic!("controller exited before listening");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_browser(profile: &Path) -> (Proc, Client) {
+    let driver = Path::new("/usr/bin/chromedriver");
+    assert!(
+        driver.exists() && Path::new("/usr/bin/chromium").exists(),
+        "Chromium and ChromeDriver are needed (Debian packages chromium and chromium-driver; `./loa deps` installs them)"
+    );
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let url = format!("http://127.0.0.1:{port}");
+    // Ready when /status answers.
+    let started = Instant::now();
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "chromedriver did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
+        }
+    });
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&url)
+        .await
+        .expect("WebDriver session");
+    (proc, client)
+}
+
+async fn login(c: &Client, base: &str, user: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("loalang-demo")
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_path(c, "/").await;
+}
+
+async fn wait_path(c: &Client, path: &str) {
+    let started = Instant::now();
+    loop {
+        if c.current_url().await.unwrap().path() == path {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reached {path}: at {}",
+            c.current_url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the page source contains `text`.
+async fn wait_text(c: &Client, text: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let html = c.source().await.unwrap();
+        if html.contains(text) {
+            return html;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "page never showed {text:?}:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_upload_approve_schedule_and_see_the_week() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_browser(&dir.path().join("profile")).await;
+
+    // Editor: log in, upload with the form, submit for approval.
+    login(&c, &base, "bientap").await;
+    wait_text(&c, "Tổng quan").await;
+    c.goto(&format!("{base}/ui/content/new")).await.unwrap();
+    c.find(Locator::Id("up-title"))
+        .await
+        .unwrap()
+        .send_keys("Thông báo lịch lấy nước")
+        .await
+        .unwrap();
+    let file = samples().join("announcement.mp3");
+    c.find(Locator::Id("up-file"))
+        .await
+        .unwrap()
+        .send_keys(&file.to_string_lossy())
+        .await
+        .unwrap();
+    c.find(Locator::Id("upload-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_path(&c, "/ui/content").await;
+    wait_text(&c, "Thông báo lịch lấy nước").await;
+    let row = c
+        .find(Locator::XPath(
+            "//tr[.//strong[text()='Thông báo lịch lấy nước']]",
+        ))
+        .await
+        .unwrap();
+    let id = row.attr("data-id").await.unwrap().unwrap();
+    row.find(Locator::Css("button[data-submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let row = c
+            .find(Locator::Css(&format!("tr[data-id='{id}']")))
+            .await
+            .unwrap();
+        if row.text().await.unwrap().contains("chờ duyệt") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // The editor's menu has no approval queue.
+    assert!(!c.source().await.unwrap().contains("href=\"/ui/approvals\""));
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_path(&c, "/login").await;
+
+    // Approver: approve it from the queue.
+    login(&c, &base, "pheduyet").await;
+    c.goto(&format!("{base}/ui/approvals")).await.unwrap();
+    wait_text(&c, "Thông báo lịch lấy nước").await;
+    c.find(Locator::Css(&format!("button[data-approve='{id}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "Không có nội dung chờ duyệt").await;
+
+    // Schedule it daily at 07:30 for the first village, from the editor's plain choices.
+    c.goto(&format!("{base}/ui/schedules")).await.unwrap();
+    c.find(Locator::Id("s-title"))
+        .await
+        .unwrap()
+        .send_keys("Lịch lấy nước hằng ngày")
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!(
+        "input[name='content_ids'][value='{id}']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.find(Locator::Css("input[name='targets.villages']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("s-times"))
+        .await
+        .unwrap()
+        .send_keys("07:30")
+        .await
+        .unwrap();
+    c.find(Locator::Id("schedule-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "Hằng ngày lúc 07:30").await;
+
+    // The week view shows it every day in that village, at 07:30 local time.
+    c.goto(&format!("{base}/ui/week")).await.unwrap();
+    let html = wait_text(&c, "07:30 Lịch lấy nước hằng ngày").await;
+    assert_eq!(
+        html.matches("07:30 Lịch lấy nước hằng ngày").count(),
+        7,
+        "one play a day for a week"
+    );
+
+    // English on request, remembered.
+    c.goto(&format!("{base}/ui/week?lang=en")).await.unwrap();
+    wait_text(&c, "This week").await;
+    c.goto(&format!("{base}/ui/schedules")).await.unwrap();
+    wait_text(&c, "Daily at 07:30").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_shows_a_message_and_bad_uploads_explain_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_browser(&dir.path().join("profile")).await;
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("bientap")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("sai")
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "Sai tên đăng nhập hoặc mật khẩu").await;
+
+    login(&c, &base, "bientap").await;
+    c.goto(&format!("{base}/ui/content/new")).await.unwrap();
+    c.find(Locator::Id("up-title"))
+        .await
+        .unwrap()
+        .send_keys("Không phải âm thanh")
+        .await
+        .unwrap();
+    let not_audio = dir.path().join("notes.mp3");
+    std::fs::write(
+        &not_audio,
+        "Biên bản họp thôn, không phải âm thanh.\n".repeat(100),
+    )
+    .unwrap();
+    c.find(Locator::Id("up-file"))
+        .await
+        .unwrap()
+        .send_keys(&not_audio.to_string_lossy())
+        .await
+        .unwrap();
+    c.find(Locator::Id("upload-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "Đây không phải tệp âm thanh").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/ui/content/new");
+    c.close().await.unwrap();
+}
