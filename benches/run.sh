@@ -3,6 +3,7 @@
 #   benches/run.sh            all
 #   benches/run.sh decode     decode speed vs ffmpeg and mpg123
 #   benches/run.sh playback   real-time playback RSS/CPU vs snapclient, same PulseAudio sink
+#   benches/run.sh cms        CMS API latency at 500 req/s vs nginx serving the same bodies
 # Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +105,7 @@ bench_playback() {
 case "${1:-all}" in
   decode) bench_decode ;;
   playback) bench_playback ;;
-  all) bench_decode; bench_playback ;;
-  *) echo "usage: benches/run.sh [decode|playback|all]" >&2; exit 2 ;;
+  cms) exec benches/cms.sh ;;
+  all) bench_decode; bench_playback; benches/cms.sh ;;
+  *) echo "usage: benches/run.sh [decode|playback|cms|all]" >&2; exit 2 ;;
 esac

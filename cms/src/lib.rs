@@ -65,6 +65,9 @@ struct Inner {
     config: CmsConfig,
     limiter: LoginLimiter,
     default_commune: i64,
+    /// Bumped by every write that can change what plays where (see `write`).
+    generation: std::sync::atomic::AtomicU64,
+    preview_cache: service::PreviewCache,
 }
 
 impl Cms {
@@ -86,6 +89,8 @@ impl Cms {
                 config,
                 limiter: LoginLimiter::default(),
                 default_commune: commune,
+                generation: std::sync::atomic::AtomicU64::new(0),
+                preview_cache: service::PreviewCache::default(),
             }),
         })
     }
@@ -101,5 +106,26 @@ impl Cms {
     }
     pub fn default_commune(&self) -> i64 {
         self.inner.default_commune
+    }
+
+    /// Changes whenever content, schedules or places change.
+    pub fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A database write that can change what plays where: runs `f`, then moves the
+    /// generation on (also on failure: harmless, and never stale).
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        let result = self.store().call(f).await;
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        result
     }
 }

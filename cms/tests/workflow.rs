@@ -533,3 +533,54 @@ async fn communes_are_separate() {
     let (_, mine) = json_of(editor.get("/api/v1/content").await).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commune_settings_move_quiet_hours() {
+    let s = Server::start().await;
+    let (editor, _, id) = approved_item(&s).await;
+    let admin = s.client("quantri", "admin").await;
+    let (_, village) = json_of(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 1" }))
+            .await,
+    )
+    .await;
+    let cid = s.cms.default_commune();
+    let patch = |body: Value| {
+        admin
+            .req(Method::PATCH, &format!("/api/v1/communes/{cid}"))
+            .json(&body)
+            .send()
+    };
+    for bad in [
+        json!({ "tz": "Mars/Olympus" }),
+        json!({ "quiet_start": "24:61" }),
+        json!({ "loudness_target": 3.0 }),
+        json!({ "colour": 1 }),
+    ] {
+        assert_eq!(patch(bad.clone()).await.unwrap().status(), 400, "{bad}");
+    }
+    let late = json!({ "title": "Muộn", "content_ids": [id], "targets": { "villages": [village["id"]] }, "priority": "normal", "rule": daily(&["22:30"]) });
+    assert_eq!(
+        editor
+            .post("/api/v1/schedules", late.clone())
+            .await
+            .status(),
+        400
+    );
+    let (code, commune) = json_of(
+        patch(json!({ "quiet_start": "23:00", "quiet_end": "4:30" }))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{commune}");
+    assert_eq!(
+        (
+            commune["quiet_start"].as_str(),
+            commune["quiet_end"].as_str()
+        ),
+        (Some("23:00"), Some("04:30"))
+    );
+    assert_eq!(editor.post("/api/v1/schedules", late).await.status(), 201);
+}

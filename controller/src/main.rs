@@ -103,15 +103,23 @@ fn config(data: PathBuf, opts: &ServeOpts) -> CmsConfig {
 }
 
 fn main() -> ExitCode {
-    let filter = std::env::var("LOA_LOG").unwrap_or_else(|_| "info".into());
-    let level = filter.parse().unwrap_or(tracing::Level::INFO);
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level: LevelFilter = std::env::var("LOA_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(LevelFilter::INFO);
+    // warp logs a client that hangs up mid-request as a server error: that is the
+    // client's business, not an operator's.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("warp::server", LevelFilter::OFF);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    tracing_subscriber::registry().with(fmt).with(filter).init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -189,7 +197,14 @@ async fn serve(cfg: CmsConfig, listen: SocketAddr, demo: Option<(u32, PathBuf)>)
     println!("listening on {url}");
     tracing::info!(%addr, "serving");
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C in a terminal, SIGTERM from systemd: finish requests in flight, then stop.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!("stopping");
     };
     cms::http::serve(cms, listener, shutdown).await;
     Ok(())

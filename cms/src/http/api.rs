@@ -12,7 +12,9 @@ use crate::Cms;
 use crate::auth::Principal;
 use crate::error::{CmsError, Result};
 use crate::model::{ContentStatus, parse_category};
-use crate::service::{ContentPatch, NewUserRequest, NodeRequest, PreviewTarget, ScheduleRequest};
+use crate::service::{
+    CommunePatch, ContentPatch, NewUserRequest, NodeRequest, PreviewTarget, ScheduleRequest,
+};
 use crate::store::{self, ContentFilter};
 
 #[derive(Deserialize)]
@@ -72,8 +74,6 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         _ => {}
     }
     let p = p.ok_or(CmsError::Unauthenticated)?;
-    let ok = |v: &dyn erased::Json| Ok(reply::json(200, &v.value()));
-    let created = |v: &dyn erased::Json| Ok(reply::json(201, &v.value()));
     match id {
         Id::Logout => {
             if let Some(secret) = req.cookie(reply::SESSION_COOKIE).map(str::to_owned) {
@@ -103,6 +103,10 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
             created(&json!({ "token": cms.create_api_token(&p, name).await? }))
         }
         Id::Communes => ok(&cms.communes(&p).await?),
+        Id::UpdateCommune => {
+            let body: CommunePatch = req.json().await?;
+            ok(&cms.update_commune(&p, req.id(0)?, body).await?)
+        }
         Id::Users => ok(&cms.list_users(&p).await?),
         Id::CreateUser => {
             let body: NewUserRequest = req.json().await?;
@@ -323,14 +327,10 @@ fn content_filter(req: &Req) -> Result<ContentFilter> {
     })
 }
 
-/// Lets one closure serialise any response body.
-mod erased {
-    pub trait Json {
-        fn value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
+fn ok<T: serde::Serialize>(v: &T) -> Result<Response> {
+    Ok(reply::json(200, v))
+}
+
+fn created<T: serde::Serialize>(v: &T) -> Result<Response> {
+    Ok(reply::json(201, v))
 }

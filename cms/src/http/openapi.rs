@@ -133,6 +133,10 @@ fn request_body(id: Id) -> Option<Value> {
             &[],
         ),
         Id::Reject => obj(json!({ "reason": s }), &["reason"]),
+        Id::UpdateCommune => obj(
+            json!({ "name": s, "tz": s, "quiet_start": s, "quiet_end": s, "loudness_target": { "type": "number" } }),
+            &[],
+        ),
         Id::CreateSchedule | Id::UpdateSchedule => obj(
             json!({ "title": s, "content_ids": ids,
                     "targets": { "type": "object", "properties": { "villages": ids, "groups": ids, "nodes": ids } },

@@ -15,6 +15,7 @@ pub enum Id {
     Me,
     CreateToken,
     Communes,
+    UpdateCommune,
     Users,
     CreateUser,
     DisableUser,
@@ -95,6 +96,7 @@ routes! {
     GET    "/api/v1/me"                        Read         Me             "Who is logged in, with role and commune.";
     POST   "/api/v1/tokens"                    Read         CreateToken    "Create a long-lived API token for your account (shown once).";
     GET    "/api/v1/communes"                  Read         Communes       "Communes you can see.";
+    PATCH  "/api/v1/communes/{id}"             ManagePlaces UpdateCommune  "Change a commune's name, time zone, quiet hours or loudness target.";
     GET    "/api/v1/users"                     ManageUsers  Users          "Users of your commune.";
     POST   "/api/v1/users"                     ManageUsers  CreateUser     "Add a user with a role.";
     POST   "/api/v1/users/{id}/disable"        ManageUsers  DisableUser    "Disable a user and end their sessions.";

@@ -165,24 +165,23 @@ impl Cms {
             ));
         }
         let p2 = p.clone();
-        self.store()
-            .call(move |c| {
-                let new = NewContent {
-                    commune_id: commune,
-                    kind: ContentKind::Relay,
-                    title: &title,
-                    category: "relay",
-                    description: "",
-                    media: None,
-                    relay_url: Some(&url),
-                    tts_text: None,
-                    duration_ms,
-                    gain_db: 0.0,
-                    author_id: Some(p2.user.id),
-                };
-                insert_audited(c, &p2, commune, &new)
-            })
-            .await
+        self.write(move |c| {
+            let new = NewContent {
+                commune_id: commune,
+                kind: ContentKind::Relay,
+                title: &title,
+                category: "relay",
+                description: "",
+                media: None,
+                relay_url: Some(&url),
+                tts_text: None,
+                duration_ms,
+                gain_db: 0.0,
+                author_id: Some(p2.user.id),
+            };
+            insert_audited(c, &p2, commune, &new)
+        })
+        .await
     }
 
     async fn check_audio(&self, blob: PendingBlob) -> Result<(PendingBlob, MediaInfo)> {
@@ -221,24 +220,23 @@ impl Cms {
             tts_text.map(str::to_owned),
         );
         let p2 = p.clone();
-        self.store()
-            .call(move |c| {
-                let new = NewContent {
-                    commune_id: commune,
-                    kind,
-                    title: &title,
-                    category,
-                    description: &description,
-                    media: Some((&sha, &info)),
-                    relay_url: None,
-                    tts_text: tts_text.as_deref(),
-                    duration_ms: info.duration_ms,
-                    gain_db: info.gain_to(target),
-                    author_id: Some(p2.user.id),
-                };
-                insert_audited(c, &p2, commune, &new)
-            })
-            .await
+        self.write(move |c| {
+            let new = NewContent {
+                commune_id: commune,
+                kind,
+                title: &title,
+                category,
+                description: &description,
+                media: Some((&sha, &info)),
+                relay_url: None,
+                tts_text: tts_text.as_deref(),
+                duration_ms: info.duration_ms,
+                gain_db: info.gain_to(target),
+                author_id: Some(p2.user.id),
+            };
+            insert_audited(c, &p2, commune, &new)
+        })
+        .await
     }
 
     pub async fn submit(&self, p: &Principal, id: i64) -> Result<Content> {
@@ -291,34 +289,33 @@ impl Cms {
         F: FnOnce(&Content, &Principal) -> Result<(ContentStatus, Option<String>)> + Send + 'static,
     {
         let p = p.clone();
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let before = q::content::get(&tx, id)?;
-                p.check_commune(before.commune_id, what())?;
-                let (status, reason) = decide(&before, &p)?;
-                let approver = match status {
-                    ContentStatus::Approved | ContentStatus::Rejected => Some(p.user.id),
-                    _ => None,
-                };
-                q::content::set_status(&tx, id, status, approver, reason.as_deref())?;
-                let after = q::content::get(&tx, id)?;
-                q::audit(
-                    &tx,
-                    &audit_by(
-                        &p,
-                        after.commune_id,
-                        action,
-                        "content",
-                        id,
-                        to_json(&before),
-                        to_json(&after),
-                    ),
-                )?;
-                tx.commit()?;
-                Ok(after)
-            })
-            .await
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let before = q::content::get(&tx, id)?;
+            p.check_commune(before.commune_id, what())?;
+            let (status, reason) = decide(&before, &p)?;
+            let approver = match status {
+                ContentStatus::Approved | ContentStatus::Rejected => Some(p.user.id),
+                _ => None,
+            };
+            q::content::set_status(&tx, id, status, approver, reason.as_deref())?;
+            let after = q::content::get(&tx, id)?;
+            q::audit(
+                &tx,
+                &audit_by(
+                    &p,
+                    after.commune_id,
+                    action,
+                    "content",
+                    id,
+                    to_json(&before),
+                    to_json(&after),
+                ),
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
     }
 
     /// Edits metadata. Changing what listeners hear about an approved item (title,
@@ -338,50 +335,49 @@ impl Cms {
         let category = patch.category.as_deref().map(parse_category).transpose()?;
         let description = patch.description.as_deref().map(optional).transpose()?;
         let p = p.clone();
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let before = q::content::get(&tx, id)?;
-                p.check_commune(before.commune_id, what())?;
-                let mut item = before.clone();
-                if let Some(t) = title {
-                    item.title = t;
-                }
-                if let Some(cat) = category {
-                    item.category = cat.to_owned();
-                }
-                if let Some(d) = description {
-                    item.description = d;
-                }
-                if let Some(public) = patch.public {
-                    item.public = public;
-                }
-                let edited = item.title != before.title
-                    || item.category != before.category
-                    || item.description != before.description;
-                let status = if edited && before.status == ContentStatus::Approved {
-                    ContentStatus::Pending
-                } else {
-                    before.status
-                };
-                q::content::update_meta(&tx, &item, status)?;
-                let after = q::content::get(&tx, id)?;
-                q::audit(
-                    &tx,
-                    &audit_by(
-                        &p,
-                        after.commune_id,
-                        "update",
-                        "content",
-                        id,
-                        to_json(&before),
-                        to_json(&after),
-                    ),
-                )?;
-                tx.commit()?;
-                Ok(after)
-            })
-            .await
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let before = q::content::get(&tx, id)?;
+            p.check_commune(before.commune_id, what())?;
+            let mut item = before.clone();
+            if let Some(t) = title {
+                item.title = t;
+            }
+            if let Some(cat) = category {
+                item.category = cat.to_owned();
+            }
+            if let Some(d) = description {
+                item.description = d;
+            }
+            if let Some(public) = patch.public {
+                item.public = public;
+            }
+            let edited = item.title != before.title
+                || item.category != before.category
+                || item.description != before.description;
+            let status = if edited && before.status == ContentStatus::Approved {
+                ContentStatus::Pending
+            } else {
+                before.status
+            };
+            q::content::update_meta(&tx, &item, status)?;
+            let after = q::content::get(&tx, id)?;
+            q::audit(
+                &tx,
+                &audit_by(
+                    &p,
+                    after.commune_id,
+                    "update",
+                    "content",
+                    id,
+                    to_json(&before),
+                    to_json(&after),
+                ),
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
     }
 }
 

@@ -12,10 +12,56 @@ pub use content::{ContentPatch, UploadMeta};
 pub use places::{NodeRequest, VILLAGE_KINDS};
 pub(crate) use schedules::commune_tz;
 pub use schedules::{PreviewPlay, PreviewTarget, ScheduleRequest};
-pub use users::NewUserRequest;
+pub use users::{CommunePatch, NewUserRequest};
 
 use crate::auth::Principal;
 use crate::store::AuditRecord;
+
+/// Preview inputs by target, valid for one generation.
+#[derive(Default)]
+pub(crate) struct PreviewCache {
+    map: std::sync::Mutex<
+        std::collections::HashMap<(u8, i64), (u64, std::sync::Arc<schedules::PreviewInput>)>,
+    >,
+}
+
+/// Enough for every village and node of a province's busiest previews; beyond it the
+/// cache starts afresh rather than growing.
+const PREVIEW_CACHE_MAX: usize = 10_000;
+
+impl PreviewCache {
+    fn get(
+        &self,
+        key: (u8, i64),
+        generation: u64,
+    ) -> Option<std::sync::Arc<schedules::PreviewInput>> {
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&key)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(
+        &self,
+        key: (u8, i64),
+        generation: u64,
+        input: schedules::PreviewInput,
+    ) -> std::sync::Arc<schedules::PreviewInput> {
+        let input = std::sync::Arc::new(input);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= PREVIEW_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, (generation, input.clone()));
+        input
+    }
+}
 
 /// An audit record for a change made by `p`.
 fn audit_by<'a>(

@@ -75,19 +75,18 @@ impl Cms {
             ));
         }
         let p = p.clone();
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let id = q::places::insert_village(&tx, cid, &name, &kind)?;
-                let v = q::places::village(&tx, id)?;
-                q::audit(
-                    &tx,
-                    &audit_by(&p, cid, "create", "village", id, None, to_json(&v)),
-                )?;
-                tx.commit()?;
-                Ok(v)
-            })
-            .await
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let id = q::places::insert_village(&tx, cid, &name, &kind)?;
+            let v = q::places::village(&tx, id)?;
+            q::audit(
+                &tx,
+                &audit_by(&p, cid, "create", "village", id, None, to_json(&v)),
+            )?;
+            tx.commit()?;
+            Ok(v)
+        })
+        .await
     }
 
     pub async fn villages(&self, p: &Principal, commune: Option<i64>) -> Result<Vec<Village>> {
@@ -108,20 +107,19 @@ impl Cms {
         let cid = p.commune(None)?;
         let name = required(name, 100, "tên nhóm", "Group name")?;
         let p = p.clone();
-        self.store()
-            .call(move |c| {
-                let id = q::places::insert_group(c, cid, &name, &villages)?;
-                let g = q::places::groups(c, cid)?
-                    .into_iter()
-                    .find(|g| g.id == id)
-                    .ok_or_else(|| CmsError::Storage("group vanished".into()))?;
-                q::audit(
-                    c,
-                    &audit_by(&p, cid, "create", "group", id, None, to_json(&g)),
-                )?;
-                Ok(g)
-            })
-            .await
+        self.write(move |c| {
+            let id = q::places::insert_group(c, cid, &name, &villages)?;
+            let g = q::places::groups(c, cid)?
+                .into_iter()
+                .find(|g| g.id == id)
+                .ok_or_else(|| CmsError::Storage("group vanished".into()))?;
+            q::audit(
+                c,
+                &audit_by(&p, cid, "create", "group", id, None, to_json(&g)),
+            )?;
+            Ok(g)
+        })
+        .await
     }
 
     pub async fn groups(&self, p: &Principal) -> Result<Vec<VillageGroup>> {
@@ -139,8 +137,7 @@ impl Cms {
         let code_hash = auth::secret_hash(&code);
         let p = p.clone();
         let node = self
-            .store()
-            .call(move |c| {
+            .write(move |c| {
                 let tx = c.transaction()?;
                 let id = q::places::insert_node(&tx, cid, &update, &code_hash)?;
                 let n = q::places::node(&tx, id)?;
@@ -159,32 +156,31 @@ impl Cms {
         p.require(Perm::ManageNodes)?;
         let update = req.checked()?;
         let p = p.clone();
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let before = q::places::node(&tx, id)?;
-                p.check_commune(
-                    before.commune_id,
-                    Text::new("Không tìm thấy cụm loa", "Node"),
-                )?;
-                q::places::update_node(&tx, id, &update)?;
-                let after = q::places::node(&tx, id)?;
-                q::audit(
-                    &tx,
-                    &audit_by(
-                        &p,
-                        after.commune_id,
-                        "update",
-                        "node",
-                        id,
-                        to_json(&before),
-                        to_json(&after),
-                    ),
-                )?;
-                tx.commit()?;
-                Ok(after)
-            })
-            .await
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let before = q::places::node(&tx, id)?;
+            p.check_commune(
+                before.commune_id,
+                Text::new("Không tìm thấy cụm loa", "Node"),
+            )?;
+            q::places::update_node(&tx, id, &update)?;
+            let after = q::places::node(&tx, id)?;
+            q::audit(
+                &tx,
+                &audit_by(
+                    &p,
+                    after.commune_id,
+                    "update",
+                    "node",
+                    id,
+                    to_json(&before),
+                    to_json(&after),
+                ),
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
     }
 
     pub async fn nodes(&self, p: &Principal) -> Result<Vec<Node>> {

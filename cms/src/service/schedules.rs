@@ -144,8 +144,7 @@ impl Cms {
         }
         let p2 = p.clone();
         let now = Utc::now();
-        self.store()
-            .call(move |c| {
+        self.write(move |c| {
                 let tx = c.transaction()?;
                 check_targets(&tx, cid, &req.targets)?;
                 let items = load_items(&tx, &program)?;
@@ -201,28 +200,27 @@ impl Cms {
     pub async fn delete_schedule(&self, p: &Principal, id: i64) -> Result<()> {
         p.require(Perm::Schedule)?;
         let p = p.clone();
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let before = q::schedules::get(&tx, id)?;
-                p.check_commune(before.commune_id, what())?;
-                q::schedules::delete(&tx, id)?;
-                q::audit(
-                    &tx,
-                    &audit_by(
-                        &p,
-                        before.commune_id,
-                        "delete",
-                        "schedule",
-                        id,
-                        to_json(&before),
-                        None,
-                    ),
-                )?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let before = q::schedules::get(&tx, id)?;
+            p.check_commune(before.commune_id, what())?;
+            q::schedules::delete(&tx, id)?;
+            q::audit(
+                &tx,
+                &audit_by(
+                    &p,
+                    before.commune_id,
+                    "delete",
+                    "schedule",
+                    id,
+                    to_json(&before),
+                    None,
+                ),
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn schedules(&self, p: &Principal) -> Result<Vec<Schedule>> {
@@ -253,31 +251,15 @@ impl Cms {
                 "The preview window must be between 1 second and 31 days.",
             ));
         }
-        let p = p.clone();
-        let (specs, tz, titles) = self
-            .store()
-            .call(move |c| {
-                let (commune_id, villages, nodes) = match target {
-                    PreviewTarget::Node(id) => {
-                        let n = q::places::node(c, id)?;
-                        (n.commune_id, vec![n.village_id], vec![n.id])
-                    }
-                    PreviewTarget::Village(id) => {
-                        (q::places::village(c, id)?.commune_id, vec![id], vec![])
-                    }
-                };
-                p.check_commune(commune_id, Text::new("Không tìm thấy nơi phát", "Target"))?;
-                let groups = villages
-                    .iter()
-                    .map(|v| q::places::groups_of_village(c, *v))
-                    .collect::<Result<Vec<_>>>()?
-                    .concat();
-                let commune = q::users::commune(c, commune_id)?;
-                let schedules = q::schedules::targeting(c, &villages, &groups, &nodes)?;
-                let (specs, titles) = specs_of(c, &schedules)?;
-                Ok((specs, commune_tz(&commune), titles))
-            })
-            .await?;
+        let input = self.preview_input(target).await?;
+        p.check_commune(
+            input.commune_id,
+            Text::new("Không tìm thấy nơi phát", "Target"),
+        )?;
+        let PreviewInput {
+            specs, tz, titles, ..
+        } = &*input;
+        let tz = *tz;
         let plays = schedule::resolve(&specs, tz, from, to);
         Ok(plays
             .into_iter()
@@ -303,6 +285,57 @@ impl Cms {
                 }
             })
             .collect())
+    }
+}
+
+/// What the resolver needs for one target, read from the database once per change of
+/// any schedule, content item or place (previews are read far more often than written).
+pub(crate) struct PreviewInput {
+    commune_id: i64,
+    specs: Vec<ScheduleSpec>,
+    tz: Tz,
+    titles: HashMap<i64, String>,
+}
+
+impl Cms {
+    async fn preview_input(&self, target: PreviewTarget) -> Result<std::sync::Arc<PreviewInput>> {
+        let key = match target {
+            PreviewTarget::Node(id) => (0u8, id),
+            PreviewTarget::Village(id) => (1u8, id),
+        };
+        let generation = self.generation();
+        if let Some(hit) = self.inner.preview_cache.get(key, generation) {
+            return Ok(hit);
+        }
+        let input = self
+            .store()
+            .call(move |c| {
+                let (commune_id, villages, nodes) = match target {
+                    PreviewTarget::Node(id) => {
+                        let n = q::places::node(c, id)?;
+                        (n.commune_id, vec![n.village_id], vec![n.id])
+                    }
+                    PreviewTarget::Village(id) => {
+                        (q::places::village(c, id)?.commune_id, vec![id], vec![])
+                    }
+                };
+                let groups = villages
+                    .iter()
+                    .map(|v| q::places::groups_of_village(c, *v))
+                    .collect::<Result<Vec<_>>>()?
+                    .concat();
+                let commune = q::users::commune(c, commune_id)?;
+                let schedules = q::schedules::targeting(c, &villages, &groups, &nodes)?;
+                let (specs, titles) = specs_of(c, &schedules)?;
+                Ok(PreviewInput {
+                    commune_id,
+                    specs,
+                    tz: commune_tz(&commune),
+                    titles,
+                })
+            })
+            .await?;
+        Ok(self.inner.preview_cache.put(key, generation, input))
     }
 }
 

@@ -25,6 +25,20 @@ pub struct NewUserRequest {
 
 pub const MIN_PASSWORD: usize = 8;
 
+/// Commune settings an admin may change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunePatch {
+    pub name: Option<String>,
+    /// IANA zone, e.g. `Asia/Ho_Chi_Minh`.
+    pub tz: Option<String>,
+    /// `HH:MM`; equal start and end turn quiet hours off.
+    pub quiet_start: Option<String>,
+    pub quiet_end: Option<String>,
+    /// Integrated loudness items are normalised to, LUFS (-30 to -10).
+    pub loudness_target: Option<f64>,
+}
+
 impl Cms {
     /// Checks a password; on success a new session: `(secret, csrf, user)`.
     pub async fn login(
@@ -263,6 +277,59 @@ impl Cms {
 
     pub async fn commune(&self, id: i64) -> Result<Commune> {
         self.store().call(move |c| q::users::commune(c, id)).await
+    }
+
+    pub async fn update_commune(
+        &self,
+        p: &Principal,
+        id: i64,
+        patch: CommunePatch,
+    ) -> Result<Commune> {
+        p.require(Perm::ManagePlaces)?;
+        let id = p.commune(Some(id))?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| required(n, 200, "tên xã", "Commune name"))
+            .transpose()?;
+        if let Some(tz) = &patch.tz {
+            tz.parse::<protocol::Tz>().map_err(|_| {
+                CmsError::invalid(
+                    format!("Múi giờ không hợp lệ: {tz}"),
+                    format!("Unknown time zone: {tz}"),
+                )
+            })?;
+        }
+        for t in [&patch.quiet_start, &patch.quiet_end].into_iter().flatten() {
+            t.parse::<protocol::schedule::LocalTime>().map_err(|e| {
+                CmsError::invalid(format!("Giờ yên tĩnh không hợp lệ: {t}"), e.to_string())
+            })?;
+        }
+        if patch
+            .loudness_target
+            .is_some_and(|l| !(-30.0..=-10.0).contains(&l))
+        {
+            return Err(CmsError::invalid(
+                "Mức chuẩn độ lớn phải từ -30 đến -10 LUFS.",
+                "The loudness target is -30 to -10 LUFS.",
+            ));
+        }
+        let p = p.clone();
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let before = q::users::commune(&tx, id)?;
+            let normal = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<protocol::schedule::LocalTime>().ok()).map(|t| t.0.format("%H:%M").to_string());
+            tx.execute(
+                "UPDATE communes SET name = COALESCE(?2, name), tz = COALESCE(?3, tz), quiet_start = COALESCE(?4, quiet_start),
+                     quiet_end = COALESCE(?5, quiet_end), loudness_target = COALESCE(?6, loudness_target) WHERE id = ?1",
+                rusqlite::params![id, name, patch.tz, normal(&patch.quiet_start), normal(&patch.quiet_end), patch.loudness_target],
+            )?;
+            let after = q::users::commune(&tx, id)?;
+            q::audit(&tx, &audit_by(&p, id, "update", "commune", id, to_json(&before), to_json(&after)))?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
     }
 
     /// Creates a commune (province-wide admins), e.g. for a demo or a new deployment.

@@ -107,13 +107,10 @@ pub fn insert(tx: &Connection, c: &NewContent) -> Result<i64> {
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<Content> {
-    conn.query_row(
-        &format!("SELECT {COLS} FROM {FROM} WHERE c.id = ?1"),
-        [id],
-        row,
-    )
-    .optional()?
-    .ok_or_else(|| CmsError::not_found("Không tìm thấy nội dung", "Content item"))
+    conn.prepare_cached(&format!("SELECT {COLS} FROM {FROM} WHERE c.id = ?1"))?
+        .query_row([id], row)
+        .optional()?
+        .ok_or_else(|| CmsError::not_found("Không tìm thấy nội dung", "Content item"))
 }
 
 pub fn list(conn: &Connection, commune_id: i64, f: &ContentFilter) -> Result<Vec<Content>> {
@@ -178,6 +175,18 @@ pub fn update_meta(conn: &Connection, c: &Content, status: ContentStatus) -> Res
         ],
     )?;
     Ok(())
+}
+
+/// Several items in one query (schedule programs); missing ids are simply absent.
+pub fn get_many(conn: &Connection, ids: &[i64]) -> Result<Vec<Content>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Ids are integers: safe to inline.
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut st = conn.prepare(&format!("SELECT {COLS} FROM {FROM} WHERE c.id IN ({list})"))?;
+    let rows = st.query_map([], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether any item still refers to a blob (for cleaning the blob store).

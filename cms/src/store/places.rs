@@ -35,13 +35,10 @@ pub fn villages(conn: &Connection, commune_id: i64) -> Result<Vec<Village>> {
 }
 
 pub fn village(conn: &Connection, id: i64) -> Result<Village> {
-    conn.query_row(
-        "SELECT id, commune_id, name, kind FROM villages WHERE id = ?1",
-        [id],
-        village_row,
-    )
-    .optional()?
-    .ok_or_else(|| CmsError::not_found("Không tìm thấy thôn", "Village"))
+    conn.prepare_cached("SELECT id, commune_id, name, kind FROM villages WHERE id = ?1")?
+        .query_row([id], village_row)
+        .optional()?
+        .ok_or_else(|| CmsError::not_found("Không tìm thấy thôn", "Village"))
 }
 
 pub fn insert_group(
@@ -170,13 +167,10 @@ pub fn nodes(conn: &Connection, commune_id: i64) -> Result<Vec<Node>> {
 }
 
 pub fn node(conn: &Connection, id: i64) -> Result<Node> {
-    conn.query_row(
-        &format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"),
-        [id],
-        node_row,
-    )
-    .optional()?
-    .ok_or_else(|| CmsError::not_found("Không tìm thấy cụm loa", "Node"))
+    conn.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?
+        .query_row([id], node_row)
+        .optional()?
+        .ok_or_else(|| CmsError::not_found("Không tìm thấy cụm loa", "Node"))
 }
 
 /// Groups a village belongs to.

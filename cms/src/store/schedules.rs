@@ -130,11 +130,8 @@ fn write_links(conn: &Connection, id: i64, s: &ScheduleRow) -> Result<()> {
 
 pub fn get(conn: &Connection, id: i64) -> Result<Schedule> {
     let mut s = conn
-        .query_row(
-            &format!("SELECT {COLS} FROM schedules WHERE id = ?1"),
-            [id],
-            row,
-        )
+        .prepare_cached(&format!("SELECT {COLS} FROM schedules WHERE id = ?1"))?
+        .query_row([id], row)
         .optional()?
         .ok_or_else(not_found)?;
     let mut targets = load_targets(conn, &[id])?;

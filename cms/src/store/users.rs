@@ -48,11 +48,11 @@ pub fn ensure_commune(conn: &Connection, slug: &str, name: &str) -> Result<Commu
         "INSERT INTO communes (slug, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(slug) DO NOTHING",
         params![slug, name, now_ms()],
     )?;
-    Ok(conn.query_row(
-        &format!("SELECT {COMMUNE_COLS} FROM communes WHERE slug = ?1"),
-        [slug],
-        commune_row,
-    )?)
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COMMUNE_COLS} FROM communes WHERE slug = ?1"
+        ))?
+        .query_row([slug], commune_row)?)
 }
 
 pub fn communes(conn: &Connection) -> Result<Vec<Commune>> {
@@ -63,11 +63,10 @@ pub fn communes(conn: &Connection) -> Result<Vec<Commune>> {
 }
 
 pub fn commune(conn: &Connection, id: i64) -> Result<Commune> {
-    conn.query_row(
-        &format!("SELECT {COMMUNE_COLS} FROM communes WHERE id = ?1"),
-        [id],
-        commune_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COMMUNE_COLS} FROM communes WHERE id = ?1"
+    ))?
+    .query_row([id], commune_row)
     .optional()?
     .ok_or_else(|| CmsError::not_found("Không tìm thấy xã", "Commune"))
 }
@@ -112,23 +111,19 @@ pub fn users(conn: &Connection, commune_id: Option<i64>) -> Result<Vec<User>> {
 }
 
 pub fn user(conn: &Connection, id: i64) -> Result<User> {
-    conn.query_row(
-        &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
-        [id],
-        user_row,
-    )
-    .optional()?
-    .ok_or_else(|| CmsError::not_found("Không tìm thấy người dùng", "User"))
+    conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+        .query_row([id], user_row)
+        .optional()?
+        .ok_or_else(|| CmsError::not_found("Không tìm thấy người dùng", "User"))
 }
 
 /// The user and password hash for a login attempt.
 pub fn user_for_login(conn: &Connection, username: &str) -> Result<Option<(User, String)>> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1"),
-            [username],
-            |r| Ok((user_row(r)?, r.get::<_, String>(7)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1"
+        ))?
+        .query_row([username], |r| Ok((user_row(r)?, r.get::<_, String>(7)?)))
         .optional()?)
 }
 
