@@ -17,12 +17,12 @@ pub use users::{CommunePatch, NewUserRequest};
 use crate::auth::Principal;
 use crate::store::AuditRecord;
 
+type CachedInput = (u64, std::sync::Arc<schedules::PreviewInput>);
+
 /// Preview inputs by target, valid for one generation.
 #[derive(Default)]
 pub(crate) struct PreviewCache {
-    map: std::sync::Mutex<
-        std::collections::HashMap<(u8, i64), (u64, std::sync::Arc<schedules::PreviewInput>)>,
-    >,
+    map: std::sync::Mutex<std::collections::HashMap<(u8, i64), CachedInput>>,
 }
 
 /// Enough for every village and node of a province's busiest previews; beyond it the

@@ -260,7 +260,7 @@ impl Cms {
             specs, tz, titles, ..
         } = &*input;
         let tz = *tz;
-        let plays = schedule::resolve(&specs, tz, from, to);
+        let plays = schedule::resolve(specs, tz, from, to);
         Ok(plays
             .into_iter()
             .map(|play| {
