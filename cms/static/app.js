@@ -150,5 +150,12 @@ function ruleFields() {
     el.classList.toggle("hidden", !el.dataset.rule.split(" ").includes(sel.value));
   });
 }
-document.addEventListener("change", e => { if (e.target.name === "rule_kind") ruleFields(); });
+document.addEventListener("change", async e => {
+  if (e.target.name === "rule_kind") ruleFields();
+  const box = e.target.closest("input[data-patch]");
+  if (box) {
+    try { await api("PATCH", box.dataset.patch, { [box.dataset.field]: box.checked }); }
+    catch (err) { alert(err.message); box.checked = !box.checked; }
+  }
+});
 document.addEventListener("DOMContentLoaded", ruleFields);

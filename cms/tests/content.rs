@@ -160,6 +160,25 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
         let msg = body["message"].as_str().unwrap().to_lowercase();
         assert!(msg.contains(words), "{name}: {msg}");
     }
+    // Too large with no Content-Length (chunked): caught mid-stream, still a clean 413.
+    let chunks =
+        futures_util::stream::iter((0..21).map(|_| Ok::<_, std::io::Error>(vec![1u8; 100_000])));
+    let part =
+        reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(chunks)).file_name("big.wav");
+    let form = reqwest::multipart::Form::new()
+        .text("title", "x")
+        .text("category", "news")
+        .part("file", part);
+    let (code, body) = json_of(
+        editor
+            .req(Method::POST, "/api/v1/content")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 413, "{body}");
     // English on request.
     let res = editor
         .req(Method::POST, "/api/v1/content")

@@ -13,7 +13,40 @@ use crate::service::UploadMeta;
 /// Longest accepted text field.
 const MAX_FIELD: usize = 10_000;
 
+/// After refusing an upload as too large, read (and drop) up to this much more of it so
+/// the client sees the 413 instead of a connection reset mid-write.
+const DRAIN_MAX: u64 = 8 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn receive(cms: &Cms, req: &mut Req) -> Result<(UploadMeta, PendingBlob)> {
+    let result = receive_inner(cms, req).await;
+    if let Err(CmsError::TooLarge { .. }) = &result {
+        if let Some(mut body) = req.take_body() {
+            drain_stream(&mut body).await;
+        }
+    }
+    result
+}
+
+/// Discards what is left of a stream, within [`DRAIN_MAX`] and [`DRAIN_TIME`].
+async fn drain_stream<S, B, E>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = std::result::Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.as_ref().len() as u64;
+            if seen > DRAIN_MAX {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn receive_inner(cms: &Cms, req: &mut Req) -> Result<(UploadMeta, PendingBlob)> {
     let limit = cms.config().max_upload_bytes;
     if let Some(len) = req
         .header("content-length")
@@ -45,7 +78,12 @@ pub async fn receive(cms: &Cms, req: &mut Req) -> Result<(UploadMeta, PendingBlo
             "file" => {
                 let mut writer = cms.blobs().writer(limit)?;
                 while let Some(chunk) = field.next().await {
-                    writer.write(&chunk.map_err(bad_form)?)?;
+                    if let Err(e) = writer.write(&chunk.map_err(bad_form)?) {
+                        if matches!(e, CmsError::TooLarge { .. }) {
+                            drain_stream(&mut field).await;
+                        }
+                        return Err(e);
+                    }
                 }
                 if blob.is_some() {
                     return Err(CmsError::invalid(

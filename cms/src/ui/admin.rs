@@ -93,6 +93,21 @@ pub async fn places(cms: &Cms, page: &Page<'_>) -> Result<Response> {
             save = page.t("Thêm", "Add"),
         ));
     }
+    if p.can(Perm::ManagePlaces) && !villages.is_empty() {
+        let checks: String = villages
+            .iter()
+            .map(|v| format!(r#"<label><input type="checkbox" name="village_ids" value="{}" data-type="ints"> {}</label>"#, v.id, esc(&v.name)))
+            .collect();
+        body.push_str(&format!(
+            r#"<div class="card"><h2>{add}</h2><form data-api="/api/v1/groups">{csrf}<label for="g-name">{name}</label><input type="text" id="g-name" name="name" required>
+<label>{members}</label><div class="checks">{checks}</div><div class="msg hidden"></div><p><button type="submit">{save}</button></p></form></div>"#,
+            add = page.t("Thêm nhóm thôn", "Add a village group"),
+            csrf = page.csrf_field(),
+            name = page.t("Tên nhóm", "Group name"),
+            members = page.t("Gồm các thôn", "Villages in it"),
+            save = page.t("Thêm", "Add"),
+        ));
+    }
     if p.can(Perm::ManageNodes) {
         body.push_str(&format!(
             r#"<div class="card"><h2>{add}</h2><form data-api="/api/v1/nodes" data-ok="{ok}">{csrf}<label for="n-name">{name}</label><input type="text" id="n-name" name="name" required>

@@ -127,6 +127,14 @@ fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> String {
             page.t("Gửi duyệt", "Submit")
         ));
     }
+    if actions && page.p.can(Perm::EditContent) && c.kind != ContentKind::Relay {
+        let checked = if c.public { " checked" } else { "" };
+        buttons.push_str(&format!(
+            r#"<label class="muted"><input type="checkbox" data-patch="/api/v1/content/{}" data-field="public"{checked}> {}</label>"#,
+            c.id,
+            page.t("Công khai", "Public")
+        ));
+    }
     let reason = c
         .reject_reason
         .as_deref()
