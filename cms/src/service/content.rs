@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{audit_by, required, to_json};
+use super::{audit_by, change_audited, required, to_json};
 use crate::auth::{Perm, Principal};
 use crate::blobs::PendingBlob;
 use crate::error::{CmsError, Result, Text};
@@ -290,30 +290,25 @@ impl Cms {
     {
         let p = p.clone();
         self.write(move |c| {
-            let tx = c.transaction()?;
-            let before = q::content::get(&tx, id)?;
-            p.check_commune(before.commune_id, what())?;
-            let (status, reason) = decide(&before, &p)?;
-            let approver = match status {
-                ContentStatus::Approved | ContentStatus::Rejected => Some(p.user.id),
-                _ => None,
-            };
-            q::content::set_status(&tx, id, status, approver, reason.as_deref())?;
-            let after = q::content::get(&tx, id)?;
-            q::audit(
-                &tx,
-                &audit_by(
-                    &p,
-                    after.commune_id,
-                    action,
-                    "content",
-                    id,
-                    to_json(&before),
-                    to_json(&after),
-                ),
-            )?;
-            tx.commit()?;
-            Ok(after)
+            let commune = |i: &Content| i.commune_id;
+            change_audited(
+                c,
+                &p,
+                action,
+                "content",
+                id,
+                q::content::get,
+                commune,
+                |tx, before| {
+                    p.check_commune(before.commune_id, what())?;
+                    let (status, reason) = decide(before, &p)?;
+                    let approver = match status {
+                        ContentStatus::Approved | ContentStatus::Rejected => Some(p.user.id),
+                        _ => None,
+                    };
+                    q::content::set_status(tx, id, status, approver, reason.as_deref())
+                },
+            )
         })
         .await
     }
@@ -336,46 +331,41 @@ impl Cms {
         let description = patch.description.as_deref().map(optional).transpose()?;
         let p = p.clone();
         self.write(move |c| {
-            let tx = c.transaction()?;
-            let before = q::content::get(&tx, id)?;
-            p.check_commune(before.commune_id, what())?;
-            let mut item = before.clone();
-            if let Some(t) = title {
-                item.title = t;
-            }
-            if let Some(cat) = category {
-                item.category = cat.to_owned();
-            }
-            if let Some(d) = description {
-                item.description = d;
-            }
-            if let Some(public) = patch.public {
-                item.public = public;
-            }
-            let edited = item.title != before.title
-                || item.category != before.category
-                || item.description != before.description;
-            let status = if edited && before.status == ContentStatus::Approved {
-                ContentStatus::Pending
-            } else {
-                before.status
-            };
-            q::content::update_meta(&tx, &item, status)?;
-            let after = q::content::get(&tx, id)?;
-            q::audit(
-                &tx,
-                &audit_by(
-                    &p,
-                    after.commune_id,
-                    "update",
-                    "content",
-                    id,
-                    to_json(&before),
-                    to_json(&after),
-                ),
-            )?;
-            tx.commit()?;
-            Ok(after)
+            let commune = |i: &Content| i.commune_id;
+            change_audited(
+                c,
+                &p,
+                "update",
+                "content",
+                id,
+                q::content::get,
+                commune,
+                |tx, before| {
+                    p.check_commune(before.commune_id, what())?;
+                    let mut item = before.clone();
+                    if let Some(t) = title {
+                        item.title = t;
+                    }
+                    if let Some(cat) = category {
+                        item.category = cat.to_owned();
+                    }
+                    if let Some(d) = description {
+                        item.description = d;
+                    }
+                    if let Some(public) = patch.public {
+                        item.public = public;
+                    }
+                    let edited = item.title != before.title
+                        || item.category != before.category
+                        || item.description != before.description;
+                    let status = if edited && before.status == ContentStatus::Approved {
+                        ContentStatus::Pending
+                    } else {
+                        before.status
+                    };
+                    q::content::update_meta(tx, &item, status)
+                },
+            )
         })
         .await
     }

@@ -85,6 +85,38 @@ fn audit_by<'a>(
     }
 }
 
+/// One audited change to an existing record, in one transaction: load it, let `change`
+/// check and write (commune and state checks included), load it again, and record the
+/// before and after in the audit log.
+#[allow(clippy::too_many_arguments)]
+fn change_audited<T: serde::Serialize>(
+    c: &mut rusqlite::Connection,
+    p: &Principal,
+    action: &str,
+    entity: &str,
+    id: i64,
+    load: impl Fn(&rusqlite::Connection, i64) -> crate::Result<T>,
+    commune_of: impl Fn(&T) -> i64,
+    change: impl FnOnce(&rusqlite::Connection, &T) -> crate::Result<()>,
+) -> crate::Result<T> {
+    let tx = c.transaction()?;
+    let before = load(&tx, id)?;
+    change(&tx, &before)?;
+    let after = load(&tx, id)?;
+    let record = audit_by(
+        p,
+        commune_of(&after),
+        action,
+        entity,
+        id,
+        to_json(&before),
+        to_json(&after),
+    );
+    crate::store::audit(&tx, &record)?;
+    tx.commit()?;
+    Ok(after)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
     serde_json::to_value(v).ok()
 }

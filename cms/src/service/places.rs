@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{audit_by, required, to_json};
+use super::{audit_by, change_audited, required, to_json};
 use crate::Cms;
 use crate::auth::{self, Perm, Principal};
 use crate::error::{CmsError, Result, Text};
@@ -157,28 +157,23 @@ impl Cms {
         let update = req.checked()?;
         let p = p.clone();
         self.write(move |c| {
-            let tx = c.transaction()?;
-            let before = q::places::node(&tx, id)?;
-            p.check_commune(
-                before.commune_id,
-                Text::new("Không tìm thấy cụm loa", "Node"),
-            )?;
-            q::places::update_node(&tx, id, &update)?;
-            let after = q::places::node(&tx, id)?;
-            q::audit(
-                &tx,
-                &audit_by(
-                    &p,
-                    after.commune_id,
-                    "update",
-                    "node",
-                    id,
-                    to_json(&before),
-                    to_json(&after),
-                ),
-            )?;
-            tx.commit()?;
-            Ok(after)
+            let commune = |n: &Node| n.commune_id;
+            change_audited(
+                c,
+                &p,
+                "update",
+                "node",
+                id,
+                q::places::node,
+                commune,
+                |tx, before| {
+                    p.check_commune(
+                        before.commune_id,
+                        Text::new("Không tìm thấy cụm loa", "Node"),
+                    )?;
+                    q::places::update_node(tx, id, &update)
+                },
+            )
         })
         .await
     }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{audit_by, required, to_json};
+use super::{audit_by, change_audited, required, to_json};
 use crate::Cms;
 use crate::auth::{self, Perm, Principal, Via};
 use crate::error::{CmsError, Result};
@@ -234,34 +234,28 @@ impl Cms {
         let p = p.clone();
         self.store()
             .call(move |c| {
-                let tx = c.transaction()?;
-                let before = q::users::user(&tx, id)?;
-                if let Some(cid) = before.commune_id {
-                    p.check_commune(cid, crate::Text::new("Người dùng", "User"))?;
-                }
-                if id == p.user.id {
-                    return Err(CmsError::invalid(
-                        "Không thể tự khoá tài khoản của mình.",
-                        "You cannot disable yourself.",
-                    ));
-                }
-                q::users::set_disabled(&tx, id, disabled)?;
-                let after = q::users::user(&tx, id)?;
-                let cid = after.commune_id.unwrap_or(p.default_commune);
-                q::audit(
-                    &tx,
-                    &audit_by(
-                        &p,
-                        cid,
-                        "update",
-                        "user",
-                        id,
-                        to_json(&before),
-                        to_json(&after),
-                    ),
-                )?;
-                tx.commit()?;
-                Ok(after)
+                let commune = |u: &User| u.commune_id.unwrap_or(p.default_commune);
+                change_audited(
+                    c,
+                    &p,
+                    "update",
+                    "user",
+                    id,
+                    q::users::user,
+                    commune,
+                    |tx, before| {
+                        if let Some(cid) = before.commune_id {
+                            p.check_commune(cid, crate::Text::new("Người dùng", "User"))?;
+                        }
+                        if id == p.user.id {
+                            return Err(CmsError::invalid(
+                                "Không thể tự khoá tài khoản của mình.",
+                                "You cannot disable yourself.",
+                            ));
+                        }
+                        q::users::set_disabled(tx, id, disabled)
+                    },
+                )
             })
             .await
     }
@@ -316,18 +310,20 @@ impl Cms {
         }
         let p = p.clone();
         self.write(move |c| {
-            let tx = c.transaction()?;
-            let before = q::users::commune(&tx, id)?;
-            let normal = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<protocol::schedule::LocalTime>().ok()).map(|t| t.0.format("%H:%M").to_string());
-            tx.execute(
-                "UPDATE communes SET name = COALESCE(?2, name), tz = COALESCE(?3, tz), quiet_start = COALESCE(?4, quiet_start),
-                     quiet_end = COALESCE(?5, quiet_end), loudness_target = COALESCE(?6, loudness_target) WHERE id = ?1",
-                rusqlite::params![id, name, patch.tz, normal(&patch.quiet_start), normal(&patch.quiet_end), patch.loudness_target],
-            )?;
-            let after = q::users::commune(&tx, id)?;
-            q::audit(&tx, &audit_by(&p, id, "update", "commune", id, to_json(&before), to_json(&after)))?;
-            tx.commit()?;
-            Ok(after)
+            let normal = |t: &Option<String>| {
+                t.as_deref()
+                    .and_then(|t| t.parse::<protocol::schedule::LocalTime>().ok())
+                    .map(|t| t.0.format("%H:%M").to_string())
+            };
+            let (start, end) = (normal(&patch.quiet_start), normal(&patch.quiet_end));
+            change_audited(c, &p, "update", "commune", id, q::users::commune, |c: &Commune| c.id, |tx, _| {
+                tx.execute(
+                    "UPDATE communes SET name = COALESCE(?2, name), tz = COALESCE(?3, tz), quiet_start = COALESCE(?4, quiet_start),
+                         quiet_end = COALESCE(?5, quiet_end), loudness_target = COALESCE(?6, loudness_target) WHERE id = ?1",
+                    rusqlite::params![id, name, patch.tz, start, end, patch.loudness_target],
+                )?;
+                Ok(())
+            })
         })
         .await
     }
