@@ -103,26 +103,23 @@ async fn start_browser(profile: &Path) -> (Proc, Client) {
     (proc, client)
 }
 
-async fn login(c: &Client, base: &str, user: &str) {
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
+    c.find(at).await.unwrap().send_keys(text).await.unwrap();
+}
+
+async fn submit_login(c: &Client, base: &str, user: &str, password: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("loalang-demo")
-        .await
-        .unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("username"), user).await;
+    type_into(c, Locator::Id("password"), password).await;
+    click(c, Locator::Id("login")).await;
+}
+
+async fn login(c: &Client, base: &str, user: &str) {
+    submit_login(c, base, user, "loalang-demo").await;
     wait_path(c, "/").await;
 }
 
@@ -167,25 +164,10 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     login(&c, &base, "bientap").await;
     wait_text(&c, "Tổng quan").await;
     c.goto(&format!("{base}/ui/content/new")).await.unwrap();
-    c.find(Locator::Id("up-title"))
-        .await
-        .unwrap()
-        .send_keys("Thông báo lịch lấy nước")
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("up-title"), "Thông báo lịch lấy nước").await;
     let file = samples().join("announcement.mp3");
-    c.find(Locator::Id("up-file"))
-        .await
-        .unwrap()
-        .send_keys(&file.to_string_lossy())
-        .await
-        .unwrap();
-    c.find(Locator::Id("upload-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("up-file"), &file.to_string_lossy()).await;
+    click(&c, Locator::Id("upload-button")).await;
     wait_path(&c, "/ui/content").await;
     wait_text(&c, "Thông báo lịch lấy nước").await;
     let row = c
@@ -218,60 +200,27 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     }
     // The editor's menu has no approval queue.
     assert!(!c.source().await.unwrap().contains("href=\"/ui/approvals\""));
-    c.find(Locator::Css("header form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("header form button")).await;
     wait_path(&c, "/login").await;
 
     // Approver: approve it from the queue.
     login(&c, &base, "pheduyet").await;
     c.goto(&format!("{base}/ui/approvals")).await.unwrap();
     wait_text(&c, "Thông báo lịch lấy nước").await;
-    c.find(Locator::Css(&format!("button[data-approve='{id}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css(&format!("button[data-approve='{id}']"))).await;
     wait_text(&c, "Không có nội dung chờ duyệt").await;
 
     // Schedule it daily at 07:30 for the first village, from the editor's plain choices.
     c.goto(&format!("{base}/ui/schedules")).await.unwrap();
-    c.find(Locator::Id("s-title"))
-        .await
-        .unwrap()
-        .send_keys("Lịch lấy nước hằng ngày")
-        .await
-        .unwrap();
-    c.find(Locator::Css(&format!(
-        "input[name='content_ids'][value='{id}']"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    c.find(Locator::Css("input[name='targets.villages']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("s-times"))
-        .await
-        .unwrap()
-        .send_keys("07:30")
-        .await
-        .unwrap();
-    c.find(Locator::Id("schedule-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("s-title"), "Lịch lấy nước hằng ngày").await;
+    click(
+        &c,
+        Locator::Css(&format!("input[name='content_ids'][value='{id}']")),
+    )
+    .await;
+    click(&c, Locator::Css("input[name='targets.villages']")).await;
+    type_into(&c, Locator::Id("s-times"), "07:30").await;
+    click(&c, Locator::Id("schedule-save")).await;
     wait_text(&c, "Hằng ngày lúc 07:30").await;
 
     // The week view shows it every day in that village, at 07:30 local time.
@@ -296,53 +245,20 @@ async fn wrong_password_shows_a_message_and_bad_uploads_explain_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let (_controller, base) = start_controller(&dir.path().join("data"));
     let (_driver, c) = start_browser(&dir.path().join("profile")).await;
-    c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("bientap")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("sai")
-        .await
-        .unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_login(&c, &base, "bientap", "sai").await;
     wait_text(&c, "Sai tên đăng nhập hoặc mật khẩu").await;
 
     login(&c, &base, "bientap").await;
     c.goto(&format!("{base}/ui/content/new")).await.unwrap();
-    c.find(Locator::Id("up-title"))
-        .await
-        .unwrap()
-        .send_keys("Không phải âm thanh")
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("up-title"), "Không phải âm thanh").await;
     let not_audio = dir.path().join("notes.mp3");
     std::fs::write(
         &not_audio,
         "Biên bản họp thôn, không phải âm thanh.\n".repeat(100),
     )
     .unwrap();
-    c.find(Locator::Id("up-file"))
-        .await
-        .unwrap()
-        .send_keys(&not_audio.to_string_lossy())
-        .await
-        .unwrap();
-    c.find(Locator::Id("upload-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("up-file"), &not_audio.to_string_lossy()).await;
+    click(&c, Locator::Id("upload-button")).await;
     wait_text(&c, "Đây không phải tệp âm thanh").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/content/new");
     c.close().await.unwrap();
