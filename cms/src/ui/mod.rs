@@ -148,7 +148,7 @@ impl<'a> Page<'a> {
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="csrf" content="{csrf}"><title>{title} · Loa Làng</title>
 <link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>
-<body><header><a class="brand" href="/">📢 Loa Làng · {commune}</a><nav>{nav}</nav>
+<body><header><a class="brand" href="/">Loa Làng · {commune}</a><nav>{nav}</nav>
 <span class="row"><a href="?lang={other}" lang="{other}">{other_label}</a>
 <span class="muted" title="{role}">{user}</span>
 <form method="post" action="/logout" data-api="/logout" data-next="/login">{csrf_field}<button class="secondary" type="submit">{logout}</button></form></span></header>
@@ -217,7 +217,7 @@ fn login_page(lang: Lang, error: Option<&str>, remember_lang: bool) -> Response 
     let html = format!(
         r#"<!doctype html><html lang="{code}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Loa Làng</title><link rel="stylesheet" href="/static/app.css"></head>
-<body><main class="login"><div class="card"><h1>📢 Loa Làng</h1><p class="muted">{tagline}</p>{error}
+<body><main class="login"><div class="card"><h1>Loa Làng</h1><p class="muted">{tagline}</p>{error}
 <form method="post" action="/login?lang={code}">
 <label for="username">{user}</label><input type="text" id="username" name="username" autocomplete="username" required>
 <label for="password">{pass}</label><input type="password" id="password" name="password" autocomplete="current-password" required>

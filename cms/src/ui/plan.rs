@@ -1,7 +1,7 @@
 //! Schedules (list and editor built from plain choices: staff never type cron) and the
 //! week view of what plays in each village.
 
-use chrono::{Duration, Utc};
+use chrono::{Datelike, Duration, Utc};
 use protocol::schedule::{Outcome, Priority, RuleKind};
 use warp::reply::Response;
 
@@ -277,7 +277,10 @@ pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
     let days: Vec<chrono::NaiveDate> = (0..7).map(|i| start + Duration::days(i)).collect();
     let head: String = days
         .iter()
-        .map(|d| format!("<th>{}</th>", d.format("%a %d/%m")))
+        .map(|d| {
+            let (_, vi, en) = DAYS[d.weekday().num_days_from_monday() as usize];
+            format!("<th>{} {}</th>", page.t(vi, en), d.format("%d/%m"))
+        })
         .collect();
     let mut rows = String::new();
     for v in cms.villages(p, None).await? {
