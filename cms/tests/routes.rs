@@ -125,3 +125,112 @@ async fn the_document_lists_what_contract_md_promises() {
         405
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_checks_login_and_role() {
+    let s = Server::start().await;
+    let roles = ["admin", "editor", "approver", "technician", "viewer"];
+    let mut clients = Vec::new();
+    for role in roles {
+        clients.push((role, s.client(&format!("p_{role}"), role).await));
+    }
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (_, doc) = json_of(s.anonymous().get("/api/v1/openapi.json").await).await;
+    let mut pages = 0;
+    for route in cms::http::table::ROUTES {
+        let documented = doc["paths"][route.path][route.method.as_str().to_lowercase()].is_object();
+        assert_eq!(
+            route.is_api(),
+            documented,
+            "{} {}: OpenAPI and route table disagree",
+            route.method,
+            route.path
+        );
+        if route.is_api() || route.method != Method::GET {
+            continue;
+        }
+        let path = route.path.replace("{file}", "app.css");
+        let perm = format!("{:?}", route.perm);
+        // Anonymous: pages send you to the login page.
+        let res = no_redirects
+            .get(format!("{}{path}", s.url))
+            .send()
+            .await
+            .unwrap();
+        if perm == "Public" {
+            assert_eq!(res.status(), 200, "anonymous GET {path}");
+        } else {
+            assert_eq!(res.status(), 303, "anonymous GET {path}");
+            assert_eq!(res.headers()["location"], "/login");
+        }
+        for (role, api) in &clients {
+            let status = api.get(&path).await.status().as_u16();
+            let expected = if may(role, &perm) { 200 } else { 403 };
+            assert_eq!(status, expected, "{role} GET {path} ({perm})");
+        }
+        pages += 1;
+    }
+    assert!(pages >= 10, "{pages} pages");
+    // The login form sets the session cookie; a page POST with that cookie needs the
+    // page's CSRF token too.
+    let res = no_redirects
+        .post(format!("{}/login", s.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "username=p_viewer&password={}",
+            common::PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = no_redirects
+        .get(format!("{}/", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" content=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = no_redirects
+        .post(format!("{}/logout", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "no CSRF token");
+    let res = no_redirects
+        .post(format!("{}/logout", s.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = no_redirects
+        .get(format!("{}/", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "logged out");
+}
