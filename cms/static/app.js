@@ -48,6 +48,7 @@ function formJson(form) {
     if (el.type === "checkbox") return;
     if (el.value === "" && el.dataset.optional !== undefined) return;
     if (type === "int") set(el.name, parseInt(el.value, 10));
+    else if (type === "num") set(el.name, parseFloat(el.value));
     else set(el.name, el.value);
   });
   return out;
@@ -56,6 +57,11 @@ function formJson(form) {
 function after(form, data) {
   const go = form.dataset.next;
   const msg = form.dataset.ok || "OK";
+  if (data && data.enrollment_code) {
+    // Shown once: the technician types it on the node (`speaker-node enroll`).
+    show(form, msg + " " + data.enrollment_code, true);
+    return;
+  }
   show(form, msg, true);
   if (go) setTimeout(() => { location.href = go.replace("{id}", data && data.id); }, 400);
   else setTimeout(() => location.reload(), 400);
@@ -79,6 +85,9 @@ function scheduleBody(form) {
     content_ids: f.content_ids || [], targets: { villages: (f.targets && f.targets.villages) || [], groups: (f.targets && f.targets.groups) || [] },
   };
   if (f.repeat) body.repeat = parseInt(f.repeat, 10);
+  if (f.pause_s) body.pause_ms = Math.round(parseFloat(f.pause_s) * 1000);
+  if (f.gap_s) body.gap_ms = Math.round(parseFloat(f.gap_s) * 1000);
+  if (f.chime_id) body.chime_id = parseInt(f.chime_id, 10);
   return body;
 }
 

@@ -584,3 +584,84 @@ async fn commune_settings_move_quiet_hours() {
     );
     assert_eq!(editor.post("/api/v1/schedules", late).await.status(), 201);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_json_bodies_are_refused_cleanly() {
+    let s = Server::start().await;
+    let admin = s.client("quantri", "admin").await;
+    let raw = |path: &str, body: Vec<u8>| {
+        admin
+            .req(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("/api/v1/villages", b"".to_vec(), 400),
+        ("/api/v1/villages", b"{\"name\":".to_vec(), 400),
+        ("/api/v1/villages", b"{\"name\": 7}".to_vec(), 400),
+        (
+            "/api/v1/villages",
+            b"{\"name\": \"\xff\xfe\"}".to_vec(),
+            400,
+        ),
+        ("/api/v1/villages", deep.into_bytes(), 400),
+        (
+            "/api/v1/villages",
+            format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes(),
+            413,
+        ),
+        (
+            "/api/v1/schedules",
+            b"{\"title\":\"x\",\"content_ids\":\"all\"}".to_vec(),
+            400,
+        ),
+        (
+            "/api/v1/nodes",
+            b"{\"name\":\"n\",\"village_id\":1,\"lat\":95,\"lon\":10}".to_vec(),
+            400,
+        ),
+        (
+            "/api/v1/users",
+            b"{\"username\":\"a b\",\"password\":\"12345678\",\"role\":\"viewer\"}".to_vec(),
+            400,
+        ),
+        (
+            "/api/v1/users",
+            b"{\"username\":\"ab\",\"password\":\"short\",\"role\":\"viewer\"}".to_vec(),
+            400,
+        ),
+        (
+            "/api/v1/users",
+            b"{\"username\":\"ab\",\"password\":\"12345678\",\"role\":\"king\"}".to_vec(),
+            400,
+        ),
+    ];
+    for (path, body, status) in cases {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        let (code, reply) = json_of(raw(path, body).await.unwrap()).await;
+        assert_eq!(code, status, "{path} {shown}: {reply}");
+        assert!(
+            reply["error"].is_string() && reply["message"].is_string(),
+            "{reply}"
+        );
+    }
+    let (_, villages) = json_of(admin.get("/api/v1/villages").await).await;
+    assert_eq!(villages, json!([]), "nothing stored");
+    // The same name twice is a conflict, not a crash.
+    assert_eq!(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 1" }))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 1" }))
+            .await
+            .status(),
+        409
+    );
+}

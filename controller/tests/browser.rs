@@ -263,3 +263,32 @@ async fn wrong_password_shows_a_message_and_bad_uploads_explain_themselves() {
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/content/new");
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn technician_adds_a_node_and_sees_its_enrolment_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_browser(&dir.path().join("profile")).await;
+    login(&c, &base, "kythuat").await;
+    c.goto(&format!("{base}/ui/places")).await.unwrap();
+    type_into(&c, Locator::Id("n-name"), "Cụm loa chợ").await;
+    type_into(&c, Locator::Id("n-notes"), "Cột điện đầu chợ").await;
+    click(
+        &c,
+        Locator::Css("form[data-api='/api/v1/nodes'] button[type=submit]"),
+    )
+    .await;
+    let html = wait_text(&c, "Mã kích hoạt (chỉ hiện một lần):").await;
+    let code = html
+        .split("Mã kích hoạt (chỉ hiện một lần): ")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    assert_eq!(code.len(), 19, "XXXX-XXXX-XXXX-XXXX: {code}");
+    // Technicians do not manage villages or commune settings.
+    assert!(!html.contains("/api/v1/villages\""));
+    assert!(!html.contains("/api/v1/communes/"));
+    c.close().await.unwrap();
+}

@@ -114,12 +114,38 @@ pub async fn places(cms: &Cms, page: &Page<'_>) -> Result<Response> {
 <label for="n-village">{villageh}</label><select id="n-village" name="village_id" data-type="int">{village_options}</select>
 <label for="n-notes">{notes}</label><input type="text" id="n-notes" name="notes" data-optional><div class="msg hidden"></div><p><button type="submit">{save}</button></p></form></div>"#,
             add = page.t("Thêm cụm loa", "Add a speaker node"),
-            ok = page.t("Đã thêm. Mã kích hoạt hiện trong danh sách API.", "Added."),
+            ok = page.t("Đã thêm. Mã kích hoạt (chỉ hiện một lần):", "Added. Enrolment code (shown once):"),
             csrf = page.csrf_field(),
             name = page.t("Tên", "Name"),
             villageh = page.t("Thôn", "Village"),
             notes = page.t("Ghi chú", "Notes"),
             save = page.t("Thêm", "Add"),
+        ));
+    }
+    if p.can(Perm::ManagePlaces) {
+        let commune = cms.commune(p.commune(None)?).await?;
+        body.push_str(&format!(
+            r#"<div class="card"><h2>{title}</h2><form data-api="/api/v1/communes/{id}" data-method="PATCH">{csrf}
+<label for="c-name">{name}</label><input type="text" id="c-name" name="name" value="{cname}" required>
+<label for="c-tz">{tzl}</label><input type="text" id="c-tz" name="tz" value="{tz}" required>
+<div class="row"><span><label for="c-qs">{qs}</label><input type="text" id="c-qs" name="quiet_start" value="{qsv}" placeholder="22:00"></span>
+<span><label for="c-qe">{qe}</label><input type="text" id="c-qe" name="quiet_end" value="{qev}" placeholder="05:00"></span>
+<span><label for="c-lt">{lt}</label><input type="number" id="c-lt" name="loudness_target" value="{ltv}" min="-30" max="-10" step="0.5" data-type="num"></span></div>
+<div class="msg hidden"></div><p><button type="submit">{save}</button></p></form></div>"#,
+            title = page.t("Cài đặt của xã", "Commune settings"),
+            id = commune.id,
+            csrf = page.csrf_field(),
+            name = page.t("Tên xã", "Name"),
+            cname = esc(&commune.name),
+            tzl = page.t("Múi giờ", "Time zone"),
+            tz = esc(&commune.tz),
+            qs = page.t("Giờ yên tĩnh từ", "Quiet hours from"),
+            qsv = esc(&commune.quiet_start),
+            qe = page.t("đến", "until"),
+            qev = esc(&commune.quiet_end),
+            lt = page.t("Độ lớn chuẩn (LUFS)", "Loudness target (LUFS)"),
+            ltv = commune.loudness_target,
+            save = page.t("Lưu", "Save"),
         ));
     }
     Ok(page.render(page.t("Thôn và cụm loa", "Villages and nodes"), &body))

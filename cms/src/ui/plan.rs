@@ -232,7 +232,10 @@ fn editor(
 <span><label for="s-until">{until}</label><input type="date" id="s-until" name="until" data-optional></span></div>
 <div class="row"><span><label for="s-priority">{prio}</label><select id="s-priority" name="priority">{priorities}</select></span>
 <span><label for="s-repeat">{repeat}</label><input type="number" id="s-repeat" name="repeat" value="1" min="1" max="20"></span>
+<span><label for="s-pause">{pause}</label><input type="number" id="s-pause" name="pause_s" value="0" min="0" max="3600" data-optional></span>
+<span><label for="s-gap">{gap}</label><input type="number" id="s-gap" name="gap_s" value="0" min="0" max="600" data-optional></span>
 <span><label for="s-volume">{volume}</label><input type="number" id="s-volume" name="volume" value="100" min="0" max="100"></span></div>
+<label for="s-chime">{chime}</label><select id="s-chime" name="chime_id" data-optional><option value="">{nochime}</option>{chimes}</select>
 <div class="msg hidden"></div><p><button type="submit" id="schedule-save">{save}</button></p></form></div>"#,
         new = page.t("Lịch phát mới", "New schedule"),
         saved = page.t("Đã lưu lịch phát.", "Schedule saved."),
@@ -257,6 +260,14 @@ fn editor(
         prio = page.t("Mức ưu tiên", "Priority"),
         repeat = page.t("Số lần lặp", "Repeat"),
         volume = page.t("Âm lượng", "Volume"),
+        pause = page.t("Nghỉ giữa các lần lặp (giây)", "Pause between repeats (s)"),
+        gap = page.t("Nghỉ giữa các mục (giây)", "Gap between items (s)"),
+        chime = page.t("Nhạc hiệu trước khi phát", "Chime before"),
+        nochime = page.t("Không có", "None"),
+        chimes = approved
+            .iter()
+            .map(|c| format!(r#"<option value="{}">{}</option>"#, c.id, esc(&c.title)))
+            .collect::<String>(),
         save = page.t("Lưu lịch", "Save schedule"),
     )
 }
