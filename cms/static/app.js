@@ -117,6 +117,7 @@ document.addEventListener("submit", async e => {
   if (button) button.disabled = true;
   try {
     const body = form.dataset.schedule ? scheduleBody(form) : formJson(form);
+    if (body.duration_min !== undefined) { body.duration_ms = Math.round(parseFloat(body.duration_min) * 60000); delete body.duration_min; }
     const data = await api(form.dataset.method || "POST", form.dataset.api || form.dataset.schedule, body);
     after(form, data);
   } catch (err) {

@@ -261,6 +261,43 @@ async fn wrong_password_shows_a_message_and_bad_uploads_explain_themselves() {
     click(&c, Locator::Id("upload-button")).await;
     wait_text(&c, "Đây không phải tệp âm thanh").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/ui/content/new");
+
+    // Editing an approved item's title sends it back for approval.
+    c.goto(&format!("{base}/ui/content?status=approved"))
+        .await
+        .unwrap();
+    let row = c
+        .find(Locator::XPath("//tr[.//strong[text()='Bản tin sáng']]"))
+        .await
+        .unwrap();
+    let id = row.attr("data-id").await.unwrap().unwrap();
+    c.goto(&format!("{base}/ui/content?edit={id}"))
+        .await
+        .unwrap();
+    wait_text(&c, "sẽ đưa nó về chờ duyệt lại").await;
+    let title = c.find(Locator::Id("e-title")).await.unwrap();
+    title.clear().await.unwrap();
+    title.send_keys("Bản tin sáng (đã sửa)").await.unwrap();
+    click(&c, Locator::Css("#edit-form button[type=submit]")).await;
+    wait_path(&c, "/ui/content").await;
+    let started = Instant::now();
+    loop {
+        let text = c
+            .find(Locator::Css(&format!("tr[data-id='{id}']")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("Bản tin sáng (đã sửa)") && text.contains("chờ duyệt") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "edit not shown: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
     c.close().await.unwrap();
 }
 

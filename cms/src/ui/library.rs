@@ -127,6 +127,13 @@ fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> String {
             page.t("Gửi duyệt", "Submit")
         ));
     }
+    if actions && page.p.can(Perm::EditContent) {
+        buttons.push_str(&format!(
+            r#"<a class="button secondary" href="/ui/content?edit={}">{}</a> "#,
+            c.id,
+            page.t("Sửa", "Edit")
+        ));
+    }
     if actions && page.p.can(Perm::EditContent) && c.kind != ContentKind::Relay {
         let checked = if c.public { " checked" } else { "" };
         buttons.push_str(&format!(
@@ -199,8 +206,14 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
             format!(r#"<option value="{}"{sel}>{label}</option>"#, s.as_str())
         })
         .collect();
+    let editor = match req.q("edit").and_then(|v| v.parse::<i64>().ok()) {
+        Some(id) if page.p.can(Perm::EditContent) => {
+            edit_form(page, &cms.content(page.p, id).await?)
+        }
+        _ => String::new(),
+    };
     let body = format!(
-        r#"<form class="card row" method="get" action="/ui/content">
+        r#"{editor}<form class="card row" method="get" action="/ui/content">
 <input type="text" name="q" value="{q}" placeholder="{search}">
 <select name="category"><option value="">{allcat}</option>{cats}</select>
 <select name="status"><option value="">{allstatus}</option>{statuses}</select>
@@ -216,6 +229,38 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
         table = content_table(page, &items, true),
     );
     Ok(page.render(page.t("Thư viện nội dung", "Content library"), &body))
+}
+
+fn edit_form(page: &Page<'_>, c: &Content) -> String {
+    let cats: String = CATEGORIES
+        .iter()
+        .map(|(k, vi, en)| {
+            let sel = if *k == c.category { " selected" } else { "" };
+            format!(r#"<option value="{k}"{sel}>{}</option>"#, page.t(vi, en))
+        })
+        .collect();
+    let warning = if c.status == ContentStatus::Approved {
+        format!(r#"<p class="msg error">{}</p>"#, page.t("Nội dung này đã được duyệt: sửa tiêu đề, thể loại hay mô tả sẽ đưa nó về chờ duyệt lại.", "This item is approved: changing its title, category or description sends it back for approval."))
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<div class="card"><h2>{h}</h2>{warning}<form id="edit-form" data-api="/api/v1/content/{id}" data-method="PATCH" data-next="/ui/content" data-ok="{ok}">{csrf}
+<label for="e-title">{title}</label><input type="text" id="e-title" name="title" value="{tv}" required maxlength="200">
+<label for="e-category">{cat}</label><select id="e-category" name="category">{cats}</select>
+<label for="e-description">{desc}</label><textarea id="e-description" name="description">{dv}</textarea>
+<div class="msg hidden"></div><p><button type="submit">{save}</button></p></form></div>"#,
+        h = page.t("Sửa nội dung", "Edit item"),
+        id = c.id,
+        ok = page.t("Đã lưu.", "Saved."),
+        csrf = page.csrf_field(),
+        title = page.t("Tiêu đề", "Title"),
+        tv = esc(&c.title),
+        cat = page.t("Thể loại", "Category"),
+        desc = page.t("Mô tả", "Description"),
+        dv = esc(&c.description),
+        save = page.t("Lưu", "Save"),
+    )
 }
 
 fn category_options(page: &Page<'_>) -> String {
@@ -241,7 +286,13 @@ pub fn new_content(page: &Page<'_>) -> Response {
 <label for="tts-title">{title}</label><input type="text" id="tts-title" name="title" required maxlength="200">
 <label for="tts-category">{cat}</label><select id="tts-category" name="category">{cats}</select>
 <label for="tts-text">{text}</label><textarea id="tts-text" name="text" required maxlength="5000"></textarea>
-<div class="msg hidden"></div><p><button type="submit">{speak}</button></p></form></div>"#,
+<div class="msg hidden"></div><p><button type="submit">{speak}</button></p></form></div>
+<div class="card"><h2>{relay}</h2>
+<form id="relay-form" data-api="/api/v1/content/relay" data-next="/ui/content" data-ok="{made}">{csrf}
+<label for="r-title">{title}</label><input type="text" id="r-title" name="title" required maxlength="200" placeholder="{relay_eg}">
+<label for="r-url">{url}</label><input type="text" id="r-url" name="url" required placeholder="https://">
+<label for="r-minutes">{minutes}</label><input type="number" id="r-minutes" name="duration_min" value="60" min="1" max="1440">
+<div class="msg hidden"></div><p><button type="submit">{save}</button></p></form></div>"#,
         up = page.t("Tải lên bản ghi âm", "Upload a recording"),
         uploaded = page.t("Đã tải lên.", "Uploaded."),
         csrf = page.csrf_field(),
@@ -258,6 +309,11 @@ pub fn new_content(page: &Page<'_>) -> Response {
         made = page.t("Đã tạo giọng đọc.", "Speech created."),
         text = page.t("Nội dung thông báo", "Announcement text"),
         speak = page.t("Tạo giọng đọc", "Create speech"),
+        relay = page.t("Tiếp sóng đài khác", "Relay another station"),
+        relay_eg = page.t("Ví dụ: Đài Phát thanh tỉnh", "e.g. Provincial radio"),
+        url = page.t("Địa chỉ luồng phát", "Stream URL"),
+        minutes = page.t("Mỗi lần tiếp sóng (phút)", "Each relay lasts (minutes)"),
+        save = page.t("Lưu", "Save"),
     );
     page.render(page.t("Tạo nội dung mới", "New content"), &body)
 }
