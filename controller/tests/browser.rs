@@ -138,11 +138,31 @@ async fn wait_path(c: &Client, path: &str) {
     }
 }
 
+/// Waits until the row of item `id` contains every one of `needles`. The page reloads
+/// after each action, so a row read mid-reload is simply read again.
+async fn wait_row(c: &Client, id: &str, needles: &[&str]) {
+    let started = Instant::now();
+    loop {
+        let text = match c.find(Locator::Css(&format!("tr[data-id='{id}']"))).await {
+            Ok(row) => row.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if needles.iter().all(|n| text.contains(n)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "row {id} never showed {needles:?}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
 /// Waits until the page source contains `text`.
 async fn wait_text(c: &Client, text: &str) -> String {
     let started = Instant::now();
     loop {
-        let html = c.source().await.unwrap();
+        let html = c.source().await.unwrap_or_default(); // mid-navigation: read again
         if html.contains(text) {
             return html;
         }
@@ -183,21 +203,7 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
         .click()
         .await
         .unwrap();
-    let started = Instant::now();
-    loop {
-        let row = c
-            .find(Locator::Css(&format!("tr[data-id='{id}']")))
-            .await
-            .unwrap();
-        if row.text().await.unwrap().contains("chờ duyệt") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "never submitted"
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    wait_row(&c, &id, &["chờ duyệt"]).await;
     // The editor's menu has no approval queue.
     assert!(!c.source().await.unwrap().contains("href=\"/ui/approvals\""));
     click(&c, Locator::Css("header form button")).await;
@@ -279,25 +285,7 @@ async fn wrong_password_shows_a_message_and_bad_uploads_explain_themselves() {
     title.clear().await.unwrap();
     title.send_keys("Bản tin sáng (đã sửa)").await.unwrap();
     click(&c, Locator::Css("#edit-form button[type=submit]")).await;
-    wait_path(&c, "/ui/content").await;
-    let started = Instant::now();
-    loop {
-        let text = c
-            .find(Locator::Css(&format!("tr[data-id='{id}']")))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains("Bản tin sáng (đã sửa)") && text.contains("chờ duyệt") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "edit not shown: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    wait_row(&c, &id, &["Bản tin sáng (đã sửa)", "chờ duyệt"]).await;
     c.close().await.unwrap();
 }
 
