@@ -238,11 +238,30 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
         "one play a day for a week"
     );
 
+    // Move it to 08:15 with the editor: the week follows.
+    c.goto(&format!("{base}/ui/schedules")).await.unwrap();
+    click(
+        &c,
+        Locator::XPath("//tr[.//strong[text()='Lịch lấy nước hằng ngày']]//a"),
+    )
+    .await;
+    wait_text(&c, "Sửa lịch phát").await;
+    let times = c.find(Locator::Id("s-times")).await.unwrap();
+    assert_eq!(times.prop("value").await.unwrap().as_deref(), Some("07:30"));
+    times.clear().await.unwrap();
+    times.send_keys("08:15").await.unwrap();
+    click(&c, Locator::Id("schedule-save")).await;
+    wait_text(&c, "Hằng ngày lúc 08:15").await;
+    c.goto(&format!("{base}/ui/week")).await.unwrap();
+    let html = wait_text(&c, "08:15 Lịch lấy nước hằng ngày").await;
+    assert_eq!(html.matches("08:15 Lịch lấy nước hằng ngày").count(), 7);
+    assert!(!html.contains("07:30 Lịch lấy nước"));
+
     // English on request, remembered.
     c.goto(&format!("{base}/ui/week?lang=en")).await.unwrap();
     wait_text(&c, "This week").await;
     c.goto(&format!("{base}/ui/schedules")).await.unwrap();
-    wait_text(&c, "Daily at 07:30").await;
+    wait_text(&c, "Daily at 08:15").await;
     c.close().await.unwrap();
 }
 

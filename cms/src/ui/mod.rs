@@ -51,7 +51,7 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         Id::UiContent => library::content(cms, &page, req).await?,
         Id::UiNewContent => library::new_content(&page),
         Id::UiApprovals => library::approvals(cms, &page).await?,
-        Id::UiSchedules => plan::schedules(cms, &page).await?,
+        Id::UiSchedules => plan::schedules(cms, &page, req).await?,
         Id::UiWeek => plan::week(cms, &page, req).await?,
         Id::UiPlaces => admin::places(cms, &page).await?,
         Id::UiUsers => admin::users(cms, &page).await?,

@@ -97,7 +97,7 @@ fn rule_text(page: &Page<'_>, s: &Schedule) -> String {
     esc(&(text + &range))
 }
 
-pub async fn schedules(cms: &Cms, page: &Page<'_>) -> Result<Response> {
+pub async fn schedules(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
     let p = page.p;
     let list = cms.schedules(p).await?;
     let villages = cms.villages(p, None).await?;
@@ -125,9 +125,10 @@ pub async fn schedules(cms: &Cms, page: &Page<'_>) -> Result<Response> {
                 .collect();
             let delete = if p.can(Perm::Schedule) {
                 format!(
-                    r#"<button type="button" class="secondary" data-delete="/api/v1/schedules/{}" data-confirm="{}">✕</button>"#,
-                    s.id,
-                    page.t("Xoá lịch này?", "Delete this schedule?")
+                    r#"<a class="button secondary" href="/ui/schedules?edit={id}#schedule-form">{edit}</a> <button type="button" class="secondary" data-delete="/api/v1/schedules/{id}" data-confirm="{confirm}">✕</button>"#,
+                    id = s.id,
+                    edit = page.t("Sửa", "Edit"),
+                    confirm = page.t("Xoá lịch này?", "Delete this schedule?")
                 )
             } else {
                 String::new()
@@ -153,7 +154,11 @@ pub async fn schedules(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         )
     };
     let editor = if p.can(Perm::Schedule) {
-        editor(page, &approved, &villages, &groups)
+        let editing = req
+            .q("edit")
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|id| list.iter().find(|s| s.id == id));
+        editor(page, &approved, &villages, &groups, editing)
     } else {
         String::new()
     };
@@ -168,25 +173,37 @@ fn editor(
     approved: &[crate::model::Content],
     villages: &[crate::model::Village],
     groups: &[crate::model::VillageGroup],
+    editing: Option<&Schedule>,
 ) -> String {
-    let check = |name: &str, id: i64, label: &str| {
+    let f = Prefill::of(page, editing);
+    let on = |yes: bool| if yes { " checked" } else { "" };
+    let check = |name: &str, id: i64, label: &str, checked: bool| {
         format!(
-            r#"<label><input type="checkbox" name="{name}" value="{id}" data-type="ints"> {}</label>"#,
+            r#"<label><input type="checkbox" name="{name}" value="{id}" data-type="ints"{}> {}</label>"#,
+            on(checked),
             esc(label)
         )
     };
     let items: String = approved
         .iter()
-        .map(|c| check("content_ids", c.id, &c.title))
+        .map(|c| check("content_ids", c.id, &c.title, f.content.contains(&c.id)))
         .collect();
     let places: String = villages
         .iter()
-        .map(|v| check("targets.villages", v.id, &v.name))
+        .map(|v| {
+            check(
+                "targets.villages",
+                v.id,
+                &v.name,
+                f.villages.contains(&v.id),
+            )
+        })
         .chain(groups.iter().map(|g| {
             check(
                 "targets.groups",
                 g.id,
                 &format!("{} {}", page.t("Nhóm", "Group"), g.name),
+                f.groups.contains(&g.id),
             )
         }))
         .collect();
@@ -194,7 +211,8 @@ fn editor(
         .iter()
         .map(|(v, vi, en)| {
             format!(
-                r#"<label><input type="checkbox" name="day" value="{v}"> {}</label>"#,
+                r#"<label><input type="checkbox" name="day" value="{v}"{}> {}</label>"#,
+                on(f.days.contains(&v.to_string())),
                 page.t(vi, en)
             )
         })
@@ -203,11 +221,7 @@ fn editor(
         .iter()
         .filter(|p| **p != Priority::Emergency || page.p.can(Perm::Approve))
         .map(|p| {
-            let sel = if *p == Priority::Normal {
-                " selected"
-            } else {
-                ""
-            };
+            let sel = if *p == f.priority { " selected" } else { "" };
             format!(
                 r#"<option value="{}"{sel}>{}</option>"#,
                 p.as_str(),
@@ -218,36 +232,63 @@ fn editor(
     let offset = Utc::now().with_timezone(&page.tz).format("%:z").to_string();
     format!(
         r#"<div class="card"><h2>{new}</h2>
-<form id="schedule-form" data-schedule="/api/v1/schedules" data-offset="{offset}" data-ok="{saved}">{csrf}
-<label for="s-title">{title}</label><input type="text" id="s-title" name="title" required maxlength="200">
+<form id="schedule-form" data-schedule="{action}" data-method="{method}" data-next="/ui/schedules" data-offset="{offset}" data-ok="{saved}">{csrf}
+<label for="s-title">{title}</label><input type="text" id="s-title" name="title" value="{title_v}" required maxlength="200">
 <label>{what}</label><div class="checks">{items}</div>
 <label>{where_}</label><div class="checks">{places}</div>
 <label for="s-kind">{when}</label><select id="s-kind" name="rule_kind">
-<option value="daily">{daily}</option><option value="weekly">{weekly}</option><option value="monthly">{monthly}</option><option value="once">{once}</option></select>
-<div data-rule="once"><label for="s-once">{at}</label><input type="datetime-local" id="s-once" name="once"></div>
-<div data-rule="daily weekly monthly"><label for="s-times">{times}</label><input type="text" id="s-times" name="times" placeholder="06:00, 17:30"></div>
+{kinds}</select>
+<div data-rule="once"><label for="s-once">{at}</label><input type="datetime-local" id="s-once" name="once" value="{once_v}"></div>
+<div data-rule="daily weekly monthly"><label for="s-times">{times}</label><input type="text" id="s-times" name="times" value="{times_v}" placeholder="06:00, 17:30"></div>
 <div data-rule="weekly"><label>{ondays}</label><div class="checks">{days}</div></div>
-<div data-rule="monthly"><label for="s-mdays">{mdays}</label><input type="text" id="s-mdays" name="month_days" placeholder="1, 15"></div>
-<div data-rule="daily weekly monthly" class="row"><span><label for="s-from">{from}</label><input type="date" id="s-from" name="from" data-optional></span>
-<span><label for="s-until">{until}</label><input type="date" id="s-until" name="until" data-optional></span></div>
+<div data-rule="monthly"><label for="s-mdays">{mdays}</label><input type="text" id="s-mdays" name="month_days" value="{mdays_v}" placeholder="1, 15"></div>
+<div data-rule="daily weekly monthly" class="row"><span><label for="s-from">{from}</label><input type="date" id="s-from" name="from" value="{from_v}" data-optional></span>
+<span><label for="s-until">{until}</label><input type="date" id="s-until" name="until" value="{until_v}" data-optional></span></div>
 <div class="row"><span><label for="s-priority">{prio}</label><select id="s-priority" name="priority">{priorities}</select></span>
-<span><label for="s-repeat">{repeat}</label><input type="number" id="s-repeat" name="repeat" value="1" min="1" max="20"></span>
-<span><label for="s-pause">{pause}</label><input type="number" id="s-pause" name="pause_s" value="0" min="0" max="3600" data-optional></span>
-<span><label for="s-gap">{gap}</label><input type="number" id="s-gap" name="gap_s" value="0" min="0" max="600" data-optional></span>
-<span><label for="s-volume">{volume}</label><input type="number" id="s-volume" name="volume" value="100" min="0" max="100"></span></div>
+<span><label for="s-repeat">{repeat}</label><input type="number" id="s-repeat" name="repeat" value="{repeat_v}" min="1" max="20"></span>
+<span><label for="s-pause">{pause}</label><input type="number" id="s-pause" name="pause_s" value="{pause_v}" min="0" max="3600" data-optional></span>
+<span><label for="s-gap">{gap}</label><input type="number" id="s-gap" name="gap_s" value="{gap_v}" min="0" max="600" data-optional></span>
+<span><label for="s-volume">{volume}</label><input type="number" id="s-volume" name="volume" value="{volume_v}" min="0" max="100"></span></div>
 <label for="s-chime">{chime}</label><select id="s-chime" name="chime_id" data-optional><option value="">{nochime}</option>{chimes}</select>
 <div class="msg hidden"></div><p><button type="submit" id="schedule-save">{save}</button></p></form></div>"#,
-        new = page.t("Lịch phát mới", "New schedule"),
+        new = if editing.is_some() {
+            page.t("Sửa lịch phát", "Edit schedule")
+        } else {
+            page.t("Lịch phát mới", "New schedule")
+        },
+        action = editing.map_or("/api/v1/schedules".to_owned(), |s| format!(
+            "/api/v1/schedules/{}",
+            s.id
+        )),
+        method = if editing.is_some() { "PUT" } else { "POST" },
+        title_v = esc(&f.title),
+        kinds = [
+            ("daily", page.t("Hằng ngày", "Every day")),
+            ("weekly", page.t("Hằng tuần", "Every week")),
+            ("monthly", page.t("Hằng tháng", "Every month")),
+            ("once", page.t("Một lần", "Once"))
+        ]
+        .iter()
+        .map(|(k, label)| format!(
+            r#"<option value="{k}"{}>{label}</option>"#,
+            if *k == f.kind { " selected" } else { "" }
+        ))
+        .collect::<String>(),
+        once_v = f.once,
+        times_v = f.times,
+        mdays_v = f.month_days,
+        from_v = f.from,
+        until_v = f.until,
+        repeat_v = f.repeat,
+        pause_v = f.pause_s,
+        gap_v = f.gap_s,
+        volume_v = f.volume,
         saved = page.t("Đã lưu lịch phát.", "Schedule saved."),
         csrf = page.csrf_field(),
         title = page.t("Tên lịch", "Title"),
         what = page.t("Phát nội dung (đã duyệt)", "Play (approved items)"),
         where_ = page.t("Tại", "Where"),
         when = page.t("Khi nào", "When"),
-        daily = page.t("Hằng ngày", "Every day"),
-        weekly = page.t("Hằng tuần", "Every week"),
-        monthly = page.t("Hằng tháng", "Every month"),
-        once = page.t("Một lần", "Once"),
         at = page.t("Thời điểm", "At"),
         times = page.t(
             "Giờ phát (cách nhau bằng dấu phẩy)",
@@ -266,7 +307,18 @@ fn editor(
         nochime = page.t("Không có", "None"),
         chimes = approved
             .iter()
-            .map(|c| format!(r#"<option value="{}">{}</option>"#, c.id, esc(&c.title)))
+            .map(|c| {
+                let sel = if f.chime == Some(c.id) {
+                    " selected"
+                } else {
+                    ""
+                };
+                format!(
+                    r#"<option value="{}"{sel}>{}</option>"#,
+                    c.id,
+                    esc(&c.title)
+                )
+            })
             .collect::<String>(),
         save = page.t("Lưu lịch", "Save schedule"),
     )
@@ -333,4 +385,111 @@ pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
         legend = page.t("Viền cam: bị lùi, ngắt hoặc phát lại do trùng lịch. Giờ theo múi giờ của xã.", "Orange edge: delayed, interrupted or restarted by a conflict. Times in the commune's zone."),
     );
     Ok(page.render(page.t("Lịch phát trong tuần", "This week"), &body))
+}
+
+/// The editor's fields, from a schedule being edited or the defaults of a new one.
+struct Prefill {
+    title: String,
+    content: Vec<i64>,
+    villages: Vec<i64>,
+    groups: Vec<i64>,
+    kind: &'static str,
+    once: String,
+    times: String,
+    days: Vec<String>,
+    month_days: String,
+    from: String,
+    until: String,
+    priority: Priority,
+    repeat: u32,
+    pause_s: u64,
+    gap_s: u64,
+    volume: u8,
+    chime: Option<i64>,
+}
+
+impl Prefill {
+    fn of(page: &Page<'_>, s: Option<&Schedule>) -> Prefill {
+        let Some(s) = s else {
+            return Prefill {
+                title: String::new(),
+                content: vec![],
+                villages: vec![],
+                groups: vec![],
+                kind: "daily",
+                once: String::new(),
+                times: String::new(),
+                days: vec![],
+                month_days: String::new(),
+                from: String::new(),
+                until: String::new(),
+                priority: Priority::Normal,
+                repeat: 1,
+                pause_s: 0,
+                gap_s: 0,
+                volume: 100,
+                chime: None,
+            };
+        };
+        let hm = |t: &[protocol::schedule::LocalTime]| {
+            t.iter()
+                .map(|t| t.0.format("%H:%M").to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (kind, once, times, days, month_days) = match &s.rule.kind {
+            RuleKind::Once(at) => (
+                "once",
+                at.with_timezone(&page.tz)
+                    .format("%Y-%m-%dT%H:%M")
+                    .to_string(),
+                String::new(),
+                vec![],
+                String::new(),
+            ),
+            RuleKind::Daily(t) => ("daily", String::new(), hm(t), vec![], String::new()),
+            RuleKind::Weekly { days, times } => {
+                let days = days
+                    .iter()
+                    .filter_map(|d| serde_json::to_value(d).ok()?.as_str().map(str::to_owned))
+                    .collect();
+                ("weekly", String::new(), hm(times), days, String::new())
+            }
+            RuleKind::Monthly { days, times } => (
+                "monthly",
+                String::new(),
+                hm(times),
+                vec![],
+                days.iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            // Cron rules come from the API; the editor shows them as daily with no times.
+            RuleKind::Cron(_) => ("daily", String::new(), String::new(), vec![], String::new()),
+        };
+        let date = |d: Option<chrono::NaiveDate>| {
+            d.map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
+        Prefill {
+            title: s.title.clone(),
+            content: s.program.content_ids.clone(),
+            villages: s.targets.villages.clone(),
+            groups: s.targets.groups.clone(),
+            kind,
+            once,
+            times,
+            days,
+            month_days,
+            from: date(s.rule.from),
+            until: date(s.rule.until),
+            priority: s.priority,
+            repeat: s.program.repeat,
+            pause_s: s.program.pause_ms / 1000,
+            gap_s: s.program.gap_ms / 1000,
+            volume: s.volume,
+            chime: s.program.chime_id,
+        }
+    }
 }
