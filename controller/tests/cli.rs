@@ -49,7 +49,7 @@ fn user_add_makes_the_first_admin_and_refuses_bad_input() {
         (user["username"].as_str(), user["role"].as_str()),
         (Some("quantri"), Some("admin"))
     );
-    assert!(data.len() > 0 && std::path::Path::new(data).join("loa.db").exists());
+    assert!(std::path::Path::new(data).join("loa.db").exists());
 
     let out = add("quantri", "mật khẩu dài", "admin");
     assert_eq!(out.status.code(), Some(1));
