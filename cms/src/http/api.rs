@@ -75,6 +75,35 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
     }
     let p = p.ok_or(CmsError::Unauthenticated)?;
     match id {
+        Id::Logout | Id::Me | Id::CreateToken => session(cms, id, p, req).await,
+        Id::Communes
+        | Id::UpdateCommune
+        | Id::Users
+        | Id::CreateUser
+        | Id::DisableUser
+        | Id::EnableUser
+        | Id::Audit => admin(cms, id, p, req).await,
+        Id::Villages
+        | Id::CreateVillage
+        | Id::Groups
+        | Id::CreateGroup
+        | Id::Nodes
+        | Id::CreateNode
+        | Id::UpdateNode => places(cms, id, p, req).await,
+        Id::Schedules
+        | Id::CreateSchedule
+        | Id::ScheduleGet
+        | Id::UpdateSchedule
+        | Id::DeleteSchedule
+        | Id::Preview
+        | Id::PlayLogs => plan(cms, id, p, req).await,
+        _ => content(cms, id, p, req).await,
+    }
+}
+
+/// Logout, who am I, API tokens.
+async fn session(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
+    match id {
         Id::Logout => {
             if let Some(secret) = req.cookie(reply::SESSION_COOKIE).map(str::to_owned) {
                 cms.logout(&secret).await?;
@@ -102,6 +131,13 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
             let name = body.get("name").and_then(|v| v.as_str()).unwrap_or("api");
             created(&json!({ "token": cms.create_api_token(&p, name).await? }))
         }
+        _ => Err(CmsError::not_found("Không có trang này", "Route")),
+    }
+}
+
+/// Communes, users, audit log.
+async fn admin(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
+    match id {
         Id::Communes => ok(&cms.communes(&p).await?),
         Id::UpdateCommune => {
             let body: CommunePatch = req.json().await?;
@@ -115,6 +151,21 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         Id::DisableUser | Id::EnableUser => ok(&cms
             .set_user_disabled(&p, req.id(0)?, id == Id::DisableUser)
             .await?),
+        Id::Audit => {
+            let scope = p.user.commune_id;
+            let limit = query_num(req, "limit")?.unwrap_or(200).min(1000) as u32;
+            ok(&cms
+                .store()
+                .call(move |c| store::audit_entries(c, scope, limit))
+                .await?)
+        }
+        _ => Err(CmsError::not_found("Không có trang này", "Route")),
+    }
+}
+
+/// Villages, groups, nodes.
+async fn places(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
+    match id {
         Id::Villages => ok(&cms.villages(&p, query_id(req, "commune")?).await?),
         Id::CreateVillage => {
             let body: NameRequest = req.json().await?;
@@ -140,6 +191,13 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
             let body: NodeRequest = req.json().await?;
             ok(&cms.update_node(&p, req.id(0)?, body).await?)
         }
+        _ => Err(CmsError::not_found("Không có trang này", "Route")),
+    }
+}
+
+/// The content library and its approval.
+async fn content(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
+    match id {
         Id::ContentList => ok(&cms
             .list_content(&p, query_id(req, "commune")?, content_filter(req)?)
             .await?),
@@ -192,6 +250,13 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
             let sha = req.params.first().cloned().unwrap_or_default();
             blob::serve(cms, &sha, req).await
         }
+        _ => Err(CmsError::not_found("Không có trang này", "Route")),
+    }
+}
+
+/// Schedules, preview, play logs.
+async fn plan(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
+    match id {
         Id::Schedules => ok(&cms.schedules(&p).await?),
         Id::CreateSchedule => {
             let body: ScheduleRequest = req.json().await?;
@@ -237,14 +302,6 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
                 })
                 .await?;
             ok(&logs)
-        }
-        Id::Audit => {
-            let scope = p.user.commune_id;
-            let limit = query_num(req, "limit")?.unwrap_or(200).min(1000) as u32;
-            ok(&cms
-                .store()
-                .call(move |c| store::audit_entries(c, scope, limit))
-                .await?)
         }
         _ => Err(CmsError::not_found("Không có trang này", "Route")),
     }
