@@ -190,49 +190,16 @@ pub fn find<'a>(method: &Method, path: &str) -> Found<'a> {
     }
 }
 
+/// A path segment, percent-decoded (`+` stays `+` in paths).
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// `a=1&b=x+y` -> pairs, decoded.
+/// `a=1&b=x+y` -> pairs, decoded as HTML forms encode them.
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 #[cfg(test)]
@@ -276,7 +243,12 @@ mod tests {
 
     #[test]
     fn decoding() {
-        assert_eq!(percent_decode("Th%C3%B4n+1"), "Thôn 1");
+        assert_eq!(percent_decode("Th%C3%B4n%201"), "Thôn 1");
+        assert_eq!(percent_decode("a+b"), "a+b");
+        assert_eq!(
+            parse_query("q=Th%C3%B4n+1"),
+            [("q".into(), "Thôn 1".into())]
+        );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(
