@@ -6,9 +6,11 @@
 //!
 //! - [`schedule`]: rules (once, daily, weekly, monthly, cron; local time with DST edges),
 //!   programs (items, gaps, repeats, chime), priorities, quiet hours, and [`schedule::resolve`].
+//! - [`clock`]: NTP-style offset estimation from exchanges over the node's link.
 //!
 //! The node link's messages arrive with the fleet link (see DESIGN.md, "Data flow").
 
+pub mod clock;
 pub mod schedule;
 
 pub use chrono_tz::Tz;
