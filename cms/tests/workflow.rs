@@ -665,3 +665,90 @@ async fn malformed_json_bodies_are_refused_cleanly() {
         409
     );
 }
+
+async fn desired(api: &common::Api, node: &Value) -> Value {
+    json_of(
+        api.get(&format!("/api/v1/nodes/{}/desired", node["id"]))
+            .await,
+    )
+    .await
+    .1
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_desired_state_changes_exactly_when_its_schedules_do() {
+    let s = Server::start().await;
+    let (editor, _, id) = approved_item(&s).await;
+    let admin = s.client("quantri", "admin").await;
+    let (_, v1) = json_of(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 1" }))
+            .await,
+    )
+    .await;
+    let (_, v2) = json_of(
+        admin
+            .post("/api/v1/villages", json!({ "name": "Thôn 2" }))
+            .await,
+    )
+    .await;
+    let (_, node) = json_of(
+        admin
+            .post(
+                "/api/v1/nodes",
+                json!({ "name": "Cụm 1", "village_id": v1["id"] }),
+            )
+            .await,
+    )
+    .await;
+    let empty = desired(&editor, &node).await;
+    assert_eq!(empty["schedules"], json!([]));
+    assert_eq!(empty["tz"], "Asia/Ho_Chi_Minh");
+    let plan = |v: &Value| json!({ "title": "Bản tin", "content_ids": [id], "targets": { "villages": [v["id"]] }, "priority": "normal", "rule": daily(&["06:00"]) });
+    assert_eq!(
+        admin.post("/api/v1/schedules", plan(&v1)).await.status(),
+        201
+    );
+    let one = desired(&editor, &node).await;
+    assert_ne!(one["version"], empty["version"]);
+    let sched = &one["schedules"][0];
+    assert_eq!(sched["program"]["items"][0]["content_id"], id);
+    assert_eq!(
+        sched["program"]["items"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert!(
+        sched["program"]["items"][0]["duration_ms"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Another village's schedule leaves this node's version alone; asking twice is stable.
+    assert_eq!(
+        admin.post("/api/v1/schedules", plan(&v2)).await.status(),
+        201
+    );
+    assert_eq!(desired(&editor, &node).await["version"], one["version"]);
+    // Its item sent back for approval: it drops out.
+    let res = admin
+        .req(Method::PATCH, &format!("/api/v1/content/{id}"))
+        .json(&json!({ "title": "Sửa" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let after = desired(&editor, &node).await;
+    assert_eq!(after["schedules"], json!([]));
+    assert_eq!(after["version"], empty["version"]);
+    assert_eq!(
+        s.anonymous()
+            .get(&format!("/api/v1/nodes/{}/desired", node["id"]))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(admin.get("/api/v1/nodes/99999/desired").await.status(), 404);
+}

@@ -7,10 +7,13 @@
 //! - [`schedule`]: rules (once, daily, weekly, monthly, cron; local time with DST edges),
 //!   programs (items, gaps, repeats, chime), priorities, quiet hours, and [`schedule::resolve`].
 //! - [`clock`]: NTP-style offset estimation from exchanges over the node's link.
+//! - [`desired`]: the state a node should hold (its schedules, content references, zone),
+//!   versioned by content hash.
 //!
 //! The node link's messages arrive with the fleet link (see DESIGN.md, "Data flow").
 
 pub mod clock;
+pub mod desired;
 pub mod schedule;
 
 pub use chrono_tz::Tz;

@@ -89,7 +89,8 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         | Id::CreateGroup
         | Id::Nodes
         | Id::CreateNode
-        | Id::UpdateNode => places(cms, id, p, req).await,
+        | Id::UpdateNode
+        | Id::DesiredState => places(cms, id, p, req).await,
         Id::Schedules
         | Id::CreateSchedule
         | Id::ScheduleGet
@@ -191,6 +192,7 @@ async fn places(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Respon
             let body: NodeRequest = req.json().await?;
             ok(&cms.update_node(&p, req.id(0)?, body).await?)
         }
+        Id::DesiredState => ok(&cms.desired_state(&p, req.id(0)?).await?),
         _ => Err(CmsError::not_found("Không có trang này", "Route")),
     }
 }

@@ -27,6 +27,7 @@ pub enum Id {
     Nodes,
     CreateNode,
     UpdateNode,
+    DesiredState,
     ContentList,
     Upload,
     Tts,
@@ -108,6 +109,7 @@ routes! {
     GET    "/api/v1/nodes"                     Read         Nodes          "Speaker nodes with their state.";
     POST   "/api/v1/nodes"                     ManageNodes  CreateNode     "Add a speaker node: returns its one-time enrolment code.";
     PUT    "/api/v1/nodes/{id}"                ManageNodes  UpdateNode     "Change a node's name, village, position or notes.";
+    GET    "/api/v1/nodes/{id}/desired"        Read         DesiredState   "The state the node should hold: its schedules and content references, versioned.";
     GET    "/api/v1/content"                   Read         ContentList    "The content library (filters: q, category, status, limit, offset).";
     POST   "/api/v1/content"                   EditContent  Upload         "Upload audio (multipart: file, title, category, description).";
     POST   "/api/v1/content/tts"               EditContent  Tts            "Create an announcement from text (text to speech).";

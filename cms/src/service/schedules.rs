@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use protocol::Tz;
+use protocol::desired::DesiredState;
 use protocol::schedule::{
     self, LocalTime, Outcome, Priority, Program, ProgramItem, QuietHours, Rule, ScheduleSpec,
 };
@@ -285,6 +286,38 @@ impl Cms {
                 }
             })
             .collect())
+    }
+}
+
+impl Cms {
+    /// The state a node should hold: the schedules that target it (through its village,
+    /// the village's groups, or itself) with approved items only, versioned by content
+    /// hash. The fleet link sends it; technicians can read it.
+    pub async fn desired_state(&self, p: &Principal, node_id: i64) -> Result<DesiredState> {
+        p.require(Perm::Read)?;
+        let state = self.node_desired_state(node_id).await?;
+        let node = self
+            .store()
+            .call(move |c| q::places::node(c, node_id))
+            .await?;
+        p.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
+        Ok(state)
+    }
+
+    /// [`Cms::desired_state`] without a caller (the fleet hub, for an authenticated node).
+    pub async fn node_desired_state(&self, node_id: i64) -> Result<DesiredState> {
+        let input = self.preview_input(PreviewTarget::Node(node_id)).await?;
+        let commune = self.commune(input.commune_id).await?;
+        let mut state = DesiredState {
+            version: String::new(),
+            node_id,
+            tz: commune.tz.clone(),
+            quiet_hours: quiet_hours(&commune),
+            schedules: input.specs.clone(),
+        };
+        let canonical = serde_json::to_vec(&state).map_err(|e| CmsError::Storage(e.to_string()))?;
+        state.version = crate::blobs::sha256_hex(&canonical);
+        Ok(state)
     }
 }
 
