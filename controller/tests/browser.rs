@@ -322,14 +322,28 @@ async fn technician_adds_a_node_and_sees_its_enrolment_code() {
         Locator::Css("form[data-api='/api/v1/nodes'] button[type=submit]"),
     )
     .await;
-    let html = wait_text(&c, "Mã kích hoạt (chỉ hiện một lần):").await;
-    let code = html
-        .split("Mã kích hoạt (chỉ hiện một lần): ")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap();
+    // The answer shows in the form's message box (the page does not reload: the code is
+    // shown once).
+    let started = Instant::now();
+    let message = loop {
+        let text = match c
+            .find(Locator::Css("form[data-api='/api/v1/nodes'] .msg.ok"))
+            .await
+        {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.starts_with("Đã thêm. Mã kích hoạt") {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no enrolment code shown"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    let code = message.rsplit(' ').next().unwrap();
+    let html = c.source().await.unwrap();
     assert_eq!(code.len(), 19, "XXXX-XXXX-XXXX-XXXX: {code}");
     // Technicians do not manage villages or commune settings.
     assert!(!html.contains("/api/v1/villages\""));
