@@ -25,12 +25,22 @@ pub use users::{NewUser, TokenKind};
 pub use audit::{entries as audit_entries, record as audit};
 pub use places::OFFLINE_AFTER_MS;
 
-/// Creates the configured commune if the database has none by that slug; its id.
+/// The commune requests default to: the configured one when the database has it; else,
+/// in a database that already has communes, the first of them (the slug only names the
+/// commune a *new* data directory starts with, CONTRACT.md); else a new one.
 pub fn ensure_commune_for_config(
     conn: &mut rusqlite::Connection,
     slug: &str,
     name: &str,
 ) -> Result<i64> {
+    let existing = users::communes(conn)?;
+    if let Some(c) = existing
+        .iter()
+        .find(|c| c.slug == slug)
+        .or(existing.first())
+    {
+        return Ok(c.id);
+    }
     Ok(users::ensure_commune(conn, slug, name)?.id)
 }
 
