@@ -50,6 +50,21 @@ impl BlobStore {
         })
     }
 
+    /// Takes in a file already on disk (TTS output, seeded samples) the way an upload comes
+    /// in: copied in chunks into a temporary blob, hashed on the way. Blocking.
+    pub fn ingest(&self, path: &Path, limit: u64) -> Result<PendingBlob> {
+        let mut source = std::fs::File::open(path)?;
+        let mut writer = self.writer(limit)?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = std::io::Read::read(&mut source, &mut chunk)?;
+            if n == 0 {
+                return writer.finish();
+            }
+            writer.write(&chunk[..n])?;
+        }
+    }
+
     /// Where a blob lives; `None` unless `sha256` is 64 lowercase hex digits.
     pub fn path(&self, sha256: &str) -> Option<PathBuf> {
         let valid = sha256.len() == 64
@@ -102,10 +117,6 @@ impl BlobWriter {
             sha256,
             size: self.size,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        self.file.path()
     }
 }
 

@@ -117,13 +117,7 @@ async fn session(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Respo
                 cms.logout(token.trim()).await?;
             }
             let mut res = reply::json(200, &json!({ "ok": true }));
-            reply::add_cookie(
-                &mut res,
-                &format!(
-                    "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-                    reply::SESSION_COOKIE
-                ),
-            );
+            reply::clear_session_cookie(&mut res);
             Ok(res)
         }
         Id::Me => ok(&json!({ "user": p.user, "csrf": p.csrf })),
@@ -167,7 +161,7 @@ async fn admin(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Respons
 /// Villages, groups, nodes.
 async fn places(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
     match id {
-        Id::Villages => ok(&cms.villages(&p, query_id(req, "commune")?).await?),
+        Id::Villages => ok(&cms.villages(&p, query_num(req, "commune")?).await?),
         Id::CreateVillage => {
             let body: NameRequest = req.json().await?;
             created(
@@ -201,7 +195,7 @@ async fn places(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Respon
 async fn content(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
     match id {
         Id::ContentList => ok(&cms
-            .list_content(&p, query_id(req, "commune")?, content_filter(req)?)
+            .list_content(&p, query_num(req, "commune")?, content_filter(req)?)
             .await?),
         Id::Upload => {
             let (meta, blob) = upload::receive(cms, req).await?;
@@ -274,7 +268,7 @@ async fn plan(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response
             ok(&json!({ "ok": true }))
         }
         Id::Preview => {
-            let target = match (query_id(req, "node")?, query_id(req, "village")?) {
+            let target = match (query_num(req, "node")?, query_num(req, "village")?) {
                 (Some(n), None) => PreviewTarget::Node(n),
                 (None, Some(v)) => PreviewTarget::Village(v),
                 _ => {
@@ -288,7 +282,7 @@ async fn plan(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response
             ok(&cms.preview(&p, target, from, to).await?)
         }
         Id::PlayLogs => {
-            let node = query_id(req, "node")?;
+            let node = query_num(req, "node")?;
             let (from, to) = window(req, Duration::days(1))?;
             let cid = p.commune(None)?;
             let logs = cms
@@ -332,10 +326,6 @@ fn query_num(req: &Req, key: &str) -> Result<Option<i64>> {
             })
         })
         .transpose()
-}
-
-fn query_id(req: &Req, key: &str) -> Result<Option<i64>> {
-    query_num(req, key)
 }
 
 fn query_time(req: &Req, key: &str) -> Result<Option<DateTime<Utc>>> {

@@ -21,7 +21,8 @@ pub async fn serve(cms: &Cms, sha256: &str, req: &Req) -> Result<Response> {
         .header("if-none-match")
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
     {
-        let mut res = super::reply::with_status(304, "audio/mpeg", bytes::Bytes::new());
+        let mut res =
+            super::reply::with_status(304, "application/octet-stream", bytes::Bytes::new());
         res.headers_mut().insert(
             header::ETAG,
             HeaderValue::from_str(&etag).map_err(|e| CmsError::Storage(e.to_string()))?,

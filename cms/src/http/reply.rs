@@ -75,6 +75,25 @@ pub fn add_cookie(res: &mut Response, cookie: &str) {
 
 pub const SESSION_COOKIE: &str = "loa_session";
 
+/// Ends the browser's session cookie.
+pub fn clear_session_cookie(res: &mut Response) {
+    add_cookie(
+        res,
+        &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+    );
+}
+
+/// Remembers the chosen page language for a year.
+pub fn lang_cookie(res: &mut Response, lang: crate::i18n::Lang) {
+    add_cookie(
+        res,
+        &format!(
+            "lang={}; Path=/; Max-Age=31536000; SameSite=Strict",
+            lang.code()
+        ),
+    );
+}
+
 pub fn session_cookie(secret: &str, max_age_s: u64, secure: bool) -> String {
     format!(
         "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{}",

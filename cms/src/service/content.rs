@@ -94,9 +94,16 @@ impl Cms {
         meta: UploadMeta,
         path: &std::path::Path,
     ) -> Result<Content> {
-        let mut writer = self.blobs().writer(self.config().max_upload_bytes)?;
-        writer.write(&tokio::fs::read(path).await?)?;
-        self.upload(p, meta, writer.finish()?).await
+        let blob = self.ingest(path.to_owned()).await?;
+        self.upload(p, meta, blob).await
+    }
+
+    /// [`BlobStore::ingest`](crate::blobs::BlobStore::ingest) on the blocking pool.
+    async fn ingest(&self, path: std::path::PathBuf) -> Result<PendingBlob> {
+        let (blobs, limit) = (self.blobs().clone(), self.config().max_upload_bytes);
+        tokio::task::spawn_blocking(move || blobs.ingest(&path, limit))
+            .await
+            .map_err(|e| CmsError::Storage(e.to_string()))?
     }
 
     /// Text to speech: the text becomes audio through the TTS command, then takes the
@@ -120,11 +127,9 @@ impl Cms {
             .suffix(".wav")
             .tempfile_in(self.blobs().tmp_dir())?;
         tts::synthesize(&self.config().tts_command, &text, voice, out.path()).await?;
-        // Hash what the engine wrote, as an upload.
-        let bytes = tokio::fs::read(out.path()).await?;
-        let mut writer = self.blobs().writer(self.config().max_upload_bytes)?;
-        writer.write(&bytes)?;
-        let (blob, info) = self.check_audio(writer.finish()?).await?;
+        // What the engine wrote goes in as an upload.
+        let blob = self.ingest(out.path().to_owned()).await?;
+        let (blob, info) = self.check_audio(blob).await?;
         self.insert_audio(
             p,
             commune,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use protocol::Tz;
 use protocol::desired::DesiredState;
 use protocol::schedule::{
-    self, LocalTime, Outcome, Priority, Program, ProgramItem, QuietHours, Rule, ScheduleSpec,
+    self, LocalTime, Outcome, Play, Priority, Program, ProgramItem, QuietHours, Rule, ScheduleSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -50,18 +50,12 @@ pub enum PreviewTarget {
     Village(i64),
 }
 
-/// One play in a preview, with what staff need to read it.
+/// One play in a preview (the resolver's [`Play`]), with what staff need to read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PreviewPlay {
-    pub schedule_id: i64,
+    #[serde(flatten)]
+    pub play: Play,
     pub title: String,
-    pub priority: Priority,
-    pub scheduled_at: DateTime<Utc>,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub outcome: Outcome,
-    pub attempt: u32,
-    pub because_of: Option<i64>,
     /// Delayed, interrupted or skipped because of another schedule.
     pub conflict: bool,
     pub content_ids: Vec<i64>,
@@ -254,28 +248,19 @@ impl Cms {
         }
         let input = self.preview_input(target).await?;
         p.check_commune(
-            input.commune_id,
+            input.commune.id,
             Text::new("Không tìm thấy nơi phát", "Target"),
         )?;
         let PreviewInput {
             specs, tz, titles, ..
         } = &*input;
-        let tz = *tz;
-        let plays = schedule::resolve(specs, tz, from, to);
+        let plays = schedule::resolve(specs, *tz, from, to);
         Ok(plays
             .into_iter()
             .map(|play| {
                 let spec = specs.iter().find(|s| s.id == play.schedule_id);
                 PreviewPlay {
-                    schedule_id: play.schedule_id,
                     title: titles.get(&play.schedule_id).cloned().unwrap_or_default(),
-                    priority: play.priority,
-                    scheduled_at: play.scheduled_at,
-                    start: play.start,
-                    end: play.end,
-                    outcome: play.outcome,
-                    attempt: play.attempt,
-                    because_of: play.because_of,
                     conflict: play.outcome != Outcome::Complete
                         || play.delay() > Duration::zero()
                         || play.attempt > 0,
@@ -283,6 +268,7 @@ impl Cms {
                         .map(|s| s.program.items.iter().map(|i| i.content_id).collect())
                         .unwrap_or_default(),
                     volume: spec.map_or(100, |s| s.volume),
+                    play,
                 }
             })
             .collect())
@@ -295,38 +281,45 @@ impl Cms {
     /// hash. The fleet link sends it; technicians can read it.
     pub async fn desired_state(&self, p: &Principal, node_id: i64) -> Result<DesiredState> {
         p.require(Perm::Read)?;
-        let state = self.node_desired_state(node_id).await?;
-        let node = self
-            .store()
-            .call(move |c| q::places::node(c, node_id))
-            .await?;
-        p.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
-        Ok(state)
+        let input = self.preview_input(PreviewTarget::Node(node_id)).await?;
+        p.check_commune(
+            input.commune.id,
+            Text::new("Không tìm thấy cụm loa", "Node"),
+        )?;
+        desired_from(node_id, &input)
     }
 
     /// [`Cms::desired_state`] without a caller (the fleet hub, for an authenticated node).
     pub async fn node_desired_state(&self, node_id: i64) -> Result<DesiredState> {
-        let input = self.preview_input(PreviewTarget::Node(node_id)).await?;
-        let commune = self.commune(input.commune_id).await?;
-        let mut state = DesiredState {
-            version: String::new(),
+        desired_from(
             node_id,
-            tz: commune.tz.clone(),
-            quiet_hours: quiet_hours(&commune),
-            schedules: input.specs.clone(),
-        };
-        let canonical = serde_json::to_vec(&state).map_err(|e| CmsError::Storage(e.to_string()))?;
-        state.version = crate::blobs::sha256_hex(&canonical);
-        Ok(state)
+            &*self.preview_input(PreviewTarget::Node(node_id)).await?,
+        )
     }
+}
+
+/// A node's desired state from its (cached) resolver input, versioned by the SHA-256 of
+/// its canonical JSON.
+fn desired_from(node_id: i64, input: &PreviewInput) -> Result<DesiredState> {
+    let mut state = DesiredState {
+        version: String::new(),
+        node_id,
+        tz: input.commune.tz.clone(),
+        quiet_hours: quiet_hours(&input.commune),
+        schedules: input.specs.clone(),
+    };
+    let canonical = serde_json::to_vec(&state).map_err(|e| CmsError::Storage(e.to_string()))?;
+    state.version = crate::blobs::sha256_hex(&canonical);
+    Ok(state)
 }
 
 /// What the resolver needs for one target, read from the database once per change of
 /// any schedule, content item or place (previews are read far more often than written).
 pub(crate) struct PreviewInput {
-    commune_id: i64,
-    specs: Vec<ScheduleSpec>,
+    commune: Commune,
+    /// The commune's zone, parsed once.
     tz: Tz,
+    specs: Vec<ScheduleSpec>,
     titles: HashMap<i64, String>,
 }
 
@@ -361,9 +354,9 @@ impl Cms {
                 let schedules = q::schedules::targeting(c, &villages, &groups, &nodes)?;
                 let (specs, titles) = specs_of(c, &schedules)?;
                 Ok(PreviewInput {
-                    commune_id,
-                    specs,
                     tz: commune_tz(&commune),
+                    commune,
+                    specs,
                     titles,
                 })
             })

@@ -188,23 +188,3 @@ pub fn get_many(conn: &Connection, ids: &[i64]) -> Result<Vec<Content>> {
     let rows = st.query_map([], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
-
-/// Whether any item still refers to a blob (for cleaning the blob store).
-pub fn blob_known(conn: &Connection, sha256: &str) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM blobs WHERE sha256 = ?1",
-            [sha256],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
-}
-
-/// Schedules that play an item (an edit sends them back through approval).
-pub fn schedules_using(conn: &Connection, content_id: i64) -> Result<Vec<i64>> {
-    let mut st =
-        conn.prepare_cached("SELECT schedule_id FROM schedule_content WHERE content_id = ?1")?;
-    let rows = st.query_map([content_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}

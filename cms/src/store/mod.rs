@@ -23,7 +23,6 @@ pub use schedules::ScheduleRow;
 pub use users::{NewUser, TokenKind};
 
 pub use audit::{entries as audit_entries, record as audit};
-pub use places::OFFLINE_AFTER_MS;
 
 /// The commune requests default to: the configured one when the database has it; else,
 /// in a database that already has communes, the first of them (the slug only names the

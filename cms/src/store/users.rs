@@ -127,16 +127,6 @@ pub fn user_for_login(conn: &Connection, username: &str) -> Result<Option<(User,
         .optional()?)
 }
 
-pub fn set_password(conn: &Connection, user_id: i64, hash: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-        params![user_id, hash],
-    )?;
-    // A new password ends every session and token made with the old one.
-    conn.execute("DELETE FROM tokens WHERE user_id = ?1", [user_id])?;
-    Ok(())
-}
-
 pub fn set_disabled(conn: &Connection, user_id: i64, disabled: bool) -> Result<()> {
     let n = conn.execute(
         "UPDATE users SET disabled = ?2 WHERE id = ?1",

@@ -183,17 +183,7 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
         ..ContentFilter::default()
     };
     let items = cms.list_content(page.p, None, filter.clone()).await?;
-    let cats: String = CATEGORIES
-        .iter()
-        .map(|(k, vi, en)| {
-            let sel = if filter.category.as_deref() == Some(*k) {
-                " selected"
-            } else {
-                ""
-            };
-            format!(r#"<option value="{k}"{sel}>{}</option>"#, page.t(vi, en))
-        })
-        .collect();
+    let cats = category_options(page, filter.category.as_deref());
     let statuses: String = ContentStatus::ALL
         .iter()
         .map(|s| {
@@ -232,13 +222,7 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
 }
 
 fn edit_form(page: &Page<'_>, c: &Content) -> String {
-    let cats: String = CATEGORIES
-        .iter()
-        .map(|(k, vi, en)| {
-            let sel = if *k == c.category { " selected" } else { "" };
-            format!(r#"<option value="{k}"{sel}>{}</option>"#, page.t(vi, en))
-        })
-        .collect();
+    let cats = category_options(page, Some(&c.category));
     let warning = if c.status == ContentStatus::Approved {
         format!(r#"<p class="msg error">{}</p>"#, page.t("Nội dung này đã được duyệt: sửa tiêu đề, thể loại hay mô tả sẽ đưa nó về chờ duyệt lại.", "This item is approved: changing its title, category or description sends it back for approval."))
     } else {
@@ -263,15 +247,23 @@ fn edit_form(page: &Page<'_>, c: &Content) -> String {
     )
 }
 
-fn category_options(page: &Page<'_>) -> String {
+/// `<option>`s of every category, `selected` marking one.
+fn category_options(page: &Page<'_>, selected: Option<&str>) -> String {
     CATEGORIES
         .iter()
-        .map(|(k, vi, en)| format!(r#"<option value="{k}">{}</option>"#, page.t(vi, en)))
+        .map(|(k, vi, en)| {
+            let sel = if selected == Some(*k) {
+                " selected"
+            } else {
+                ""
+            };
+            format!(r#"<option value="{k}"{sel}>{}</option>"#, page.t(vi, en))
+        })
         .collect()
 }
 
 pub fn new_content(page: &Page<'_>) -> Response {
-    let cats = category_options(page);
+    let cats = category_options(page, None);
     let body = format!(
         r#"<div class="card"><h2>{up}</h2>
 <form id="upload-form" data-upload="/api/v1/content" data-next="/ui/content" data-ok="{uploaded}" enctype="multipart/form-data">{csrf}

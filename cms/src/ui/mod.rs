@@ -38,13 +38,7 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
                 cms.logout(&secret).await?;
             }
             let mut res = reply::redirect("/login");
-            reply::add_cookie(
-                &mut res,
-                &format!(
-                    "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-                    reply::SESSION_COOKIE
-                ),
-            );
+            reply::clear_session_cookie(&mut res);
             return Ok(res);
         }
         Id::UiDashboard => library::dashboard(cms, &page).await?,
@@ -59,13 +53,7 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         _ => return Err(CmsError::not_found("Không có trang này", "Page")),
     };
     if let Some(l) = req.q("lang").and_then(Lang::parse) {
-        reply::add_cookie(
-            &mut res,
-            &format!(
-                "lang={}; Path=/; Max-Age=31536000; SameSite=Strict",
-                l.code()
-            ),
-        );
+        reply::lang_cookie(&mut res, l);
     }
     Ok(res)
 }
@@ -234,13 +222,7 @@ fn login_page(lang: Lang, error: Option<&str>, remember_lang: bool) -> Response 
     );
     let mut res = reply::html(if error.is_empty() { 200 } else { 401 }, html);
     if remember_lang {
-        reply::add_cookie(
-            &mut res,
-            &format!(
-                "lang={}; Path=/; Max-Age=31536000; SameSite=Strict",
-                lang.code()
-            ),
-        );
+        reply::lang_cookie(&mut res, lang);
     }
     res
 }

@@ -55,12 +55,8 @@ fn rule_text(page: &Page<'_>, s: &Schedule) -> String {
             let d: Vec<&str> = days
                 .iter()
                 .map(|d| {
-                    let key = serde_json::to_value(d)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
                     DAYS.iter()
-                        .find(|x| x.0 == key)
+                        .find(|x| x.0 == d.as_str())
                         .map_or("?", |x| page.t(x.1, x.2))
                 })
                 .collect();
@@ -356,15 +352,15 @@ pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
                 let list: String = plays
                     .iter()
                     .filter(|pl| {
-                        pl.outcome != Outcome::Skipped
-                            && pl.start.with_timezone(&page.tz).date_naive() == *d
+                        pl.play.outcome != Outcome::Skipped
+                            && pl.play.start.with_timezone(&page.tz).date_naive() == *d
                     })
                     .map(|pl| {
                         let class = if pl.conflict { "play conflict" } else { "play" };
                         format!(
                             r#"<div class="{class}" title="{}">{} {}</div>"#,
-                            pl.priority.as_str(),
-                            pl.start.with_timezone(&page.tz).format("%H:%M"),
+                            pl.play.priority.as_str(),
+                            pl.play.start.with_timezone(&page.tz).format("%H:%M"),
                             esc(&pl.title)
                         )
                     })
@@ -449,10 +445,7 @@ impl Prefill {
             ),
             RuleKind::Daily(t) => ("daily", String::new(), hm(t), vec![], String::new()),
             RuleKind::Weekly { days, times } => {
-                let days = days
-                    .iter()
-                    .filter_map(|d| serde_json::to_value(d).ok()?.as_str().map(str::to_owned))
-                    .collect();
+                let days = days.iter().map(|d| d.as_str().to_owned()).collect();
                 ("weekly", String::new(), hm(times), days, String::new())
             }
             RuleKind::Monthly { days, times } => (

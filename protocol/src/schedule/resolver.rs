@@ -42,7 +42,7 @@ pub struct Play {
     /// 0 for the first attempt, 1 for the first restart after an interruption...
     pub attempt: u32,
     /// Who interrupted this play, or who played instead while it waited and was skipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub because_of: Option<i64>,
 }
 

@@ -105,6 +105,11 @@ impl Day {
         Day::Sat,
         Day::Sun,
     ];
+    /// The wire name: `mon` ... `sun`.
+    pub fn as_str(self) -> &'static str {
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][self as usize]
+    }
+
     fn of(date: NaiveDate) -> Day {
         Day::ALL[date.weekday().num_days_from_monday() as usize]
     }

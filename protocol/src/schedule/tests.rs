@@ -639,3 +639,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn day_names_match_the_wire() {
+    for d in Day::ALL {
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            format!("\"{}\"", d.as_str())
+        );
+    }
+}
