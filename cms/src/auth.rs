@@ -117,12 +117,14 @@ pub enum Perm {
     ManageUsers,
     /// The audit log.
     Audit,
+    /// A speaker node with its node token (the fleet link); never a user.
+    Node,
 }
 
 pub fn allowed(role: Role, perm: Perm) -> bool {
     use Perm::*;
     match role {
-        Role::Admin => true,
+        Role::Admin => perm != Node,
         Role::Editor => matches!(perm, Public | Read | EditContent | Schedule),
         Role::Approver => matches!(perm, Public | Read | Approve | Schedule | Audit),
         Role::Technician => matches!(perm, Public | Read | ManageNodes),

@@ -34,7 +34,8 @@ use std::sync::Arc;
 pub use config::CmsConfig;
 pub use error::{CmsError, Result, Text};
 pub use service::{
-    ContentPatch, NewUserRequest, NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest,
+    CommandRequest, CommandResponse, ContentPatch, EnrollRequest, EnrollResponse, FleetLink,
+    NODE_TOKEN_PREFIX, NewUserRequest, NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest,
     UploadMeta, VILLAGE_KINDS,
 };
 
@@ -68,6 +69,8 @@ struct Inner {
     /// Bumped by every write that can change what plays where (see `write`).
     generation: std::sync::atomic::AtomicU64,
     preview_cache: service::PreviewCache,
+    /// The controller's fleet hub, once it runs (commands, revocation).
+    fleet: std::sync::OnceLock<Arc<dyn FleetLink>>,
 }
 
 impl Cms {
@@ -91,6 +94,7 @@ impl Cms {
                 default_commune: commune,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 preview_cache: service::PreviewCache::default(),
+                fleet: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -107,6 +107,22 @@ pub struct Node {
     pub enrolled: bool,
     pub online: bool,
     pub last_seen: Option<DateTime<Utc>>,
+    /// The desired-state version the node last acknowledged.
+    pub applied_version: Option<String>,
+    /// The version it should run now (filled by the service; `None` when not computed).
+    pub desired_version: Option<String>,
+    /// Applied differs from desired: the node lags (offline, or still fetching).
+    pub lagging: bool,
+    /// The node's latest heartbeat, as it sent it.
+    pub health: Option<serde_json::Value>,
+}
+
+/// One line of a node's history: online/offline, enrolled/revoked, command results.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeEvent {
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ fn may(role: &str, perm: &str) -> bool {
         "ManagePlaces" | "ManageUsers" => role == "admin",
         "ManageNodes" => matches!(role, "admin" | "technician"),
         "Audit" => matches!(role, "admin" | "approver"),
+        "Node" => false,
         other => panic!("unknown permission {other}"),
     }
 }

@@ -41,6 +41,7 @@ mod tests {
 
     fn item(sha: &str) -> ProgramItem {
         ProgramItem {
+            size: 0,
             content_id: 1,
             sha256: Some(sha.into()),
             url: None,

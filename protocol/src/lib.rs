@@ -10,10 +10,11 @@
 //! - [`desired`]: the state a node should hold (its schedules, content references, zone),
 //!   versioned by content hash.
 //!
-//! The node link's messages arrive with the fleet link (see DESIGN.md, "Data flow").
+//! - [`link`]: the node link's messages (`NodeMsg` / `ControllerMsg`), limits and timings.
 
 pub mod clock;
 pub mod desired;
+pub mod link;
 pub mod schedule;
 
 pub use chrono_tz::Tz;

@@ -71,6 +71,11 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         Id::Healthz => return Ok(reply::json(200, &json!({ "status": "ok" }))),
         Id::OpenApi => return Ok(reply::json(200, &openapi::document())),
         Id::Login => return login(cms, req).await,
+        Id::Enroll => {
+            let body: crate::EnrollRequest = req.json().await?;
+            let ip = req.ip();
+            return Ok(reply::json(200, &cms.enroll_node(body, &ip).await?));
+        }
         _ => {}
     }
     let p = p.ok_or(CmsError::Unauthenticated)?;
@@ -90,7 +95,12 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         | Id::Nodes
         | Id::CreateNode
         | Id::UpdateNode
-        | Id::DesiredState => places(cms, id, p, req).await,
+        | Id::DesiredState
+        | Id::NodeEvents
+        | Id::RevokeNode
+        | Id::NewNodeCode
+        | Id::NodeCommand
+        | Id::NodeLink => places(cms, id, p, req).await,
         Id::Schedules
         | Id::CreateSchedule
         | Id::ScheduleGet
@@ -187,6 +197,20 @@ async fn places(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Respon
             ok(&cms.update_node(&p, req.id(0)?, body).await?)
         }
         Id::DesiredState => ok(&cms.desired_state(&p, req.id(0)?).await?),
+        Id::NodeEvents => ok(&cms.node_events(&p, req.id(0)?).await?),
+        Id::RevokeNode => {
+            cms.revoke_node(&p, req.id(0)?, false).await?;
+            ok(&json!({ "revoked": true }))
+        }
+        Id::NewNodeCode => {
+            let code = cms.revoke_node(&p, req.id(0)?, true).await?;
+            ok(&json!({ "enrollment_code": code }))
+        }
+        Id::NodeCommand => {
+            let body: crate::CommandRequest = req.json().await?;
+            let res = cms.send_command(&p, req.id(0)?, body).await?;
+            Ok(reply::json(202, &res))
+        }
         _ => Err(CmsError::not_found("Không có trang này", "Route")),
     }
 }

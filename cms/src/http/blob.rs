@@ -68,7 +68,7 @@ pub async fn serve(cms: &Cms, sha256: &str, req: &Req) -> Result<Response> {
     h.insert(header::ETAG, header_value(&etag));
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     Ok(res)
 }

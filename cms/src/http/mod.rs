@@ -215,6 +215,27 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         req.lang = Lang::choose(req.q("lang"), req.cookie("lang"), None);
     }
     let result = async {
+        if let Some(token) = node_bearer(&req) {
+            // A speaker node: only the node routes and blobs are open to it.
+            cms.authenticate_node(token).await?;
+            return match route.id {
+                table::Id::Blob => {
+                    let sha = req.params.first().cloned().unwrap_or_default();
+                    blob::serve(&cms, &sha, &req).await
+                }
+                _ if route.perm == crate::auth::Perm::Public => {
+                    api::handle(&cms, route.id, None, &mut req).await
+                }
+                table::Id::NodeLink => Err(CmsError::invalid(
+                    "Cần kết nối WebSocket.",
+                    "The node link is a WebSocket: send an upgrade request.",
+                )),
+                _ => Err(CmsError::forbidden(
+                    "Mã của cụm loa không dùng được ở đây.",
+                    "A node token cannot be used here.",
+                )),
+            };
+        }
         let principal = if route.perm == crate::auth::Perm::Public {
             authenticate(&cms, &req).await.ok()
         } else {
@@ -240,6 +261,14 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
     };
     tracing::debug!(method = %req.method, path = %req.path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     res
+}
+
+/// A bearer token that is a node's (see [`crate::NODE_TOKEN_PREFIX`]).
+pub fn node_bearer(req: &Req) -> Option<&str> {
+    req.header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with(crate::NODE_TOKEN_PREFIX))
 }
 
 async fn authenticate(cms: &Cms, req: &Req) -> Result<Principal> {

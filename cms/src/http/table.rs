@@ -28,6 +28,12 @@ pub enum Id {
     CreateNode,
     UpdateNode,
     DesiredState,
+    Enroll,
+    NodeLink,
+    RevokeNode,
+    NewNodeCode,
+    NodeEvents,
+    NodeCommand,
     ContentList,
     Upload,
     Tts,
@@ -110,6 +116,12 @@ routes! {
     POST   "/api/v1/nodes"                     ManageNodes  CreateNode     "Add a speaker node: returns its one-time enrolment code.";
     PUT    "/api/v1/nodes/{id}"                ManageNodes  UpdateNode     "Change a node's name, village, position or notes.";
     GET    "/api/v1/nodes/{id}/desired"        Read         DesiredState   "The state the node should hold: its schedules and content references, versioned.";
+    GET    "/api/v1/nodes/{id}/events"         Read         NodeEvents     "A node's history: online/offline, enrolment, commands, newest first.";
+    POST   "/api/v1/nodes/{id}/revoke"         ManageNodes  RevokeNode     "Revoke a node's token: its link ends at once.";
+    POST   "/api/v1/nodes/{id}/code"           ManageNodes  NewNodeCode    "Revoke the node's token and issue a new one-time enrolment code.";
+    POST   "/api/v1/nodes/{id}/commands"       ManageNodes  NodeCommand    "Send a node a command: set_volume, stop, play_now, test_tone, resync, restart.";
+    POST   "/api/v1/nodes/enroll"              Public       Enroll         "A node trades its one-time enrolment code for its node token.";
+    GET    "/api/v1/nodes/link"                Node         NodeLink       "The node link: a WebSocket for speaker nodes (node token).";
     GET    "/api/v1/content"                   Read         ContentList    "The content library (filters: q, category, status, limit, offset).";
     POST   "/api/v1/content"                   EditContent  Upload         "Upload audio (multipart: file, title, category, description).";
     POST   "/api/v1/content/tts"               EditContent  Tts            "Create an announcement from text (text to speech).";

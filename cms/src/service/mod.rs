@@ -3,12 +3,16 @@
 //! log in that same transaction.
 
 mod content;
+mod fleet;
 mod places;
 mod schedules;
 mod users;
 
 pub(crate) use content::status_vi;
 pub use content::{ContentPatch, UploadMeta};
+pub use fleet::{
+    CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, FleetLink, NODE_TOKEN_PREFIX,
+};
 pub use places::{NodeRequest, VILLAGE_KINDS};
 pub(crate) use schedules::commune_tz;
 pub use schedules::{PreviewPlay, PreviewTarget, ScheduleRequest};

@@ -181,13 +181,18 @@ impl Cms {
     pub async fn nodes(&self, p: &Principal) -> Result<Vec<Node>> {
         p.require(Perm::Read)?;
         let cid = p.commune(None)?;
-        self.store().call(move |c| q::places::nodes(c, cid)).await
+        let mut nodes = self.store().call(move |c| q::places::nodes(c, cid)).await?;
+        for n in &mut nodes {
+            n.desired_version = self.node_desired_state(n.id).await.ok().map(|d| d.version);
+            n.lagging = n.enrolled && n.desired_version != n.applied_version;
+        }
+        Ok(nodes)
     }
 }
 
 /// Easy to read aloud over the phone to a technician on a ladder: 4 groups of 4
 /// characters without look-alikes (no 0/O, 1/I/L), about 75 bits.
-fn enrollment_code() -> String {
+pub(super) fn enrollment_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);

@@ -480,6 +480,7 @@ fn to_spec(
             url: (c.kind == ContentKind::Relay)
                 .then(|| c.relay_url.clone())
                 .flatten(),
+            size: c.size.unwrap_or(0),
             duration_ms: c.duration_ms,
             gain_db: c.gain_db as f32,
             gap_after_ms: program.gap_ms,

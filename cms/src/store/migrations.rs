@@ -163,8 +163,26 @@ CREATE TABLE playlogs (
 CREATE INDEX playlogs_node ON playlogs(node_id, scheduled_at);
 "#;
 
+/// The fleet link: node sessions, health, desired-state acknowledgements, transitions.
+const V2: &str = r#"
+ALTER TABLE nodes ADD COLUMN applied_version TEXT;
+ALTER TABLE nodes ADD COLUMN health TEXT;
+ALTER TABLE nodes ADD COLUMN enrolled_at INTEGER;
+CREATE UNIQUE INDEX nodes_token ON nodes(token_hash) WHERE token_hash IS NOT NULL;
+CREATE UNIQUE INDEX nodes_code ON nodes(enrollment_code_hash) WHERE enrollment_code_hash IS NOT NULL;
+-- Online/offline transitions, enrolments, revocations and command results, per node.
+CREATE TABLE node_events (
+    id INTEGER PRIMARY KEY,
+    node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX node_events_node ON node_events(node_id, id DESC);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -10,6 +10,7 @@
 
 mod audit;
 pub mod content;
+pub mod fleet;
 mod migrations;
 pub mod places;
 pub mod playlogs;

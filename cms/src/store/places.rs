@@ -7,7 +7,7 @@ use crate::error::{CmsError, Result};
 use crate::model::{Node, Village, VillageGroup, ms_to_time};
 
 /// A node not heard from for this long shows offline (the fleet link sets `last_seen`).
-pub const OFFLINE_AFTER_MS: i64 = 30_000;
+pub const OFFLINE_AFTER_MS: i64 = protocol::link::OFFLINE_AFTER_MS as i64;
 
 fn village_row(r: &Row) -> rusqlite::Result<Village> {
     Ok(Village {
@@ -96,8 +96,7 @@ pub fn groups(conn: &Connection, commune_id: i64) -> Result<Vec<VillageGroup>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-const NODE_COLS: &str =
-    "id, commune_id, village_id, name, lat, lon, notes, token_hash IS NOT NULL, last_seen";
+const NODE_COLS: &str = "id, commune_id, village_id, name, lat, lon, notes, token_hash IS NOT NULL, last_seen, applied_version, health";
 
 fn node_row(r: &Row) -> rusqlite::Result<Node> {
     let last_seen: Option<i64> = r.get(8)?;
@@ -112,6 +111,12 @@ fn node_row(r: &Row) -> rusqlite::Result<Node> {
         enrolled: r.get(7)?,
         online: last_seen.is_some_and(|t| now_ms() - t < OFFLINE_AFTER_MS),
         last_seen: last_seen.map(ms_to_time),
+        applied_version: r.get(9)?,
+        desired_version: None,
+        lagging: false,
+        health: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|h| serde_json::from_str(&h).ok()),
     })
 }
 

@@ -60,6 +60,9 @@ pub struct ProgramItem {
     /// Relay items: the stream URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Blob size in bytes (for the node's cache planning); 0 for relays.
+    #[serde(default)]
+    pub size: u64,
     pub duration_ms: u64,
     /// Loudness normalisation measured at upload (to the commune's target).
     #[serde(default)]

@@ -17,6 +17,7 @@ fn t(s: &str) -> LocalTime {
 
 fn item(id: i64, secs: u64) -> ProgramItem {
     ProgramItem {
+        size: 0,
         content_id: id,
         sha256: None,
         url: None,

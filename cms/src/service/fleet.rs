@@ -1,0 +1,329 @@
+//! Node-facing operations: enrolment, node tokens, revocation, liveness, health, applied
+//! versions, play logs and remote commands. The controller's fleet hub calls the methods
+//! without a [`Principal`] (the node is proven by its token); staff call the others.
+
+use std::sync::Arc;
+
+use protocol::link::{Command, PlayLogEntry};
+use serde::{Deserialize, Serialize};
+
+use super::audit_by;
+use crate::Cms;
+use crate::auth::{self, Perm, Principal};
+use crate::error::{CmsError, Result, Text};
+use crate::model::{ContentStatus, NodeEvent};
+use crate::store::{self as q, fleet::NodeIdentity};
+
+/// Node tokens start with this, so a request's bearer says which kind it is.
+pub const NODE_TOKEN_PREFIX: &str = "ln_";
+/// Longest play log id a node may choose, and longest reason kept.
+const MAX_LOG_ID: usize = 64;
+const MAX_REASON: usize = 500;
+
+/// What the controller's fleet hub offers the CMS: reaching a node's live session.
+pub trait FleetLink: Send + Sync {
+    /// Hands a command to the node's session; false when the node is not connected.
+    fn command(&self, node_id: i64, id: u64, command: Command) -> bool;
+    /// Ends the node's session at once (it was revoked).
+    fn disconnect(&self, node_id: i64);
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+}
+
+#[derive(Serialize)]
+pub struct EnrollResponse {
+    pub node_id: i64,
+    pub name: String,
+    /// The node's long-lived secret: shown once, kept only as a hash.
+    pub token: String,
+}
+
+/// A technician's command, as the API takes it (`play_now` names an approved item).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CommandRequest {
+    SetVolume { volume: u8 },
+    Stop,
+    PlayNow { content_id: i64 },
+    TestTone { seconds: Option<u32> },
+    Resync,
+    Restart,
+}
+
+#[derive(Serialize)]
+pub struct CommandResponse {
+    pub id: u64,
+    /// The node had a live session and the command went to it.
+    pub delivered: bool,
+}
+
+fn wrong_code() -> CmsError {
+    CmsError::forbidden(
+        "Mã đăng ký không đúng hoặc đã được dùng. Hãy xin mã mới.",
+        "The enrolment code is wrong or already used. Ask for a new one.",
+    )
+}
+
+/// Codes are read aloud and typed on small keyboards: case, spaces and dashes don't count.
+fn normalise_code(code: &str) -> Option<String> {
+    let chars: Vec<char> = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (chars.len() == 16).then(|| {
+        chars
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join("-")
+    })
+}
+
+impl Cms {
+    /// Sets the hub the CMS reaches nodes through (once, at start).
+    pub fn set_fleet(&self, link: Arc<dyn FleetLink>) {
+        let _ = self.inner.fleet.set(link);
+    }
+
+    /// Trades a one-time enrolment code for a node token. Failures count against the
+    /// caller's address like failed logins.
+    pub async fn enroll_node(&self, req: EnrollRequest, ip: &str) -> Result<EnrollResponse> {
+        self.inner.limiter.check("enroll", ip)?;
+        let Some(code) = normalise_code(&req.code) else {
+            self.inner.limiter.failed("enroll", ip);
+            return Err(wrong_code());
+        };
+        let token = format!("{NODE_TOKEN_PREFIX}{}", auth::new_secret());
+        let (code_hash, token_hash) = (auth::secret_hash(&code), auth::secret_hash(&token));
+        let found = self
+            .store()
+            .call(move |c| q::fleet::enroll(c, &code_hash, &token_hash))
+            .await?;
+        match found {
+            Some(n) => {
+                tracing::info!(node = n.id, name = %n.name, "node enrolled");
+                Ok(EnrollResponse {
+                    node_id: n.id,
+                    name: n.name,
+                    token,
+                })
+            }
+            None => {
+                self.inner.limiter.failed("enroll", ip);
+                Err(wrong_code())
+            }
+        }
+    }
+
+    /// The node a token belongs to.
+    pub async fn authenticate_node(&self, token: &str) -> Result<NodeIdentity> {
+        if !token.starts_with(NODE_TOKEN_PREFIX) {
+            return Err(CmsError::Unauthenticated);
+        }
+        let hash = auth::secret_hash(token);
+        self.store()
+            .call(move |c| q::fleet::by_token(c, &hash))
+            .await?
+            .ok_or(CmsError::Unauthenticated)
+    }
+
+    /// Revokes a node's token (its session ends at once) and, with `new_code`, issues a
+    /// fresh one-time enrolment code, returned.
+    pub async fn revoke_node(
+        &self,
+        p: &Principal,
+        id: i64,
+        new_code: bool,
+    ) -> Result<Option<String>> {
+        p.require(Perm::ManageNodes)?;
+        let code = new_code.then(super::places::enrollment_code);
+        let code_hash = code.as_deref().map(auth::secret_hash);
+        let who = p.clone();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let node = q::places::node(&tx, id)?;
+                who.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
+                q::fleet::revoke(&tx, id, code_hash.as_deref())?;
+                let action = if code_hash.is_some() {
+                    "new_code"
+                } else {
+                    "revoke"
+                };
+                q::audit(
+                    &tx,
+                    &audit_by(&who, node.commune_id, action, "node", id, None, None),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        if let Some(fleet) = self.inner.fleet.get() {
+            fleet.disconnect(id);
+        }
+        Ok(code)
+    }
+
+    /// The node was heard from, with its latest heartbeat when it sent one.
+    pub async fn node_seen(&self, id: i64, health: Option<String>) -> Result<()> {
+        self.store()
+            .call(move |c| q::fleet::seen(c, id, health.as_deref()))
+            .await
+    }
+
+    pub async fn node_applied(&self, id: i64, version: String) -> Result<()> {
+        self.store()
+            .call(move |c| q::fleet::set_applied(c, id, &version))
+            .await
+    }
+
+    /// Adds a line to the node's history (online, offline, command results...).
+    pub async fn node_event(&self, id: i64, event: &'static str, detail: String) -> Result<()> {
+        self.store()
+            .call(move |c| q::fleet::event(c, id, event, &detail))
+            .await
+    }
+
+    pub async fn node_events(&self, p: &Principal, id: i64) -> Result<Vec<NodeEvent>> {
+        p.require(Perm::Read)?;
+        let who = p.clone();
+        self.store()
+            .call(move |c| {
+                let node = q::places::node(c, id)?;
+                who.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
+                q::fleet::events(c, id, 200)
+            })
+            .await
+    }
+
+    /// Stores a node's play logs (idempotent by id) and returns the ids now safe to forget.
+    pub async fn store_playlogs(
+        &self,
+        node_id: i64,
+        entries: Vec<PlayLogEntry>,
+    ) -> Result<Vec<String>> {
+        for e in &entries {
+            let id_ok = !e.id.is_empty()
+                && e.id.len() <= MAX_LOG_ID
+                && e.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !id_ok || e.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
+                return Err(CmsError::invalid(
+                    "Nhật ký phát không hợp lệ.",
+                    "Malformed play log entry.",
+                ));
+            }
+        }
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let ids = q::fleet::insert_playlogs(&tx, node_id, &entries)?;
+                tx.commit()?;
+                Ok(ids)
+            })
+            .await
+    }
+
+    /// Sends a remote command to a node's live session.
+    pub async fn send_command(
+        &self,
+        p: &Principal,
+        node_id: i64,
+        req: CommandRequest,
+    ) -> Result<CommandResponse> {
+        p.require(Perm::ManageNodes)?;
+        let who = p.clone();
+        let (node, item) = self
+            .store()
+            .call(move |c| {
+                let node = q::places::node(c, node_id)?;
+                who.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
+                let item = match &req {
+                    CommandRequest::PlayNow { content_id } => {
+                        Some(q::content::get(c, *content_id)?)
+                    }
+                    _ => None,
+                };
+                Ok((node, (item, req)))
+            })
+            .await?;
+        let (item, req) = item;
+        let command = match req {
+            CommandRequest::SetVolume { volume } if volume <= 100 => Command::SetVolume { volume },
+            CommandRequest::SetVolume { .. } => {
+                return Err(CmsError::invalid(
+                    "Âm lượng từ 0 đến 100.",
+                    "Volume is 0 to 100.",
+                ));
+            }
+            CommandRequest::Stop => Command::Stop,
+            CommandRequest::TestTone { seconds } => Command::TestTone {
+                seconds: seconds.unwrap_or(5).clamp(1, 60),
+            },
+            CommandRequest::Resync => Command::Resync,
+            CommandRequest::Restart => Command::Restart,
+            CommandRequest::PlayNow { .. } => {
+                let c = item.ok_or_else(|| CmsError::not_found("Không tìm thấy", "Content"))?;
+                p.check_commune(c.commune_id, Text::new("Không tìm thấy", "Content"))?;
+                match (c.status, c.sha256) {
+                    (ContentStatus::Approved, Some(sha256)) => Command::PlayNow {
+                        content_id: c.id,
+                        sha256,
+                        duration_ms: c.duration_ms,
+                        gain_db: c.gain_db as f32,
+                    },
+                    _ => {
+                        return Err(CmsError::invalid(
+                            "Chỉ phát được tệp âm thanh đã duyệt.",
+                            "Only approved audio items can be played.",
+                        ));
+                    }
+                }
+            }
+        };
+        let id = rand::random::<u32>() as u64;
+        let detail = protocol::link::encode(&command);
+        let delivered = self
+            .inner
+            .fleet
+            .get()
+            .is_some_and(|f| f.command(node.id, id, command));
+        let who = p.clone();
+        self.store()
+            .call(move |c| {
+                q::audit(
+                    c,
+                    &audit_by(
+                        &who,
+                        node.commune_id,
+                        "command",
+                        "node",
+                        node.id,
+                        None,
+                        None,
+                    ),
+                )?;
+                q::fleet::event(c, node.id, "command", &format!("{id} {detail}"))
+            })
+            .await?;
+        Ok(CommandResponse { id, delivered })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_code;
+
+    #[test]
+    fn codes_forgive_case_spaces_and_dashes() {
+        assert_eq!(
+            normalise_code(" abcd efgh-jkmn pqrs ").as_deref(),
+            Some("ABCD-EFGH-JKMN-PQRS")
+        );
+        assert_eq!(normalise_code("ABCD-EFGH"), None);
+        assert_eq!(normalise_code(""), None);
+    }
+}

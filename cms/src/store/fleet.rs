@@ -1,0 +1,140 @@
+//! What the fleet link writes about nodes: enrolment, node tokens, liveness and health,
+//! the desired-state version each node runs, transitions, and play logs.
+
+use protocol::link::PlayLogEntry;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::now_ms;
+use crate::error::Result;
+use crate::model::{NodeEvent, ms_to_time};
+
+/// A node proven by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    pub id: i64,
+    pub commune_id: i64,
+    pub name: String,
+}
+
+/// Trades a one-time enrolment code (by hash) for a token (by hash). `None`: no node has
+/// that code (wrong, or already used).
+pub fn enroll(
+    conn: &Connection,
+    code_hash: &str,
+    token_hash: &str,
+) -> Result<Option<NodeIdentity>> {
+    let now = now_ms();
+    let found = conn
+        .prepare_cached(
+            "UPDATE nodes SET token_hash = ?2, enrollment_code_hash = NULL, enrolled_at = ?3
+             WHERE enrollment_code_hash = ?1 RETURNING id, commune_id, name",
+        )?
+        .query_row(params![code_hash, token_hash, now], |r| {
+            Ok(NodeIdentity {
+                id: r.get(0)?,
+                commune_id: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })
+        .optional()?;
+    if let Some(n) = &found {
+        event(conn, n.id, "enrolled", "")?;
+    }
+    Ok(found)
+}
+
+pub fn by_token(conn: &Connection, token_hash: &str) -> Result<Option<NodeIdentity>> {
+    Ok(conn
+        .prepare_cached("SELECT id, commune_id, name FROM nodes WHERE token_hash = ?1")?
+        .query_row([token_hash], |r| {
+            Ok(NodeIdentity {
+                id: r.get(0)?,
+                commune_id: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Ends a node's enrolment: its token stops working. With `code_hash`, a new one-time
+/// code replaces any earlier one.
+pub fn revoke(conn: &Connection, id: i64, code_hash: Option<&str>) -> Result<()> {
+    conn.execute(
+        "UPDATE nodes SET token_hash = NULL, enrollment_code_hash = ?2 WHERE id = ?1",
+        params![id, code_hash],
+    )?;
+    event(conn, id, "revoked", "")
+}
+
+/// The node was heard from; `health` is its latest heartbeat (JSON).
+pub fn seen(conn: &Connection, id: i64, health: Option<&str>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE nodes SET last_seen = ?2, health = COALESCE(?3, health) WHERE id = ?1",
+    )?
+    .execute(params![id, now_ms(), health])?;
+    Ok(())
+}
+
+pub fn set_applied(conn: &Connection, id: i64, version: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE nodes SET applied_version = ?2 WHERE id = ?1")?
+        .execute(params![id, version])?;
+    Ok(())
+}
+
+pub fn event(conn: &Connection, id: i64, event: &str, detail: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO node_events (node_id, at, event, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, now_ms(), event, detail])?;
+    Ok(())
+}
+
+pub fn events(conn: &Connection, node_id: i64, limit: u32) -> Result<Vec<NodeEvent>> {
+    let mut st = conn.prepare_cached(
+        "SELECT at, event, detail FROM node_events WHERE node_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![node_id, limit], |r| {
+        Ok(NodeEvent {
+            at: ms_to_time(r.get(0)?),
+            event: r.get(1)?,
+            detail: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Stores play log entries from one node; ids already stored are skipped, so a re-sent
+/// batch is counted once. Returns every id of the batch (all are now stored).
+pub fn insert_playlogs(
+    conn: &Connection,
+    node_id: i64,
+    entries: &[PlayLogEntry],
+) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "INSERT OR IGNORE INTO playlogs
+         (id, node_id, content_id, schedule_id, scheduled_at, started_at, ended_at, outcome, reason, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let now = now_ms();
+    let ms = |t: &Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis());
+    for e in entries {
+        // Ids are the node's own: scoped by node so one node cannot shadow another's.
+        st.execute(params![
+            playlog_id(node_id, &e.id),
+            node_id,
+            e.content_id,
+            e.schedule_id,
+            ms(&e.scheduled_at),
+            ms(&e.started_at),
+            ms(&e.ended_at),
+            e.outcome.as_str(),
+            e.reason,
+            now
+        ])?;
+    }
+    Ok(entries.iter().map(|e| e.id.clone()).collect())
+}
+
+pub fn playlog_id(node_id: i64, local: &str) -> String {
+    format!("{node_id}-{local}")
+}
