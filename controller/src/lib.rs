@@ -2,11 +2,13 @@
 //! listener. [`run`] is the whole server; the binary only parses its configuration.
 
 pub mod demo;
+pub mod fleet;
 
 use std::future::Future;
 
 use cms::{Cms, CmsConfig};
 use tokio::net::TcpListener;
+use warp::Filter;
 
 /// Serves the CMS on `listener` until `shutdown` resolves.
 pub async fn run(
@@ -15,6 +17,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> cms::Result<()> {
     let cms = Cms::open(config)?;
-    cms::http::serve(cms, listener, shutdown).await;
+    serve(cms, None, listener, shutdown).await;
     Ok(())
+}
+
+/// Serves an open CMS and its fleet hub (node link + everything of the CMS) on `listener`.
+pub async fn serve(
+    cms: Cms,
+    webhook: Option<String>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let hub = fleet::Hub::start(cms.clone(), webhook);
+    let routes = hub.filter().or(cms::http::routes(cms)).unify();
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
 }

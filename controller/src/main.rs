@@ -67,6 +67,9 @@ struct ServeOpts {
     /// Slug of the commune a new data directory starts with.
     #[arg(long, env = "LOA_COMMUNE", default_value = "default")]
     commune: String,
+    /// A URL that gets a JSON POST when a node goes offline or comes back online.
+    #[arg(long, env = "LOA_WEBHOOK_URL")]
+    webhook_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -135,7 +138,9 @@ fn run(cli: Cli) -> Result<()> {
         .build()?;
     rt.block_on(async {
         match cli.command {
-            Command::Serve { data, listen, opts } => serve(config(data, &opts), listen, None).await,
+            Command::Serve { data, listen, opts } => {
+                serve(config(data, &opts), listen, opts.webhook_url, None).await
+            }
             Command::Demo {
                 data,
                 listen,
@@ -146,7 +151,7 @@ fn run(cli: Cli) -> Result<()> {
                 let mut cfg = config(data, &opts);
                 cfg.commune_slug = controller::demo::COMMUNE_SLUG.into();
                 cfg.commune_name = controller::demo::COMMUNE_NAME.into();
-                serve(cfg, listen, Some((nodes, samples))).await
+                serve(cfg, listen, opts.webhook_url, Some((nodes, samples))).await
             }
             Command::User {
                 command:
@@ -179,7 +184,12 @@ fn run(cli: Cli) -> Result<()> {
     })
 }
 
-async fn serve(cfg: CmsConfig, listen: SocketAddr, demo: Option<(u32, PathBuf)>) -> Result<()> {
+async fn serve(
+    cfg: CmsConfig,
+    listen: SocketAddr,
+    webhook: Option<String>,
+    demo: Option<(u32, PathBuf)>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -206,6 +216,6 @@ async fn serve(cfg: CmsConfig, listen: SocketAddr, demo: Option<(u32, PathBuf)>)
         }
         tracing::info!("stopping");
     };
-    cms::http::serve(cms, listener, shutdown).await;
+    controller::serve(cms, webhook, listener, shutdown).await;
     Ok(())
 }

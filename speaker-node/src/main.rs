@@ -58,6 +58,48 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enrol this node with the controller using the one-time code from the admin.
+    Enroll {
+        /// The controller, e.g. http://loa.xa-ha-long.vn:8080
+        #[arg(long)]
+        server: String,
+        /// The enrolment code shown when the node was added (XXXX-XXXX-XXXX-XXXX).
+        #[arg(long)]
+        code: String,
+        /// The node's state directory (token, schedule, cache).
+        #[arg(long, env = "LOA_NODE_STATE")]
+        state: PathBuf,
+    },
+    /// Run the node: keep the link, sync schedule and content, play on time.
+    Run(RunArgs),
+}
+
+/// `run` settings; each overrides the config file (`--config`), which overrides defaults.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A TOML file with the settings below (see packaging/node.toml).
+    #[arg(long, env = "LOA_NODE_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "LOA_NODE_STATE")]
+    state: Option<PathBuf>,
+    /// device, device:NAME, wav:PATH (a simulated real-time card) or null.
+    #[arg(long, short, env = "LOA_NODE_OUTPUT")]
+    output: Option<OutputSpec>,
+    /// Volume 0-100 until a technician sets one remotely.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    volume: Option<u8>,
+    /// Blob cache size limit in MB.
+    #[arg(long)]
+    cache_quota_mb: Option<u64>,
+    /// Fetch blobs from this base URL (a mirror or CDN) instead of the controller.
+    #[arg(long)]
+    content_base_url: Option<String>,
+    /// Test knob: the node's clock reads this many ms off the host's.
+    #[arg(long, allow_negative_numbers = true)]
+    clock_offset_ms: Option<f64>,
+    /// Test knob: the node's clock and simulated card run this many ppm fast.
+    #[arg(long, allow_negative_numbers = true)]
+    clock_drift_ppm: Option<f64>,
 }
 
 fn parse_gain(s: &str) -> Result<f32, String> {
@@ -71,15 +113,22 @@ fn parse_gain(s: &str) -> Result<f32, String> {
 }
 
 fn main() -> ExitCode {
-    // SPEAKER_NODE_LOG=error|warn|info|debug|trace; off by default so that errors stay one
-    // line. (A plain level rather than tracing's env-filter keeps a regex engine out of a
-    // binary that runs on small boards.)
+    let cli = Cli::parse();
+    // SPEAKER_NODE_LOG=error|warn|info|debug|trace; off by default for the one-shot
+    // commands so that errors stay one line, info for the `run` service. (A plain level
+    // rather than tracing's env-filter keeps a regex engine out of a binary that runs on
+    // small boards.)
+    use tracing_subscriber::filter::LevelFilter;
+    let default = match cli.command {
+        Command::Run(_) => LevelFilter::INFO,
+        _ => LevelFilter::OFF,
+    };
     let level = std::env::var("SPEAKER_NODE_LOG")
         .ok()
         .and_then(|l| l.parse().ok());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level.unwrap_or(tracing_subscriber::filter::LevelFilter::OFF))
+        .with_max_level(level.unwrap_or(default))
         .init();
     std::panic::set_hook(Box::new(|info| {
         if decode::inside_decoder() {
@@ -89,7 +138,6 @@ fn main() -> ExitCode {
             eprintln!("speaker-node: internal error: {info}");
         }
     }));
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe { file } => probe(&file),
         Command::Decode { file, output } => decode_file(&file, &output),
@@ -100,6 +148,17 @@ fn main() -> ExitCode {
             gain_db,
         } => play(&files, &output, Loudness { volume, gain_db }),
         Command::Devices { json } => devices(json),
+        Command::Enroll {
+            server,
+            code,
+            state,
+        } => speaker_node::agent::enroll::enroll(&server, &code, &state).map(|id| {
+            println!(
+                "{}",
+                serde_json::json!({"node_id": id.node_id, "name": id.name})
+            );
+        }),
+        Command::Run(args) => run_agent(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,6 +245,39 @@ fn play(files: &[PathBuf], output: &OutputSpec, loudness: Loudness) -> Result<()
         );
     }
     Ok(())
+}
+
+fn run_agent(args: RunArgs) -> Result<(), String> {
+    use speaker_node::agent::{self, AgentConfig};
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+            toml::from_str::<AgentConfig>(&text).map_err(|e| file_error(path, e.message()))?
+        }
+        None => AgentConfig::default(),
+    };
+    if let Some(v) = args.state {
+        cfg.state = v;
+    }
+    if let Some(v) = args.output {
+        cfg.output = v.to_string();
+    }
+    if let Some(v) = args.volume {
+        cfg.volume = v;
+    }
+    if let Some(v) = args.cache_quota_mb {
+        cfg.cache_quota_mb = v;
+    }
+    if let Some(v) = args.content_base_url {
+        cfg.content_base_url = Some(v);
+    }
+    if let Some(v) = args.clock_offset_ms {
+        cfg.clock_offset_ms = v;
+    }
+    if let Some(v) = args.clock_drift_ppm {
+        cfg.clock_drift_ppm = v;
+    }
+    agent::run(cfg).map(|_| ())
 }
 
 fn devices(json: bool) -> Result<(), String> {

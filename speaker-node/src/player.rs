@@ -23,51 +23,90 @@ impl Default for Loudness {
     }
 }
 
+/// One item turned into blocks of output-format frames, a block at a time: what the
+/// node's playout pulls from, so it can cut an item off between any two blocks.
+pub struct ItemRenderer {
+    decoder: Decoder,
+    mapper: ChannelMapper,
+    resampler: Option<StreamResampler>,
+    gain: Gain,
+    block: Vec<f32>,
+    ended: bool,
+}
+
+impl ItemRenderer {
+    pub fn new(decoder: Decoder, out: AudioFormat, loudness: Loudness) -> Result<Self, Error> {
+        let info = decoder.info().clone();
+        let mapper = ChannelMapper::new(usize::from(info.channels), usize::from(out.channels));
+        let resampler = match info.sample_rate == out.sample_rate {
+            true => None,
+            false => Some(StreamResampler::new(
+                info.sample_rate,
+                out.sample_rate,
+                usize::from(out.channels),
+            )?),
+        };
+        let gain = Gain::new(
+            out.sample_rate,
+            usize::from(out.channels),
+            loudness.gain_db,
+            loudness.volume,
+        );
+        Ok(ItemRenderer {
+            decoder,
+            mapper,
+            resampler,
+            gain,
+            block: Vec::new(),
+            ended: false,
+        })
+    }
+
+    /// The next block (possibly empty while a resampler fills), `None` after the end.
+    pub fn next_block(&mut self) -> Result<Option<&[f32]>, Error> {
+        if self.ended {
+            return Ok(None);
+        }
+        self.block.clear();
+        match self.decoder.next_chunk()? {
+            Some(chunk) => {
+                let mapped = self.mapper.process(chunk);
+                match self.resampler.as_mut() {
+                    Some(r) => self.block.extend_from_slice(r.push(mapped)?),
+                    None => self.block.extend_from_slice(mapped),
+                }
+            }
+            None => {
+                self.ended = true;
+                if let Some(r) = self.resampler.as_mut() {
+                    self.block.extend_from_slice(r.finish()?);
+                }
+            }
+        }
+        self.gain.process(&mut self.block);
+        // A hard limit, as the card's converter would apply: a positive gain must clip
+        // here rather than wrap around in an integer conversion.
+        self.block.iter_mut().for_each(|s| *s = s.clamp(-1.0, 1.0));
+        Ok(Some(&self.block))
+    }
+
+    pub fn report(&self) -> DecodeReport {
+        self.decoder.report()
+    }
+}
+
 /// Plays a decoder's item to the end on `sink`, adapted to the sink's format. Returns how
 /// the decode went.
 pub fn play(
-    mut decoder: Decoder,
+    decoder: Decoder,
     sink: &mut dyn Sink,
     loudness: Loudness,
 ) -> Result<DecodeReport, Error> {
-    let out = sink.format();
-    let info = decoder.info().clone();
-    let mut mapper = ChannelMapper::new(usize::from(info.channels), usize::from(out.channels));
-    let mut resampler = match info.sample_rate == out.sample_rate {
-        true => None,
-        false => Some(StreamResampler::new(
-            info.sample_rate,
-            out.sample_rate,
-            usize::from(out.channels),
-        )?),
-    };
-    let mut gain = Gain::new(
-        out.sample_rate,
-        usize::from(out.channels),
-        loudness.gain_db,
-        loudness.volume,
-    );
-    let mut block = Vec::new();
-    let mut emit = |samples: &[f32], sink: &mut dyn Sink| -> Result<(), Error> {
-        block.clear();
-        block.extend_from_slice(samples);
-        gain.process(&mut block);
-        // A hard limit, as the card's converter would apply: a positive gain must clip
-        // here rather than wrap around in an integer conversion.
-        block.iter_mut().for_each(|s| *s = s.clamp(-1.0, 1.0));
-        sink.write(&block)
-    };
-    while let Some(chunk) = decoder.next_chunk()? {
-        let mapped = mapper.process(chunk);
-        match resampler.as_mut() {
-            Some(r) => emit(r.push(mapped)?, sink)?,
-            None => emit(mapped, sink)?,
-        }
+    let mut item = ItemRenderer::new(decoder, sink.format(), loudness)?;
+    while let Some(block) = item.next_block()? {
+        sink.write(block)?;
     }
-    if let Some(r) = resampler.as_mut() {
-        emit(r.finish()?, sink)?;
-    }
-    let report = decoder.report();
+    let report = item.report();
     if report.frames == 0 {
         return Err(Error::NoAudio);
     }

@@ -47,6 +47,17 @@ struct Shared {
     failed: OnceLock<String>,
     /// Errors the stream recovered from (xruns, a sound server's hiccups).
     glitches: AtomicU64,
+    /// Ring frames the callback had read before its latest run...
+    cb_read_frames: AtomicU64,
+    /// ...and when the first of that run's frames leaves the DAC, ns after [`base`]. Written
+    /// in that order, read back to front and checked (a seqlock without the lock).
+    cb_leaves_ns: AtomicU64,
+}
+
+/// The process's reference instant for callback times.
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
 }
 
 pub struct DeviceSink {
@@ -56,6 +67,8 @@ pub struct DeviceSink {
     format: AudioFormat,
     capacity: usize,
     started: bool,
+    /// Frames put into the ring in all.
+    written_frames: u64,
 }
 
 pub(super) fn open(name: Option<&str>, preferred: AudioFormat) -> Result<Box<dyn Sink>, Error> {
@@ -209,6 +222,7 @@ impl DeviceSink {
                         format,
                         capacity,
                         started,
+                        written_frames: 0,
                     });
                 }
                 Err(e) => last_error = Some(e),
@@ -297,13 +311,21 @@ fn callback<T>(
 where
     T: SizedSample + FromSample<f32>,
 {
+    let mut read_total: u64 = 0;
     move |data: &mut [T], info: &OutputCallbackInfo| {
         let ts = info.timestamp();
-        if let Some(latency) = ts.playback.checked_duration_since(ts.callback) {
-            shared
-                .latency_ns
-                .store(latency.as_nanos() as u64, Ordering::Relaxed);
-        }
+        let latency = ts
+            .playback
+            .checked_duration_since(ts.callback)
+            .unwrap_or_default();
+        shared
+            .latency_ns
+            .store(latency.as_nanos() as u64, Ordering::Relaxed);
+        let leaves = base().elapsed() + latency;
+        shared.cb_read_frames.store(read_total, Ordering::Release);
+        shared
+            .cb_leaves_ns
+            .store(leaves.as_nanos() as u64, Ordering::Release);
         let available = consumer.slots().min(data.len());
         let available = available - available % channels;
         let mut filled = 0;
@@ -315,6 +337,7 @@ where
             filled = available;
             chunk.commit_all();
         }
+        read_total += (filled / channels) as u64;
         let frames = (data.len() / channels) as u64;
         shared
             .max_callback_frames
@@ -356,6 +379,7 @@ impl Sink for DeviceSink {
             stalled_since = None;
             if let Ok(chunk) = self.producer.write_chunk_uninit(n) {
                 chunk.fill_from_iter(rest[..n].iter().copied());
+                self.written_frames += (n / channels) as u64;
             }
             rest = &rest[n..];
         }
@@ -398,6 +422,26 @@ impl Sink for DeviceSink {
             .pause()
             .map_err(|e| Error::Output(e.to_string()))?;
         self.check_failed()
+    }
+
+    fn next_frame_leaves_in_ns(&self) -> Option<i64> {
+        if !self.started {
+            return None;
+        }
+        let (read, leaves) = loop {
+            let leaves = self.shared.cb_leaves_ns.load(Ordering::Acquire);
+            let read = self.shared.cb_read_frames.load(Ordering::Acquire);
+            if self.shared.cb_leaves_ns.load(Ordering::Acquire) == leaves {
+                break (read, leaves);
+            }
+        };
+        if leaves == 0 {
+            return None;
+        }
+        let written = self.written_frames;
+        let queued = written.saturating_sub(read) as f64 / f64::from(self.format.sample_rate);
+        let now = base().elapsed().as_nanos() as i64;
+        Some(leaves as i64 + (queued * 1e9) as i64 - now)
     }
 
     fn stats(&self) -> SinkStats {

@@ -5,6 +5,7 @@
 //! every item to it. Real-time sinks block in [`Sink::write`] while their buffer is full,
 //! so the decoder runs only as far ahead as the buffer allows.
 
+mod card;
 #[cfg(feature = "device")]
 mod device;
 mod null;
@@ -13,6 +14,7 @@ mod wav;
 use std::fmt;
 use std::str::FromStr;
 
+pub use card::ClockedCard;
 pub use null::NullSink;
 pub use wav::WavSink;
 
@@ -52,6 +54,12 @@ pub trait Sink {
     fn stats(&self) -> SinkStats {
         SinkStats::default()
     }
+    /// When the next frame written will leave the output, in ns from now (negative: the
+    /// output is already past it). `None` for outputs without a clock (files, null), whose
+    /// frames leave as fast as they are written.
+    fn next_frame_leaves_in_ns(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// A parsed `--output` value: `device[:NAME]`, `wav:PATH` or `null`.
@@ -74,6 +82,28 @@ const BACKENDS: &[(&str, Builder)] = &[
 impl OutputSpec {
     pub fn is_device(&self) -> bool {
         self.kind == "device"
+    }
+
+    /// Opens the sink as `speaker-node run` uses it: a continuous output with a clock.
+    /// `wav:PATH` and `null` become a [`ClockedCard`] running `rate_ppm` off true (the
+    /// drift test knob); devices are themselves.
+    pub fn open_clocked(
+        &self,
+        preferred: AudioFormat,
+        rate_ppm: f64,
+    ) -> Result<Box<dyn Sink>, Error> {
+        match self.kind {
+            "wav" => {
+                let path = std::path::Path::new(self.arg.as_deref().unwrap_or_default());
+                Ok(Box::new(ClockedCard::open(
+                    Some(path),
+                    preferred,
+                    rate_ppm,
+                )?))
+            }
+            "null" => Ok(Box::new(ClockedCard::open(None, preferred, rate_ppm)?)),
+            _ => self.open(preferred),
+        }
     }
 
     /// Opens the sink. `preferred` is a wish for real devices (they may choose another

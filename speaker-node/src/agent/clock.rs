@@ -1,0 +1,104 @@
+//! The node's clocks. `local` is the node's own clock: the host's real-time clock with the
+//! `--clock-offset-ms` / `--clock-drift-ppm` test knobs applied (CONTRACT.md) — the only
+//! place the agent reads the host clock. `controller` is the fleet's reference: local plus
+//! the NTP-style offset estimated over the link (`protocol::clock`). Scheduled times are
+//! on the controller's clock.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use protocol::clock::{ClockEstimate, ClockEstimator, SyncSample};
+
+pub struct NodeClock {
+    /// Host time when the agent started: drift accumulates from here.
+    epoch_ns: i64,
+    offset_ns: i64,
+    drift_ppm: f64,
+    sync: Mutex<Sync>,
+}
+
+struct Sync {
+    estimator: ClockEstimator,
+    /// The offset in use: the estimate, or the last one saved before a restart.
+    offset_ns: Option<i64>,
+    estimate: Option<ClockEstimate>,
+}
+
+fn host_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl NodeClock {
+    /// `saved_offset_ns`: the controller offset last estimated (kept across restarts, so a
+    /// node rebooted while its link is down stays on the fleet's time).
+    pub fn new(offset_ms: f64, drift_ppm: f64, saved_offset_ns: Option<i64>) -> Self {
+        NodeClock {
+            epoch_ns: host_ns(),
+            offset_ns: (offset_ms * 1e6) as i64,
+            drift_ppm,
+            sync: Mutex::new(Sync {
+                estimator: ClockEstimator::new(),
+                offset_ns: saved_offset_ns,
+                estimate: None,
+            }),
+        }
+    }
+
+    /// The node's own clock, ns since the Unix epoch.
+    pub fn local_ns(&self) -> i64 {
+        let h = host_ns();
+        h + self.offset_ns + ((h - self.epoch_ns) as f64 * self.drift_ppm / 1e6) as i64
+    }
+
+    /// Controller minus local, ns (0 before any estimate).
+    pub fn offset_ns(&self) -> i64 {
+        self.lock().offset_ns.unwrap_or(0)
+    }
+
+    /// The fleet's time, ns since the Unix epoch.
+    pub fn controller_ns(&self) -> i64 {
+        self.local_ns() + self.offset_ns()
+    }
+
+    /// Adds one exchange; returns the new estimate.
+    pub fn add_sample(&self, sample: SyncSample) -> Option<ClockEstimate> {
+        let mut s = self.lock();
+        s.estimator.add(sample);
+        s.estimate = s.estimator.estimate();
+        if let Some(e) = s.estimate {
+            s.offset_ns = Some(e.offset_ns);
+        }
+        s.estimate
+    }
+
+    pub fn estimate(&self) -> Option<ClockEstimate> {
+        self.lock().estimate
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sync> {
+        self.sync.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knobs_move_the_local_clock() {
+        let c = NodeClock::new(500.0, 0.0, None);
+        let d = c.local_ns() - host_ns();
+        assert!((d - 500_000_000).abs() < 5_000_000, "{d}");
+        let s = SyncSample {
+            t0: 0,
+            t1: 1_000,
+            t2: 1_000,
+            t3: 0,
+        };
+        c.add_sample(s);
+        assert_eq!(c.offset_ns(), 1_000);
+    }
+}

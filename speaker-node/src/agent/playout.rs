@@ -1,0 +1,511 @@
+//! The playout thread: owns the output and keeps it running continuously, silence
+//! included, so every frame has a known departure time. Jobs (a program to play from a
+//! given instant on the controller's clock) are queued by the scheduler; when one is due
+//! the thread computes how many frames of lead-in separate the next frame from the job's
+//! start — from the output's own report of when the next frame leaves — writes them, and
+//! starts the job exactly there, cutting whatever played before (a later job in the
+//! resolved plan is a higher priority or the next slot: the resolver already decided).
+//!
+//! Everything that happens to a job ends in one play log entry sent to the agent.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use protocol::link::{NowPlaying, PlayLogEntry, PlayOutcome};
+
+use super::amp::Amplifier;
+use super::clock::NodeClock;
+use super::journal;
+use crate::decode::Decoder;
+use crate::dsp::volume_to_amplitude;
+use crate::output::{AudioFormat, OutputSpec, Sink};
+use crate::player::{ItemRenderer, Loudness};
+
+/// Frames per loop turn: 10 ms, the granularity of cuts.
+const BLOCK_MS: i64 = 10;
+/// A job whose start has passed by more than this is started late (and logged so).
+const LATE_MS: i64 = 50;
+/// The test tone: 1 kHz at -12 dBFS.
+const TONE_HZ: f32 = 1000.0;
+const TONE_AMPLITUDE: f32 = 0.25;
+
+/// Identifies one attempt of one occurrence (commands use schedule id 0 and their id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PlayKey {
+    pub schedule_id: i64,
+    pub scheduled_at_ns: i64,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Segment {
+    Audio {
+        content_id: i64,
+        sha256: String,
+        /// `None`: not in the cache.
+        path: Option<PathBuf>,
+        gain_db: f32,
+    },
+    Silence {
+        ms: u64,
+    },
+    Tone {
+        ms: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub key: PlayKey,
+    pub schedule_id: Option<i64>,
+    pub scheduled_at_ns: Option<i64>,
+    /// When the first sample should leave, controller clock, ns.
+    pub start_ns: i64,
+    /// Latest acceptable start (the schedule's window).
+    pub deadline_ns: i64,
+    pub segments: Vec<Segment>,
+    /// The program's main item, for the log (the chime is not what was announced).
+    pub content_id: Option<i64>,
+    /// The schedule's volume (0-100), on top of the node's.
+    pub volume: u8,
+}
+
+pub enum PlayoutCmd {
+    Queue(Job),
+    /// Forget queued jobs that have not started (the plan changed).
+    ClearPending,
+    /// Stop the current play.
+    Stop,
+    SetVolume(u8),
+    Shutdown,
+}
+
+pub enum PlayoutEvent {
+    Started(PlayKey),
+    Ended(PlayKey, PlayLogEntry),
+}
+
+/// What the heartbeat reports about the output.
+#[derive(Debug, Clone, Default)]
+pub struct PlayoutStatus {
+    pub playing: Option<NowPlaying>,
+    pub underruns: u64,
+    pub output_ok: bool,
+    pub last_error: Option<String>,
+    pub volume: u8,
+}
+
+pub struct PlayoutHandle {
+    pub tx: Sender<PlayoutCmd>,
+    pub status: Arc<Mutex<PlayoutStatus>>,
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+pub struct PlayoutConfig {
+    pub output: OutputSpec,
+    pub drift_ppm: f64,
+    pub volume: u8,
+    pub amp: Amplifier,
+}
+
+fn to_time(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
+pub fn spawn(
+    cfg: PlayoutConfig,
+    clock: Arc<NodeClock>,
+    events: tokio::sync::mpsc::UnboundedSender<PlayoutEvent>,
+) -> PlayoutHandle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let status = Arc::new(Mutex::new(PlayoutStatus {
+        volume: cfg.volume,
+        ..PlayoutStatus::default()
+    }));
+    let st = status.clone();
+    let thread = std::thread::Builder::new()
+        .name("playout".into())
+        .spawn(move || {
+            Playout {
+                cfg,
+                clock,
+                events,
+                rx,
+                status: st,
+                pending: Vec::new(),
+                current: None,
+            }
+            .run()
+        })
+        .unwrap_or_else(|e| panic!("cannot start the playout thread: {e}"));
+    PlayoutHandle { tx, status, thread }
+}
+
+struct Playout {
+    cfg: PlayoutConfig,
+    clock: Arc<NodeClock>,
+    events: tokio::sync::mpsc::UnboundedSender<PlayoutEvent>,
+    rx: Receiver<PlayoutCmd>,
+    status: Arc<Mutex<PlayoutStatus>>,
+    pending: Vec<Job>,
+    current: Option<Active>,
+}
+
+/// A job on air.
+struct Active {
+    job: Job,
+    log_id: String,
+    started_ns: i64,
+    next_segment: usize,
+    renderer: Option<(i64, ItemRenderer)>,
+    silence_left: u64,
+    tone_left: u64,
+    tone_phase: f32,
+    leftover: Vec<f32>,
+    frames: u64,
+    problems: Vec<String>,
+    content_id: Option<i64>,
+}
+
+impl Playout {
+    fn status(&self) -> std::sync::MutexGuard<'_, PlayoutStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run(mut self) {
+        loop {
+            let mut sink = match self
+                .cfg
+                .output
+                .open_clocked(AudioFormat::PLAYBACK, self.cfg.drift_ppm)
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    let msg = format!("{}: {e}", self.cfg.output);
+                    tracing::error!("{msg}");
+                    self.set_error(msg.clone());
+                    if self.idle_without_output(&msg) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            self.status().output_ok = true;
+            let result = self.play_on(sink.as_mut());
+            let shutdown = matches!(result, Ok(true));
+            if let Err(e) = result {
+                let msg = format!("{}: {e}", self.cfg.output);
+                tracing::error!("{msg}");
+                self.set_error(msg.clone());
+                if let Some(cur) = self.current.take() {
+                    self.end(
+                        cur,
+                        PlayOutcome::Failed,
+                        self.clock.controller_ns(),
+                        Some(msg),
+                    );
+                }
+            }
+            self.cfg.amp.set(false);
+            if shutdown {
+                let _ = sink.finish();
+                return;
+            }
+        }
+    }
+
+    fn set_error(&self, msg: String) {
+        let mut st = self.status();
+        st.output_ok = false;
+        st.last_error = Some(msg);
+    }
+
+    /// No output: fail jobs as they fall due, retry the output after a while. Returns
+    /// true on shutdown.
+    fn idle_without_output(&mut self, why: &str) -> bool {
+        for _ in 0..50 {
+            if self.commands() {
+                return true;
+            }
+            let now = self.clock.controller_ns();
+            while self.pending.first().is_some_and(|j| j.start_ns <= now) {
+                let job = self.pending.remove(0);
+                let entry = Active::new(job, now).entry(PlayOutcome::Failed, now, Some(why.into()));
+                let _ = self.events.send(PlayoutEvent::Ended(entry.0, entry.1));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Handles queued commands; true on shutdown.
+    fn commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(PlayoutCmd::Queue(job)) => {
+                    let at = self.pending.partition_point(|j| j.start_ns <= job.start_ns);
+                    self.pending.insert(at, job);
+                }
+                Ok(PlayoutCmd::ClearPending) => self.pending.clear(),
+                Ok(PlayoutCmd::Stop) => {
+                    if let Some(cur) = self.current.take() {
+                        let now = self.clock.controller_ns();
+                        self.end(
+                            cur,
+                            PlayOutcome::Interrupted,
+                            now,
+                            Some("stopped by a technician".into()),
+                        );
+                    }
+                }
+                Ok(PlayoutCmd::SetVolume(v)) => self.status().volume = v,
+                Ok(PlayoutCmd::Shutdown) | Err(TryRecvError::Disconnected) => return true,
+                Err(TryRecvError::Empty) => return false,
+            }
+        }
+    }
+
+    /// Runs the output until shutdown (`Ok(true)`) or an output error.
+    fn play_on(&mut self, sink: &mut dyn Sink) -> Result<bool, crate::Error> {
+        let format = sink.format();
+        let rate = i64::from(format.sample_rate);
+        let block = (rate * BLOCK_MS / 1000) as usize;
+        let mut buf: Vec<f32> = Vec::new();
+        loop {
+            if self.commands() {
+                if let Some(cur) = self.current.take() {
+                    let now = self.clock.controller_ns();
+                    self.end(
+                        cur,
+                        PlayOutcome::Interrupted,
+                        now,
+                        Some("the node stopped".into()),
+                    );
+                }
+                return Ok(true);
+            }
+            let t_next = self.clock.controller_ns() + sink.next_frame_leaves_in_ns().unwrap_or(0);
+            let frames_ns = |frames: u64| frames as i64 * 1_000_000_000 / rate;
+            let due = self
+                .pending
+                .first()
+                .is_some_and(|j| j.start_ns < t_next + frames_ns(block as u64));
+            if due {
+                let job = self.pending.remove(0);
+                let lead =
+                    ((job.start_ns - t_next).max(0) as i128 * rate as i128 / 1_000_000_000) as u64;
+                buf.clear();
+                let _ = self.render(&mut buf, lead as usize, format);
+                sink.write(&buf)?;
+                let start_ns = t_next + frames_ns(lead);
+                if let Some(cur) = self.current.take() {
+                    self.end(cur, PlayOutcome::Interrupted, start_ns, None);
+                }
+                if start_ns > job.deadline_ns {
+                    let a = Active::new(job, start_ns);
+                    let reason = Some("its window closed before it could start".to_string());
+                    self.end(a, PlayOutcome::Skipped, start_ns, reason);
+                    continue;
+                }
+                if start_ns - job.start_ns > LATE_MS * 1_000_000 {
+                    tracing::warn!(
+                        late_ms = (start_ns - job.start_ns) / 1_000_000,
+                        "starting late"
+                    );
+                }
+                let _ = self.events.send(PlayoutEvent::Started(job.key.clone()));
+                self.current = Some(Active::new(job, start_ns));
+                self.cfg.amp.set(true);
+                continue;
+            }
+            buf.clear();
+            let (job_frames, more) = self.render(&mut buf, block, format);
+            sink.write(&buf)?;
+            if !more {
+                if let Some(cur) = self.current.take() {
+                    let end = t_next + frames_ns(job_frames as u64);
+                    self.end(cur, PlayOutcome::Completed, end, None);
+                }
+            }
+            self.update_status(sink, rate);
+            let soon = self
+                .pending
+                .first()
+                .is_some_and(|j| j.start_ns - t_next < self.cfg.amp.lead_ns());
+            self.cfg.amp.set(self.current.is_some() || soon);
+        }
+    }
+
+    /// Fills `buf` with `frames` frames of the current job (silence after its end, or with
+    /// none). Returns the job's frames among them and whether it has audio after these.
+    fn render(&mut self, buf: &mut Vec<f32>, frames: usize, format: AudioFormat) -> (usize, bool) {
+        let volume = self.status().volume;
+        let channels = usize::from(format.channels);
+        let want = frames * channels;
+        let before = buf.len();
+        let more = match self.current.as_mut() {
+            Some(cur) => cur.pull(buf, want, format, volume),
+            None => false,
+        };
+        let job_frames = (buf.len() - before) / channels;
+        buf.resize(before + want, 0.0);
+        (job_frames, more)
+    }
+
+    fn update_status(&self, sink: &dyn Sink, rate: i64) {
+        let mut st = self.status();
+        st.underruns = sink.stats().underruns;
+        st.output_ok = true;
+        st.playing = self.current.as_ref().map(|c| NowPlaying {
+            schedule_id: c.job.schedule_id,
+            content_id: c.content_id,
+            position_ms: (c.frames as i64 * 1000 / rate) as u64,
+        });
+    }
+
+    fn end(&mut self, cur: Active, outcome: PlayOutcome, end_ns: i64, reason: Option<String>) {
+        let (key, entry) = cur.entry(outcome, end_ns, reason);
+        tracing::info!(schedule = ?entry.schedule_id, outcome = entry.outcome.as_str(), reason = ?entry.reason, "play ended");
+        let _ = self.events.send(PlayoutEvent::Ended(key, entry));
+    }
+}
+
+impl Active {
+    fn new(job: Job, started_ns: i64) -> Self {
+        Active {
+            job,
+            log_id: journal::new_id(),
+            started_ns,
+            next_segment: 0,
+            renderer: None,
+            silence_left: 0,
+            tone_left: 0,
+            tone_phase: 0.0,
+            leftover: Vec::new(),
+            frames: 0,
+            problems: Vec::new(),
+            content_id: None,
+        }
+    }
+
+    /// Appends up to `want` samples of the job to `buf`; false once the job has no more.
+    fn pull(&mut self, buf: &mut Vec<f32>, want: usize, format: AudioFormat, volume: u8) -> bool {
+        let channels = usize::from(format.channels);
+        let start = buf.len();
+        while buf.len() - start < want {
+            let need = want - (buf.len() - start);
+            if !self.leftover.is_empty() {
+                let n = need.min(self.leftover.len());
+                buf.extend(self.leftover.drain(..n));
+                continue;
+            }
+            if self.silence_left > 0 {
+                let n = (need / channels).min(self.silence_left as usize);
+                buf.resize(buf.len() + n * channels, 0.0);
+                self.silence_left -= n as u64;
+                continue;
+            }
+            if self.tone_left > 0 {
+                let n = (need / channels).min(self.tone_left as usize);
+                let step = TONE_HZ * std::f32::consts::TAU / format.sample_rate as f32;
+                for _ in 0..n {
+                    let s = self.tone_phase.sin() * TONE_AMPLITUDE;
+                    self.tone_phase = (self.tone_phase + step) % std::f32::consts::TAU;
+                    buf.extend(std::iter::repeat_n(s, channels));
+                }
+                self.tone_left -= n as u64;
+                continue;
+            }
+            if let Some((content_id, r)) = self.renderer.as_mut() {
+                match r.next_block() {
+                    Ok(Some(block)) => {
+                        self.leftover.extend_from_slice(block);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.problems.push(format!("content {content_id}: {e}")),
+                }
+                self.renderer = None;
+                continue;
+            }
+            if !self.next(format, volume) {
+                break;
+            }
+        }
+        self.frames += ((buf.len() - start) / channels) as u64;
+        !(self.leftover.is_empty()
+            && self.silence_left == 0
+            && self.tone_left == 0
+            && self.renderer.is_none()
+            && self.next_segment >= self.job.segments.len())
+    }
+
+    /// Moves to the next segment; false when there is none.
+    fn next(&mut self, format: AudioFormat, volume: u8) -> bool {
+        let Some(seg) = self.job.segments.get(self.next_segment).cloned() else {
+            return false;
+        };
+        self.next_segment += 1;
+        let rate = u64::from(format.sample_rate);
+        match seg {
+            Segment::Silence { ms } => self.silence_left = ms * rate / 1000,
+            Segment::Tone { ms } => self.tone_left = ms * rate / 1000,
+            Segment::Audio {
+                content_id,
+                sha256,
+                path,
+                gain_db,
+            } => {
+                self.content_id = Some(content_id);
+                let Some(path) = path else {
+                    self.problems.push(format!(
+                        "content {content_id} ({sha256}) is not in the cache"
+                    ));
+                    return true;
+                };
+                let schedule_db = 20.0 * volume_to_amplitude(self.job.volume).max(1e-6).log10();
+                let loudness = Loudness {
+                    volume,
+                    gain_db: gain_db + schedule_db,
+                };
+                match Decoder::open(&path).and_then(|d| ItemRenderer::new(d, format, loudness)) {
+                    Ok(r) => self.renderer = Some((content_id, r)),
+                    Err(e) => self.problems.push(format!("content {content_id}: {e}")),
+                }
+            }
+        }
+        true
+    }
+
+    fn entry(
+        self,
+        outcome: PlayOutcome,
+        end_ns: i64,
+        reason: Option<String>,
+    ) -> (PlayKey, PlayLogEntry) {
+        let (outcome, reason) = match (outcome, self.problems.is_empty()) {
+            (PlayOutcome::Completed, false) => {
+                (PlayOutcome::Failed, Some(self.problems.join("; ")))
+            }
+            (o, _) => (
+                o,
+                reason.or_else(|| (!self.problems.is_empty()).then(|| self.problems.join("; "))),
+            ),
+        };
+        let played = !matches!(outcome, PlayOutcome::Skipped);
+        let entry = PlayLogEntry {
+            id: self.log_id,
+            schedule_id: self.job.schedule_id,
+            content_id: self.job.content_id,
+            scheduled_at: self.job.scheduled_at_ns.map(to_time),
+            started_at: played.then(|| to_time(self.started_ns)),
+            ended_at: played.then(|| to_time(end_ns)),
+            outcome,
+            reason,
+        };
+        (self.job.key, entry)
+    }
+}

@@ -1,0 +1,136 @@
+//! The node's state directory: everything it needs to play with no link, written so that a
+//! power cut leaves either the old or the new version of each file.
+//!
+//! ```text
+//! STATE/token          node token (0600)
+//! STATE/node.json      server URL, node id and name (from enrolment)
+//! STATE/desired.json   the last desired state applied
+//! STATE/settings.json  volume set remotely, last clock offset
+//! STATE/cache/         blobs by SHA-256 (see cache.rs)
+//! STATE/playlog/       the durable play log (see journal.rs)
+//! ```
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use protocol::desired::DesiredState;
+use serde::{Deserialize, Serialize};
+
+use crate::write_atomic;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub server: String,
+    pub node_id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub volume: Option<u8>,
+    pub clock_offset_ns: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+fn describe(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", path.display())
+}
+
+impl StateDir {
+    /// Opens (creating) the directory.
+    pub fn open(root: &Path) -> Result<Self, String> {
+        for dir in [root.to_path_buf(), root.join("cache"), root.join("playlog")] {
+            std::fs::create_dir_all(&dir).map_err(|e| describe(&dir, e))?;
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    pub fn playlog_dir(&self) -> PathBuf {
+        self.root.join("playlog")
+    }
+
+    fn read_json<T: for<'a> Deserialize<'a>>(&self, name: &str) -> Result<Option<T>, String> {
+        let path = self.root.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| describe(&path, format!("damaged ({e})"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(describe(&path, e)),
+        }
+    }
+
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), String> {
+        let path = self.root.join(name);
+        let body = serde_json::to_vec_pretty(value).map_err(|e| describe(&path, e))?;
+        write_atomic(&path, &body).map_err(|e| e.to_string())
+    }
+
+    /// The enrolment: identity and token (the token file readable by its owner only).
+    pub fn save_enrolment(&self, identity: &Identity, token: &str) -> Result<(), String> {
+        let path = self.root.join("token");
+        let tmp = self.root.join("token.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| describe(&tmp, e))?;
+        f.write_all(token.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| describe(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| describe(&path, e))?;
+        crate::sync_dir(&path);
+        self.write_json("node.json", identity)
+    }
+
+    pub fn identity(&self) -> Result<(Identity, String), String> {
+        let not_enrolled = || {
+            format!(
+                "{}: not enrolled; run `speaker-node enroll --server URL --code CODE --state {}` first",
+                self.root.display(),
+                self.root.display()
+            )
+        };
+        let identity: Identity = self.read_json("node.json")?.ok_or_else(not_enrolled)?;
+        let path = self.root.join("token");
+        let token = std::fs::read_to_string(&path).map_err(|_| not_enrolled())?;
+        Ok((identity, token.trim().to_string()))
+    }
+
+    pub fn desired(&self) -> Result<Option<DesiredState>, String> {
+        self.read_json("desired.json")
+    }
+
+    pub fn save_desired(&self, state: &DesiredState) -> Result<(), String> {
+        self.write_json("desired.json", state)
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.read_json("settings.json")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub fn save_settings(&self, s: &Settings) -> Result<(), String> {
+        self.write_json("settings.json", s)
+    }
+}
