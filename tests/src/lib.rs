@@ -1,4 +1,472 @@
 //! Whole-system tests: real controller and speaker-node processes on loopback.
 //!
-//! Empty until the controller exists; the speaker node's own integration tests live in
-//! `speaker-node/tests/`.
+//! This library is the harness: it starts the binaries the workspace built (building them
+//! if a test runs on its own), waits on readiness signals (the controller's "listening on"
+//! line, nodes reported online with their desired state applied) rather than sleeping,
+//! drives the REST API as staff would, and reads what the nodes' simulated sound cards
+//! played (`wav:PATH` + `PATH.json`, CONTRACT.md) to measure timing against the host clock.
+//! Every process is killed when its handle drops, so a failing test leaves nothing behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "mat-khau-thu-nghiem";
+
+/// A workspace binary, built on first use when the run did not build it.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/loa_tests-HASH -> target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    if !path.exists() {
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let ok = Command::new(cargo)
+                .args(["build", "-p", "controller", "-p", "speaker-node"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "cannot build the controller and speaker-node binaries");
+        });
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// Current host time, ns since the Unix epoch.
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// Polls `check` until it returns `Some`, or panics naming `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", sig, &child.id().to_string()])
+        .status();
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: PathBuf) -> (Proc, Option<std::process::ChildStdout>) {
+        let err = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let out = child.stdout.take();
+        (
+            Proc {
+                child: Some(child),
+                log,
+            },
+            out,
+        )
+    }
+
+    /// SIGKILL: no chance to clean up (a power cut).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait (a service stop); returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        signal(&c, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return c.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The controller process with its data directory and an admin session.
+pub struct Controller {
+    pub proc: Proc,
+    pub url: String,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+    pub api: Api,
+}
+
+impl Controller {
+    /// A fresh data directory under `dir` with an admin, served on a free port.
+    pub async fn start(dir: &Path) -> Controller {
+        let data = dir.join("data");
+        let out = Command::new(bin("controller"))
+            .args(["user", "add", "--username", "admin", "--role", "admin"])
+            .arg("--data")
+            .arg(&data)
+            .env("LOA_PASSWORD", PASSWORD)
+            .output()
+            .unwrap_or_else(|e| panic!("controller user add: {e}"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    async fn serve(dir: &Path, data: &Path, listen: SocketAddr) -> Controller {
+        let mut cmd = Command::new(bin("controller"));
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(data)
+            .arg("--listen")
+            .arg(listen.to_string())
+            .env("LOA_LOG", "info");
+        let log = dir.join(format!("controller-{}.log", now_ns()));
+        let (proc, out) = Proc::spawn(&mut cmd, log);
+        let out = out.unwrap_or_else(|| panic!("no stdout"));
+        let url = tokio::task::spawn_blocking(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("the controller did not start: {}", proc.log_text()));
+        let url = url.trim_end_matches('/').to_string();
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let api = Api::login(&url, "admin", PASSWORD).await;
+        Controller {
+            proc,
+            url,
+            addr,
+            data: data.to_path_buf(),
+            api,
+        }
+    }
+
+    /// Starts the controller again on the same address and data (after a kill).
+    pub async fn restart(&mut self, dir: &Path) {
+        self.proc.kill();
+        let again = Self::serve(dir, &self.data, self.addr).await;
+        *self = again;
+    }
+}
+
+/// The REST API as a logged-in user.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    pub async fn login(base: &str, username: &str, password: &str) -> Api {
+        let http = reqwest::Client::new();
+        let res = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("login: {e}"));
+        let body: Value = res.json().await.unwrap_or_default();
+        let token = body["token"].as_str().unwrap_or_else(|| panic!("login: {body}")).to_string();
+        Api {
+            http,
+            base: base.to_string(),
+            token,
+        }
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// POST expecting success (2xx).
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, res) = self.call(reqwest::Method::POST, path, Some(body)).await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {res}");
+        res
+    }
+
+    pub async fn village(&self, name: &str) -> i64 {
+        id(&self.post("/api/v1/villages", json!({ "name": name })).await)
+    }
+
+    /// An approved item: `wav` uploaded by this user, approved by a second admin.
+    pub async fn approved_audio(&self, title: &str, wav: Vec<u8>) -> (i64, String) {
+        let part = reqwest::multipart::Part::bytes(wav).file_name("tone.wav");
+        let form = reqwest::multipart::Form::new()
+            .part("file", part)
+            .text("title", title.to_string())
+            .text("category", "announcement");
+        let res = self
+            .http
+            .post(format!("{}/api/v1/content", self.base))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload: {e}"));
+        let item: Value = res.json().await.unwrap_or_default();
+        let cid = id(&item);
+        self.post(&format!("/api/v1/content/{cid}/submit"), json!({})).await;
+        let approver = self.second_admin().await;
+        approver
+            .post(&format!("/api/v1/content/{cid}/approve"), json!({}))
+            .await;
+        (cid, item["sha256"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn second_admin(&self) -> Api {
+        let (status, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(json!({ "username": "duyet", "password": PASSWORD, "role": "approver" })),
+            )
+            .await;
+        assert!(status == 201 || status == 409, "second user: {status}");
+        Api::login(&self.base, "duyet", PASSWORD).await
+    }
+
+    /// A one-time schedule at `at_ns` (host clock) for `nodes`.
+    pub async fn play_once(&self, title: &str, content_id: i64, nodes: &[i64], at_ns: i64, priority: &str) -> i64 {
+        let at = chrono::DateTime::from_timestamp_nanos(at_ns)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let body = json!({
+            "title": title,
+            "content_ids": [content_id],
+            "targets": { "nodes": nodes },
+            "priority": priority,
+            "rule": { "once": at },
+        });
+        id(&self.post("/api/v1/schedules", body).await)
+    }
+
+    pub async fn node(&self, node_id: i64) -> Value {
+        let nodes = self.get("/api/v1/nodes").await;
+        nodes
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["id"] == node_id).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Play logs of a node in a generous window around now.
+    pub async fn playlogs(&self, node_id: i64) -> Vec<Value> {
+        let from = chrono::Utc::now() - chrono::Duration::hours(1);
+        let to = chrono::Utc::now() + chrono::Duration::hours(1);
+        let path = format!(
+            "/api/v1/playlogs?node={node_id}&from={}&to={}",
+            from.format("%Y-%m-%dT%H:%M:%SZ"),
+            to.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        self.get(&path).await.as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn id(v: &Value) -> i64 {
+    v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+/// A WAV of a 1 kHz tone at half scale starting at full amplitude on its first sample
+/// (a cosine), so its first sample marks the start exactly.
+pub fn tone_wav(seconds: f32) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap_or_else(|e| panic!("{e}"));
+        let n = (48_000.0 * seconds) as usize;
+        for i in 0..n {
+            let s = (i as f32 * 1000.0 * std::f32::consts::TAU / 48_000.0).cos() * 0.5;
+            let _ = w.write_sample((s * 32767.0) as i16);
+        }
+        let _ = w.finalize();
+    }
+    cursor.into_inner()
+}
+
+/// A speaker node: its state directory and, when running, its process and wav card.
+pub struct Node {
+    pub id: i64,
+    pub state: PathBuf,
+    pub proc: Option<Proc>,
+    pub wav: Option<PathBuf>,
+}
+
+impl Node {
+    /// Adds a node in `village` through the API and enrols it with `speaker-node enroll`.
+    pub async fn enroll(ctl: &Controller, dir: &Path, name: &str, village: i64) -> Node {
+        let created = ctl
+            .api
+            .post("/api/v1/nodes", json!({ "name": name, "village_id": village }))
+            .await;
+        let code = created["enrollment_code"].as_str().unwrap_or_default().to_string();
+        let state = dir.join(name);
+        let out = Command::new(bin("speaker-node"))
+            .args(["enroll", "--server", &ctl.url, "--code", &code, "--state"])
+            .arg(&state)
+            .output()
+            .unwrap_or_else(|e| panic!("enroll: {e}"));
+        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
+        Node {
+            id: id(&created),
+            state,
+            proc: None,
+            wav: None,
+        }
+    }
+
+    /// Runs the node with a wav card at `wav` and extra arguments (clock knobs...).
+    pub fn start(&mut self, wav: &Path, extra: &[&str]) {
+        let mut cmd = Command::new(bin("speaker-node"));
+        cmd.arg("run")
+            .arg("--state")
+            .arg(&self.state)
+            .arg("--output")
+            .arg(format!("wav:{}", wav.display()))
+            .args(extra)
+            .env("SPEAKER_NODE_LOG", "info");
+        let log = self.state.with_extension(format!("{}.log", now_ns()));
+        self.proc = Some(Proc::spawn(&mut cmd, log).0);
+        self.wav = Some(wav.to_path_buf());
+    }
+
+    pub fn proc(&mut self) -> &mut Proc {
+        self.proc.as_mut().unwrap_or_else(|| panic!("node not started"))
+    }
+
+    /// Waits until the controller reports the node online with its desired state applied
+    /// and every blob cached.
+    pub async fn wait_ready(&self, api: &Api) {
+        let what = format!("node {} ready", self.id);
+        wait_for(&what, Duration::from_secs(30), || async {
+            let n = api.node(self.id).await;
+            let ready = n["online"] == true
+                && n["lagging"] == false
+                && n["applied_version"].is_string()
+                && n["health"]["missing_blobs"].as_array().is_some_and(Vec::is_empty);
+            ready.then_some(())
+        })
+        .await;
+    }
+}
+
+/// What a simulated card played: its samples and the host time of its first frame.
+pub struct Card {
+    pub first_ns: i64,
+    pub rate: f64,
+    pub channels: usize,
+    pub samples: Vec<f32>,
+}
+
+impl Card {
+    /// Reads `PATH` and `PATH.json`; the data chunk is read to the end of the file, so a
+    /// card whose node was killed is readable too.
+    pub fn read(wav: &Path) -> Card {
+        let mut side = wav.as_os_str().to_owned();
+        side.push(".json");
+        let side: Value = serde_json::from_slice(&std::fs::read(&side).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{}.json: {e}", wav.display()));
+        let bytes = std::fs::read(wav).unwrap_or_else(|e| panic!("{}: {e}", wav.display()));
+        let channels = u16::from_le_bytes([bytes[22], bytes[23]]) as usize;
+        let data = bytes
+            .windows(4)
+            .position(|w| w == b"data")
+            .map(|p| p + 8)
+            .unwrap_or(bytes.len());
+        let samples = bytes[data..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let rate = side["sample_rate"].as_f64().unwrap_or(48_000.0)
+            * (1.0 + side["rate_ppm"].as_f64().unwrap_or(0.0) / 1e6);
+        Card {
+            first_ns: side["first_sample_unix_ns"].as_i64().unwrap_or(0),
+            rate,
+            channels,
+            samples,
+        }
+    }
+
+    /// Host time of the first frame louder than silence at or after `after_ns`.
+    pub fn first_sound_after(&self, after_ns: i64) -> Option<i64> {
+        let start = ((after_ns - self.first_ns).max(0) as f64 / 1e9 * self.rate) as usize;
+        let frames = self.samples.len() / self.channels;
+        (start..frames)
+            .find(|&f| self.samples[f * self.channels].abs() > 0.01)
+            .map(|f| self.first_ns + (f as f64 / self.rate * 1e9) as i64)
+    }
+}
