@@ -128,9 +128,13 @@ impl Hub {
     async fn run_session(self: Arc<Self>, node: NodeIdentity, socket: WebSocket) {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        let old = self
-            .lock_sessions()
-            .insert(node.id, SessionHandle { conn, tx });
+        let old = self.lock_sessions().insert(
+            node.id,
+            SessionHandle {
+                conn,
+                tx: tx.clone(),
+            },
+        );
         if let Some(old) = old {
             let _ = old
                 .tx
@@ -140,6 +144,7 @@ impl Hub {
         let _enter = span.enter();
         tracing::info!(name = %node.name, "node connected");
         let session = NodeSession {
+            tx,
             hub: self.clone(),
             node: node.clone(),
             sent_version: None,
@@ -248,6 +253,8 @@ impl cms::FleetLink for Hub {
 
 /// One node's live session.
 struct NodeSession {
+    /// This session's own queue (replies made by background tasks go through it).
+    tx: mpsc::UnboundedSender<Outgoing>,
     hub: Arc<Hub>,
     node: NodeIdentity,
     /// The desired-state version last sent, and the CMS generation it was computed at.
@@ -348,6 +355,16 @@ impl NodeSession {
                 tracing::warn!("store failed: {e}");
             }
         };
+        // Database writes run beside the session, so a slow disk never holds up the next
+        // frame (a clock ping queued behind a write would be skewed).
+        let background =
+            |fut: std::pin::Pin<Box<dyn std::future::Future<Output = cms::Result<()>> + Send>>| {
+                tokio::spawn(async move {
+                    if let Err(e) = fut.await {
+                        tracing::warn!("store failed: {e}");
+                    }
+                });
+            };
         match msg {
             NodeMsg::Hello {
                 protocol,
@@ -380,12 +397,14 @@ impl NodeSession {
             }]),
             NodeMsg::Applied { version } => {
                 tracing::debug!(%version, "applied");
-                stored(cms.node_applied(id, version).await);
+                let cms = cms.clone();
+                background(Box::pin(async move { cms.node_applied(id, version).await }));
                 Ok(Vec::new())
             }
             NodeMsg::Heartbeat(health) => {
                 let json = serde_json::to_string(&health).unwrap_or_default();
-                stored(cms.node_seen(id, Some(json)).await);
+                let cms = cms.clone();
+                background(Box::pin(async move { cms.node_seen(id, Some(json)).await }));
                 Ok(Vec::new())
             }
             NodeMsg::PlayLogs { entries } => {
@@ -394,15 +413,21 @@ impl NodeSession {
                         "more than {PLAYLOG_BATCH} play logs in one message"
                     ));
                 }
-                match cms.store_playlogs(id, entries).await {
-                    Ok(ids) => Ok(vec![ControllerMsg::PlayLogsAck { ids }]),
-                    Err(cms::CmsError::Invalid(t)) => Err(t.en),
-                    // Not acknowledged: the node sends them again later.
-                    Err(e) => {
-                        tracing::warn!("cannot store play logs: {e}");
-                        Ok(Vec::new())
+                let (cms, tx) = (cms.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    match cms.store_playlogs(id, entries).await {
+                        Ok(ids) => {
+                            let _ = tx.send(Outgoing::Msg(ControllerMsg::PlayLogsAck { ids }));
+                        }
+                        Err(cms::CmsError::Invalid(t)) => {
+                            tracing::warn!("play logs refused: {}", t.en);
+                            let _ = tx.send(Outgoing::Close("malformed play log"));
+                        }
+                        // Not acknowledged: the node sends them again later.
+                        Err(e) => tracing::warn!("cannot store play logs: {e}"),
                     }
-                }
+                });
+                Ok(Vec::new())
             }
             NodeMsg::CommandDone {
                 id: cmd,
@@ -410,7 +435,10 @@ impl NodeSession {
                 message,
             } => {
                 let detail = format!("{cmd} {} {message}", if ok { "ok" } else { "failed" });
-                stored(cms.node_event(id, "command_done", detail).await);
+                let cms = cms.clone();
+                background(Box::pin(async move {
+                    cms.node_event(id, "command_done", detail).await
+                }));
                 Ok(Vec::new())
             }
             NodeMsg::Unknown => {

@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 /// Samples kept (about a minute at the steady rate of one a second).
 pub const WINDOW: usize = 64;
-/// Of those, how many of the fastest exchanges vote.
+/// Of those, how many of the fastest exchanges vote...
 pub const BEST: usize = 8;
+/// ...if their round trip is within twice the fastest's plus this (ns).
+const SLACK_NS: i64 = 1_000_000;
 
 /// One exchange, all times in nanoseconds of their own clock (node: t0, t3; controller:
 /// t1, t2).
@@ -84,6 +86,13 @@ impl ClockEstimator {
         let mut fastest: Vec<&SyncSample> = self.samples.iter().collect();
         fastest.sort_by_key(|s| s.round_trip());
         fastest.truncate(BEST);
+        // A sample that waited in a queue on either side is skewed by half its wait and
+        // shows it in its round trip: only those close to the fastest vote (NTP's clock
+        // filter goes further and trusts the single fastest).
+        if let Some(min) = fastest.first().map(|s| s.round_trip()) {
+            let limit = min.saturating_mul(2).saturating_add(SLACK_NS);
+            fastest.retain(|s| s.round_trip() <= limit);
+        }
         let mut offsets: Vec<i64> = fastest.iter().map(|s| s.offset()).collect();
         offsets.sort_unstable();
         let n = offsets.len();

@@ -156,7 +156,11 @@ impl Controller {
             .env("LOA_PASSWORD", PASSWORD)
             .output()
             .unwrap_or_else(|e| panic!("controller user add: {e}"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
@@ -222,7 +226,10 @@ impl Api {
             .await
             .unwrap_or_else(|e| panic!("login: {e}"));
         let body: Value = res.json().await.unwrap_or_default();
-        let token = body["token"].as_str().unwrap_or_else(|| panic!("login: {body}")).to_string();
+        let token = body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login: {body}"))
+            .to_string();
         Api {
             http,
             base: base.to_string(),
@@ -230,7 +237,12 @@ impl Api {
         }
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -277,7 +289,8 @@ impl Api {
             .unwrap_or_else(|e| panic!("upload: {e}"));
         let item: Value = res.json().await.unwrap_or_default();
         let cid = id(&item);
-        self.post(&format!("/api/v1/content/{cid}/submit"), json!({})).await;
+        self.post(&format!("/api/v1/content/{cid}/submit"), json!({}))
+            .await;
         let approver = self.second_admin().await;
         approver
             .post(&format!("/api/v1/content/{cid}/approve"), json!({}))
@@ -298,7 +311,14 @@ impl Api {
     }
 
     /// A one-time schedule at `at_ns` (host clock) for `nodes`.
-    pub async fn play_once(&self, title: &str, content_id: i64, nodes: &[i64], at_ns: i64, priority: &str) -> i64 {
+    pub async fn play_once(
+        &self,
+        title: &str,
+        content_id: i64,
+        nodes: &[i64],
+        at_ns: i64,
+        priority: &str,
+    ) -> i64 {
         let at = chrono::DateTime::from_timestamp_nanos(at_ns)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let body = json!({
@@ -328,7 +348,11 @@ impl Api {
             from.format("%Y-%m-%dT%H:%M:%SZ"),
             to.format("%Y-%m-%dT%H:%M:%SZ")
         );
-        self.get(&path).await.as_array().cloned().unwrap_or_default()
+        self.get(&path)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -371,16 +395,26 @@ impl Node {
     pub async fn enroll(ctl: &Controller, dir: &Path, name: &str, village: i64) -> Node {
         let created = ctl
             .api
-            .post("/api/v1/nodes", json!({ "name": name, "village_id": village }))
+            .post(
+                "/api/v1/nodes",
+                json!({ "name": name, "village_id": village }),
+            )
             .await;
-        let code = created["enrollment_code"].as_str().unwrap_or_default().to_string();
+        let code = created["enrollment_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let state = dir.join(name);
         let out = Command::new(bin("speaker-node"))
             .args(["enroll", "--server", &ctl.url, "--code", &code, "--state"])
             .arg(&state)
             .output()
             .unwrap_or_else(|e| panic!("enroll: {e}"));
-        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Node {
             id: id(&created),
             state,
@@ -405,7 +439,9 @@ impl Node {
     }
 
     pub fn proc(&mut self) -> &mut Proc {
-        self.proc.as_mut().unwrap_or_else(|| panic!("node not started"))
+        self.proc
+            .as_mut()
+            .unwrap_or_else(|| panic!("node not started"))
     }
 
     /// Waits until the controller reports the node online with its desired state applied
@@ -417,7 +453,9 @@ impl Node {
             let ready = n["online"] == true
                 && n["lagging"] == false
                 && n["applied_version"].is_string()
-                && n["health"]["missing_blobs"].as_array().is_some_and(Vec::is_empty);
+                && n["health"]["missing_blobs"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty);
             ready.then_some(())
         })
         .await;

@@ -45,7 +45,9 @@ async fn three_nodes_play_on_time_and_their_logs_arrive() {
     }
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
     let at = whole_ms(now_ns() + 6_000_000_000);
-    ctl.api.play_once("Đúng giờ", content, &ids, at, "normal").await;
+    ctl.api
+        .play_once("Đúng giờ", content, &ids, at, "normal")
+        .await;
     for n in &nodes {
         let logs = wait_for("play logs", Duration::from_secs(30), || async {
             let logs = ctl.api.playlogs(n.id).await;
@@ -66,5 +68,74 @@ async fn three_nodes_play_on_time_and_their_logs_arrive() {
     eprintln!("start errors (ms): {errors:?}");
     for e in &errors {
         assert!(e.abs() <= ON_TIME_MS, "started {e:.2} ms off: {errors:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctl = Controller::start(dir.path()).await;
+    let village = ctl.api.village("Thôn Tây").await;
+    let (content, _) = ctl.api.approved_audio("Thông báo", tone_wav(1.0)).await;
+    let mut a = Node::enroll(&ctl, dir.path(), "loa-a", village).await;
+    let mut b = Node::enroll(&ctl, dir.path(), "loa-b", village).await;
+    let t1 = whole_ms(now_ns() + 9_000_000_000);
+    let t2 = t1 + 9_000_000_000;
+    ctl.api
+        .play_once("Lần 1", content, &[a.id, b.id], t1, "normal")
+        .await;
+    ctl.api
+        .play_once("Lần 2", content, &[a.id, b.id], t2, "normal")
+        .await;
+    a.start(&dir.path().join("a.wav"), &[]);
+    // B's clock reads 400 ms fast: after its restart it has only the offset it saved.
+    b.start(&dir.path().join("b1.wav"), &["--clock-offset-ms", "400"]);
+    a.wait_ready(&ctl.api).await;
+    b.wait_ready(&ctl.api).await;
+    let api = ctl.api.clone();
+    ctl.proc.kill();
+    // B restarts between the two plays, with no controller to talk to.
+    wait_for("the first play", Duration::from_secs(30), || async {
+        (now_ns() > t1 + 2_000_000_000).then_some(())
+    })
+    .await;
+    b.proc().stop();
+    b.start(&dir.path().join("b2.wav"), &["--clock-offset-ms", "400"]);
+    wait_for("the second play", Duration::from_secs(30), || async {
+        (now_ns() > t2 + 2_000_000_000).then_some(())
+    })
+    .await;
+    ctl.restart(dir.path()).await;
+    let _ = api;
+    for n in [&a, &b] {
+        let logs = wait_for("logs after reconnect", Duration::from_secs(90), || async {
+            let logs = ctl.api.playlogs(n.id).await;
+            (logs.len() >= 2).then_some(logs)
+        })
+        .await;
+        // Nothing lost, nothing counted twice: one entry per scheduled play.
+        let mut scheduled: Vec<&str> = logs
+            .iter()
+            .filter_map(|l| l["scheduled_at"].as_str())
+            .collect();
+        scheduled.sort();
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert_ne!(scheduled[0], scheduled[1], "{logs:?}");
+        assert!(logs.iter().all(|l| l["outcome"] == "completed"), "{logs:?}");
+    }
+    a.proc().stop();
+    b.proc().stop();
+    let card_a = Card::read(&dir.path().join("a.wav"));
+    let card_b1 = Card::read(&dir.path().join("b1.wav"));
+    let card_b2 = Card::read(&dir.path().join("b2.wav"));
+    let errors = [
+        error_ms(&card_a, t1),
+        error_ms(&card_a, t2),
+        error_ms(&card_b1, t1),
+        error_ms(&card_b2, t2),
+    ];
+    eprintln!("start errors (ms): {errors:?}");
+    for e in errors {
+        assert!(e.abs() <= ON_TIME_MS, "{errors:?}");
     }
 }

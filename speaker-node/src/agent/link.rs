@@ -120,6 +120,7 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
     let mut keepalive = tokio::time::interval(Duration::from_millis(KEEPALIVE_MS));
     let mut last_rx = Instant::now();
     let mut inflight: HashSet<String> = HashSet::new();
+    let mut outbox = agent.outbox_rx.lock().await;
     loop {
         // Upload pending play logs, one batch in flight at a time.
         if inflight.is_empty() {
@@ -155,6 +156,11 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
                 match msg {
                     ControllerMsg::Pong { t0, t1, t2 } => {
                         agent.clock_sample(SyncSample { t0, t1, t2, t3 });
+                        // Kept on disk so a restart without a link stays on fleet time.
+                        if syncs == FAST_SYNCS || syncs % 60 == 0 {
+                            let a = agent.clone();
+                            tokio::task::spawn_blocking(move || a.save_clock());
+                        }
                         None
                     }
                     ControllerMsg::PlayLogsAck { ids } => {
@@ -164,7 +170,10 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
                         }
                         None
                     }
-                    other => agent.handle(other).await,
+                    other => {
+                        agent.handle(other);
+                        None
+                    }
                 }
             }
             _ = tokio::time::sleep_until(next_sync) => {
@@ -175,6 +184,7 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
             }
             _ = heartbeat.tick() => Some(NodeMsg::Heartbeat(Box::new(agent.health()))),
             _ = agent.logs_changed.notified() => None,
+            out = outbox.recv() => out,
             _ = keepalive.tick() => {
                 if last_rx.elapsed() > Duration::from_millis(DEAD_AFTER_MS) {
                     return Err("no traffic from the controller: link dead".into());

@@ -127,6 +127,12 @@ pub struct Agent {
     started: Instant,
     http: reqwest::Client,
     exit: tokio::sync::watch::Sender<Option<Exit>>,
+    /// Messages made beside the link session (acks of applied states, command results);
+    /// the session of the moment sends them.
+    outbox: tokio::sync::mpsc::UnboundedSender<NodeMsg>,
+    outbox_rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<NodeMsg>>,
+    /// The latest desired state received, for the applier (latest wins, applied in order).
+    incoming: tokio::sync::watch::Sender<Option<DesiredState>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -175,6 +181,8 @@ pub fn run(cfg: AgentConfig) -> Result<Exit, String> {
         );
         let server = cfg.server.clone().unwrap_or(identity.server.clone());
         let (exit, mut exit_rx) = tokio::sync::watch::channel(None);
+        let (outbox, outbox_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (incoming, incoming_rx) = tokio::sync::watch::channel(None);
         let agent = Arc::new(Agent {
             content_base: cfg.content_base_url.clone().unwrap_or(server.clone()),
             server,
@@ -202,11 +210,15 @@ pub fn run(cfg: AgentConfig) -> Result<Exit, String> {
                 .map_err(|e| e.to_string())?,
             cfg,
             exit,
+            outbox,
+            outbox_rx: tokio::sync::Mutex::new(outbox_rx),
+            incoming,
         });
         tracing::info!(node = agent.node_id, name = %identity.name, "agent started");
         tokio::spawn(events(agent.clone(), events_rx));
         tokio::spawn(schedule(agent.clone()));
         tokio::spawn(fetch(agent.clone()));
+        tokio::spawn(applier(agent.clone(), incoming_rx));
         tokio::spawn(link::run(agent.clone()));
         let how = tokio::select! {
             _ = shutdown_signal() => Exit::Stopped,
@@ -235,7 +247,24 @@ async fn events(agent: Arc<Agent>, mut rx: tokio::sync::mpsc::UnboundedReceiver<
     while let Some(ev) = rx.recv().await {
         match ev {
             PlayoutEvent::Started(key) => lock(&agent.scheduler).started(&key),
-            PlayoutEvent::Ended(_, entry) => agent.log(entry),
+            PlayoutEvent::Ended(_, entry) => {
+                // An fsync: off the async workers.
+                let a = agent.clone();
+                let _ = tokio::task::spawn_blocking(move || a.log(entry)).await;
+            }
+        }
+    }
+}
+
+/// Stores and runs desired states one at a time, latest first, beside the link session
+/// (an fsync must not delay the session's clock exchanges).
+async fn applier(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Option<DesiredState>>) {
+    while rx.changed().await.is_ok() {
+        let Some(state) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        if let Some(reply) = agent.apply(state).await {
+            let _ = agent.outbox.send(reply);
         }
     }
 }
@@ -263,8 +292,10 @@ async fn schedule(agent: Arc<Agent>) {
             tracing::debug!(schedule = ?job.schedule_id, start_ns = job.start_ns, "queued");
             agent.to_playout(PlayoutCmd::Queue(job));
         }
-        for entry in skips {
-            agent.log(entry);
+        if !skips.is_empty() {
+            let a = agent.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || skips.into_iter().for_each(|e| a.log(e))).await;
         }
     }
 }
@@ -378,26 +409,36 @@ impl Agent {
     fn save_clock(&self) {
         let mut settings = self.state.settings();
         if let Some(e) = self.clock.estimate() {
+            tracing::info!(
+                offset_ms = e.offset_ns as f64 / 1e6,
+                round_trip_ms = e.round_trip_ns as f64 / 1e6,
+                samples = e.samples,
+                "clock offset saved"
+            );
             settings.clock_offset_ns = Some(e.offset_ns);
             let _ = self.state.save_settings(&settings);
         }
     }
 
-    /// A controller message other than pongs and acks; the reply to send, if any.
-    async fn handle(self: &Arc<Self>, msg: ControllerMsg) -> Option<NodeMsg> {
+    /// A controller message other than pongs and acks. Work that can take time runs
+    /// beside the session; its replies go through the outbox.
+    fn handle(self: &Arc<Self>, msg: ControllerMsg) {
         match msg {
             ControllerMsg::Welcome { node_id, name, .. } => {
                 tracing::info!(node_id, %name, "welcomed");
-                self.save_clock();
-                None
             }
-            ControllerMsg::Desired(state) => self.apply(*state).await,
-            ControllerMsg::Command { id, command } => Some(self.command(id, command).await),
-            ControllerMsg::Pong { .. } | ControllerMsg::PlayLogsAck { .. } => None,
-            ControllerMsg::Unknown => {
-                tracing::debug!("unknown message kind ignored");
-                None
+            ControllerMsg::Desired(state) => {
+                self.incoming.send_replace(Some(*state));
             }
+            ControllerMsg::Command { id, command } => {
+                let agent = self.clone();
+                tokio::spawn(async move {
+                    let done = agent.command(id, command).await;
+                    let _ = agent.outbox.send(done);
+                });
+            }
+            ControllerMsg::Pong { .. } | ControllerMsg::PlayLogsAck { .. } => {}
+            ControllerMsg::Unknown => tracing::debug!("unknown message kind ignored"),
         }
     }
 
