@@ -29,11 +29,13 @@ pub fn bin(name: &str) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let path = dir.join(name);
-    if !path.exists() {
+    // `cargo test --workspace` (the README's command) builds them fresh; a test run of this
+    // package alone may find them missing or older than the sources: build them then.
+    if !path.exists() || stale(&path) {
         BUILT.get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let ok = Command::new(cargo)
-                .args(["build", "-p", "controller", "-p", "speaker-node"])
+                .args(["build", "--quiet", "-p", "controller", "-p", "speaker-node"])
                 .status()
                 .is_ok_and(|s| s.success());
             assert!(ok, "cannot build the controller and speaker-node binaries");
@@ -41,6 +43,29 @@ pub fn bin(name: &str) -> PathBuf {
     }
     assert!(path.exists(), "{} is missing", path.display());
     path
+}
+
+/// Whether any source of the binaries is newer than `bin`.
+fn stale(bin: &Path) -> bool {
+    fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+        let mut best = None;
+        for e in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+            let path = e.path();
+            let t = if path.is_dir() {
+                newest(&path)
+            } else {
+                e.metadata().ok()?.modified().ok()
+            };
+            best = best.max(t);
+        }
+        best
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
+    ["protocol/src", "cms/src", "cms/static", "controller/src", "speaker-node/src"]
+        .iter()
+        .filter_map(|d| newest(&root.join(d)))
+        .any(|t| Some(t) > built)
 }
 
 /// Current host time, ns since the Unix epoch.

@@ -97,6 +97,7 @@ impl BlobCache {
         let url = format!("{}/content/{sha256}", base.trim_end_matches('/'));
         let mut req = http.get(&url).bearer_auth(token);
         if have > 0 {
+            tracing::info!(%sha256, bytes = have, "resuming download");
             req = req.header("Range", format!("bytes={have}-"));
         }
         let res = req.send().await.map_err(|e| err(format!("{url}: {e}")))?;

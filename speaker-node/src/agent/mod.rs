@@ -214,6 +214,8 @@ pub fn run(cfg: AgentConfig) -> Result<Exit, String> {
             outbox_rx: tokio::sync::Mutex::new(outbox_rx),
             incoming,
         });
+        // The first heartbeat must not claim a complete cache the fetcher has not checked.
+        *lock(&agent.missing) = agent.missing_now();
         tracing::info!(node = agent.node_id, name = %identity.name, "agent started");
         tokio::spawn(events(agent.clone(), events_rx));
         tokio::spawn(schedule(agent.clone()));
@@ -264,6 +266,7 @@ async fn applier(agent: Arc<Agent>, mut rx: tokio::sync::watch::Receiver<Option<
             continue;
         };
         if let Some(reply) = agent.apply(state).await {
+            *lock(&agent.missing) = agent.missing_now();
             let _ = agent.outbox.send(reply);
         }
     }
@@ -359,6 +362,15 @@ async fn fetch(agent: Arc<Agent>) {
 }
 
 impl Agent {
+    /// Blobs the desired state needs that the cache lacks.
+    fn missing_now(&self) -> Vec<String> {
+        let desired = self.desired.read().unwrap_or_else(PoisonError::into_inner);
+        desired
+            .as_ref()
+            .map(|d| d.blobs().into_iter().filter(|s| !self.cache.has(s)).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
     fn to_playout(&self, cmd: PlayoutCmd) {
         let _ = lock(&self.playout).send(cmd);
     }
