@@ -2,6 +2,7 @@
 //! listener. [`run`] is the whole server; the binary only parses its configuration.
 
 pub mod demo;
+pub mod demo_nodes;
 pub mod fleet;
 
 use std::future::Future;

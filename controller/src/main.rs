@@ -45,7 +45,7 @@ enum Command {
         data: PathBuf,
         #[arg(long, env = "LOA_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Demo speaker nodes (the fleet link starts them; records only for now).
+        /// Demo speaker nodes, started as `speaker-node run` processes beside the controller.
         #[arg(long, default_value_t = 3)]
         nodes: u32,
         /// Where the sample recordings are.
@@ -194,18 +194,9 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let data = cfg.data_dir.clone();
     let cms = Cms::open(cfg)?;
     let url = format!("http://{addr}/");
-    if let Some((nodes, samples)) = demo {
-        let logins = controller::demo::seed(&cms, &samples, nodes).await?;
-        println!("Loa Làng demo — {} — {url}", controller::demo::COMMUNE_NAME);
-        for (role, user, pass) in logins {
-            println!("  {role:<11} {user} / {pass}");
-        }
-    }
-    // One machine-readable line for scripts and tests: the address actually bound.
-    println!("listening on {url}");
-    tracing::info!(%addr, "serving");
     let shutdown = async {
         // Ctrl-C in a terminal, SIGTERM from systemd: finish requests in flight, then stop.
         let mut term =
@@ -216,6 +207,24 @@ async fn serve(
         }
         tracing::info!("stopping");
     };
-    controller::serve(cms, webhook, listener, shutdown).await;
+    let server = tokio::spawn(controller::serve(cms.clone(), webhook, listener, shutdown));
+    let mut nodes = None;
+    if let Some((count, samples)) = demo {
+        let logins = controller::demo::seed(&cms, &samples, count).await?;
+        println!("Loa Làng demo — {} — {url}", controller::demo::COMMUNE_NAME);
+        for (role, user, pass) in logins {
+            println!("  {role:<11} {user} / {pass}");
+        }
+        // Nodes on this machine reach the controller on loopback whatever it listens on.
+        let local = format!("http://127.0.0.1:{}", addr.port());
+        nodes = Some(controller::demo_nodes::DemoNodes::start(&cms, &local, &data, count).await?);
+    }
+    // One machine-readable line for scripts and tests: the address actually bound.
+    println!("listening on {url}");
+    tracing::info!(%addr, "serving");
+    server.await?;
+    if let Some(nodes) = nodes {
+        tokio::task::spawn_blocking(move || nodes.stop()).await?;
+    }
     Ok(())
 }

@@ -100,6 +100,15 @@ struct RunArgs {
     /// Test knob: the node's clock and simulated card run this many ppm fast.
     #[arg(long, allow_negative_numbers = true)]
     clock_drift_ppm: Option<f64>,
+    /// Sample rate of a wav:/null card (default 48000).
+    #[arg(long)]
+    card_rate: Option<u32>,
+    /// Channels of a wav:/null card (default 2).
+    #[arg(long)]
+    card_channels: Option<u16>,
+    /// Stop when standard input closes (for a supervisor that owns the node).
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
 }
 
 fn parse_gain(s: &str) -> Result<f32, String> {
@@ -277,6 +286,13 @@ fn run_agent(args: RunArgs) -> Result<(), String> {
     if let Some(v) = args.clock_drift_ppm {
         cfg.clock_drift_ppm = v;
     }
+    if let Some(v) = args.card_rate {
+        cfg.card_rate = v;
+    }
+    if let Some(v) = args.card_channels {
+        cfg.card_channels = v;
+    }
+    cfg.stop_on_stdin_eof = args.stop_on_stdin_eof;
     agent::run(cfg).map(|_| ())
 }
 

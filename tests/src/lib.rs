@@ -62,10 +62,16 @@ fn stale(bin: &Path) -> bool {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
-    ["protocol/src", "cms/src", "cms/static", "controller/src", "speaker-node/src"]
-        .iter()
-        .filter_map(|d| newest(&root.join(d)))
-        .any(|t| Some(t) > built)
+    [
+        "protocol/src",
+        "cms/src",
+        "cms/static",
+        "controller/src",
+        "speaker-node/src",
+    ]
+    .iter()
+    .filter_map(|d| newest(&root.join(d)))
+    .any(|t| Some(t) > built)
 }
 
 /// Current host time, ns since the Unix epoch.

@@ -2,6 +2,9 @@
 //! resumes without a corrupt cache; wrong and revoked tokens, malformed and oversized
 //! frames are refused and close only their own connection.
 
+// Test helpers: a failed set-up step should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +40,11 @@ async fn slow_mirror(blob: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
                     .unwrap_or(0);
                 seen.lock().unwrap().push(format!("bytes={start}-"));
                 let body = &blob[start.min(blob.len())..];
-                let status = if start > 0 { "206 Partial Content" } else { "200 OK" };
+                let status = if start > 0 {
+                    "206 Partial Content"
+                } else {
+                    "200 OK"
+                };
                 let reply = format!(
                     "HTTP/1.1 {status}\r\ncontent-length: {}\r\ncontent-range: bytes {start}-{}/{}\r\nconnection: close\r\n\r\n",
                     body.len(),
@@ -68,7 +75,13 @@ async fn a_download_cut_by_a_killed_node_resumes_and_the_cache_stays_whole() {
     let (content, sha) = ctl.api.approved_audio("Bản tin dài", wav.clone()).await;
     let mut node = Node::enroll(&ctl, dir.path(), "loa-mirror", village).await;
     ctl.api
-        .play_once("Tối nay", content, &[node.id], now_ns() + 3_600_000_000_000, "normal")
+        .play_once(
+            "Tối nay",
+            content,
+            &[node.id],
+            now_ns() + 3_600_000_000_000,
+            "normal",
+        )
         .await;
     let (mirror, ranges) = slow_mirror(wav.clone()).await;
     let args = ["--content-base-url", mirror.as_str()];
@@ -82,7 +95,11 @@ async fn a_download_cut_by_a_killed_node_resumes_and_the_cache_stays_whole() {
     .await;
     node.proc().kill();
     let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
-    assert!(kept > 0 && kept < wav.len() as u64, "partial {kept} of {}", wav.len());
+    assert!(
+        kept > 0 && kept < wav.len() as u64,
+        "partial {kept} of {}",
+        wav.len()
+    );
     assert!(!cached.exists(), "an incomplete blob is in the cache");
     node.start(&dir.path().join("m2.wav"), &args);
     wait_for("the resumed download", Duration::from_secs(30), || async {
@@ -91,18 +108,29 @@ async fn a_download_cut_by_a_killed_node_resumes_and_the_cache_stays_whole() {
     .await;
     node.wait_ready(&ctl.api).await;
     let got = std::fs::read(&cached).unwrap();
-    let digest: String = Sha256::digest(&got).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(&got)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(digest, sha);
     assert!(!partial.exists());
     let ranges = ranges.lock().unwrap().clone();
     assert_eq!(ranges[0], "bytes=0-");
-    let resumed: u64 = ranges[1].trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
-    assert!(resumed >= kept.saturating_sub(64 * 1024) && resumed > 0, "{ranges:?}, kept {kept}");
+    let resumed: u64 = ranges[1]
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(
+        resumed >= kept.saturating_sub(64 * 1024) && resumed > 0,
+        "{ranges:?}, kept {kept}"
+    );
     let log = node.proc().log_text();
     assert!(log.contains("resuming download"), "{log}");
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn dial(url: &str, token: &str) -> Result<Ws, String> {
     let link = format!("{}/api/v1/nodes/link", url.replace("http://", "ws://"));
@@ -120,7 +148,9 @@ async fn hello(ws: &mut Ws) {
     ws.send(Message::text(hello)).await.unwrap();
     // Welcome, then the desired state.
     for _ in 0..2 {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap();
         assert!(matches!(m, Some(Ok(Message::Text(_)))), "{m:?}");
     }
 }
@@ -128,7 +158,10 @@ async fn hello(ws: &mut Ws) {
 /// The next text frame, skipping pings; `None` once closed.
 async fn next_text(ws: &mut Ws) -> Option<String> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .ok()??
+        {
             Ok(Message::Text(t)) => return Some(t.to_string()),
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             _ => return None,
@@ -169,28 +202,45 @@ async fn bad_tokens_and_bad_frames_are_refused_and_only_their_link_closes() {
     // Unknown kinds are ignored: the link answers the next ping.
     let mut ws = dial(&ctl.url, &token(&x)).await.unwrap();
     hello(&mut ws).await;
-    ws.send(Message::text(r#"{"kind":"from_the_future","x":1}"#)).await.unwrap();
-    ws.send(Message::text(r#"{"kind":"ping","t0":5}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"kind":"from_the_future","x":1}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"kind":"ping","t0":5}"#))
+        .await
+        .unwrap();
     let pong = next_text(&mut ws).await.unwrap_or_default();
-    assert!(pong.contains(r#""kind":"pong""#) && pong.contains(r#""t0":5"#), "{pong}");
+    assert!(
+        pong.contains(r#""kind":"pong""#) && pong.contains(r#""t0":5"#),
+        "{pong}"
+    );
     // Malformed: closed.
     ws.send(Message::text("this is not json")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, None);
 
     // A message before hello, and an oversized frame: closed.
     let mut ws = dial(&ctl.url, &token(&x)).await.unwrap();
-    ws.send(Message::text(r#"{"kind":"ping","t0":1}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"kind":"ping","t0":1}"#))
+        .await
+        .unwrap();
     assert_eq!(next_text(&mut ws).await, None);
     let mut ws = dial(&ctl.url, &token(&y)).await.unwrap();
     hello(&mut ws).await;
-    let huge = format!(r#"{{"kind":"ping","t0":1,"pad":"{}"}}"#, "x".repeat(5 << 20));
+    let huge = format!(
+        r#"{{"kind":"ping","t0":1,"pad":"{}"}}"#,
+        "x".repeat(5 << 20)
+    );
     let _ = ws.send(Message::text(huge)).await;
     assert_eq!(next_text(&mut ws).await, None);
 
     // Revoking a node ends its live link at once, and its token stops working.
     let mut ws = dial(&ctl.url, &token(&y)).await.unwrap();
     hello(&mut ws).await;
-    ctl.api.post(&format!("/api/v1/nodes/{}/revoke", y.id), serde_json::json!({})).await;
+    ctl.api
+        .post(
+            &format!("/api/v1/nodes/{}/revoke", y.id),
+            serde_json::json!({}),
+        )
+        .await;
     assert_eq!(next_text(&mut ws).await, None);
     let err = dial(&ctl.url, &token(&y)).await.err().unwrap_or_default();
     assert!(err.contains("401"), "{err}");
@@ -198,11 +248,25 @@ async fn bad_tokens_and_bad_frames_are_refused_and_only_their_link_closes() {
     // The good node never noticed: still online, and it still gets new schedules.
     let (content, _) = ctl.api.approved_audio("Sau cùng", tone_wav(0.5)).await;
     ctl.api
-        .play_once("Kiểm tra", content, &[good.id], now_ns() + 3_600_000_000_000, "normal")
+        .play_once(
+            "Kiểm tra",
+            content,
+            &[good.id],
+            now_ns() + 3_600_000_000_000,
+            "normal",
+        )
         .await;
     good.wait_ready(&ctl.api).await;
     assert!(good.proc().running());
-    let events = ctl.api.get(&format!("/api/v1/nodes/{}/events", good.id)).await;
-    let offline = events.as_array().unwrap().iter().filter(|e| e["event"] == "offline").count();
+    let events = ctl
+        .api
+        .get(&format!("/api/v1/nodes/{}/events", good.id))
+        .await;
+    let offline = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "offline")
+        .count();
     assert_eq!(offline, 0, "{events}");
 }

@@ -168,6 +168,20 @@ impl Cms {
         Ok(code)
     }
 
+    /// A fresh one-time enrolment code for a node (its old token stops working), for the
+    /// operator's own tools (the demo, provisioning scripts): no caller check.
+    pub async fn new_enrollment_code(&self, id: i64) -> Result<String> {
+        let code = super::places::enrollment_code();
+        let hash = auth::secret_hash(&code);
+        self.store()
+            .call(move |c| q::fleet::revoke(c, id, Some(&hash)))
+            .await?;
+        if let Some(fleet) = self.inner.fleet.get() {
+            fleet.disconnect(id);
+        }
+        Ok(code)
+    }
+
     /// The node was heard from, with its latest heartbeat when it sent one.
     pub async fn node_seen(&self, id: i64, health: Option<String>) -> Result<()> {
         self.store()

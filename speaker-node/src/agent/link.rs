@@ -157,7 +157,7 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
                     ControllerMsg::Pong { t0, t1, t2 } => {
                         agent.clock_sample(SyncSample { t0, t1, t2, t3 });
                         // Kept on disk so a restart without a link stays on fleet time.
-                        if syncs == FAST_SYNCS || syncs % 60 == 0 {
+                        if syncs == FAST_SYNCS || syncs.is_multiple_of(60) {
                             let a = agent.clone();
                             tokio::task::spawn_blocking(move || a.save_clock());
                         }

@@ -72,6 +72,14 @@ pub struct AgentConfig {
     pub clock_offset_ms: f64,
     /// ...and runs (with its simulated card) this fast.
     pub clock_drift_ppm: f64,
+    /// Sample rate and channels of a `wav:`/`null` card (a sound card picks its own).
+    /// Lower them for long simulations: a 48 kHz stereo float card grows 1.4 GB an hour.
+    pub card_rate: u32,
+    pub card_channels: u16,
+    /// Stop when standard input closes: a supervisor that owns the node (the demo) ends
+    /// it by exiting, even when killed.
+    #[serde(skip)]
+    pub stop_on_stdin_eof: bool,
 }
 
 impl Default for AgentConfig {
@@ -89,12 +97,15 @@ impl Default for AgentConfig {
             amplifier_tail_ms: 5000,
             clock_offset_ms: 0.0,
             clock_drift_ppm: 0.0,
+            card_rate: crate::output::AudioFormat::PLAYBACK.sample_rate,
+            card_channels: crate::output::AudioFormat::PLAYBACK.channels,
+            stop_on_stdin_eof: false,
         }
     }
 }
 
 /// How `run` ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// SIGTERM / Ctrl-C.
     Stopped,
@@ -172,6 +183,10 @@ pub fn run(cfg: AgentConfig) -> Result<Exit, String> {
         let handle = playout::spawn(
             playout::PlayoutConfig {
                 output,
+                format: crate::output::AudioFormat {
+                    sample_rate: cfg.card_rate.clamp(8_000, 192_000),
+                    channels: cfg.card_channels.clamp(1, 8),
+                },
                 drift_ppm: cfg.clock_drift_ppm,
                 volume: settings.volume.unwrap_or(cfg.volume),
                 amp,
@@ -221,10 +236,20 @@ pub fn run(cfg: AgentConfig) -> Result<Exit, String> {
         tokio::spawn(schedule(agent.clone()));
         tokio::spawn(fetch(agent.clone()));
         tokio::spawn(applier(agent.clone(), incoming_rx));
+        if agent.cfg.stop_on_stdin_eof {
+            let exit = agent.exit.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                let _ = exit.send(Some(Exit::Stopped));
+            });
+        }
         tokio::spawn(link::run(agent.clone()));
         let how = tokio::select! {
             _ = shutdown_signal() => Exit::Stopped,
-            _ = exit_rx.wait_for(Option::is_some) => Exit::Restart,
+            how = exit_rx.wait_for(Option::is_some) => match how.ok().and_then(|h| *h) {
+                Some(Exit::Restart) => Exit::Restart,
+                _ => Exit::Stopped,
+            },
         };
         tracing::info!(?how, "stopping");
         let _ = handle.tx.send(PlayoutCmd::Shutdown);
@@ -367,7 +392,13 @@ impl Agent {
         let desired = self.desired.read().unwrap_or_else(PoisonError::into_inner);
         desired
             .as_ref()
-            .map(|d| d.blobs().into_iter().filter(|s| !self.cache.has(s)).map(str::to_owned).collect())
+            .map(|d| {
+                d.blobs()
+                    .into_iter()
+                    .filter(|s| !self.cache.has(s))
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -106,6 +106,8 @@ pub struct PlayoutHandle {
 
 pub struct PlayoutConfig {
     pub output: OutputSpec,
+    /// What the output is asked for (devices may choose otherwise).
+    pub format: AudioFormat,
     pub drift_ppm: f64,
     pub volume: u8,
     pub amp: Amplifier,
@@ -180,7 +182,7 @@ impl Playout {
             let mut sink = match self
                 .cfg
                 .output
-                .open_clocked(AudioFormat::PLAYBACK, self.cfg.drift_ppm)
+                .open_clocked(self.cfg.format, self.cfg.drift_ppm)
             {
                 Ok(s) => s,
                 Err(e) => {
