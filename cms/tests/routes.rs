@@ -7,7 +7,7 @@ mod common;
 
 use common::{Server, json_of};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The policy, written independently of `cms::auth::allowed`.
 fn may(role: &str, perm: &str) -> bool {
@@ -140,6 +140,24 @@ async fn every_page_checks_login_and_role() {
         .build()
         .unwrap();
     let (_, doc) = json_of(s.anonymous().get("/api/v1/openapi.json").await).await;
+    // A record for the pages that show one.
+    let admin = &clients[0].1;
+    let (_, village) = json_of(
+        admin
+            .post("/api/v1/villages", json!({"name": "Thôn 1"}))
+            .await,
+    )
+    .await;
+    let (_, node) = json_of(
+        admin
+            .post(
+                "/api/v1/nodes",
+                json!({"name": "Loa 1", "village_id": village["id"]}),
+            )
+            .await,
+    )
+    .await;
+    let node_id = node["id"].as_i64().unwrap().to_string();
     let mut pages = 0;
     for route in cms::http::table::ROUTES {
         let documented = doc["paths"][route.path][route.method.as_str().to_lowercase()].is_object();
@@ -153,7 +171,10 @@ async fn every_page_checks_login_and_role() {
         if route.is_api() || route.method != Method::GET {
             continue;
         }
-        let path = route.path.replace("{file}", "app.css");
+        let path = route
+            .path
+            .replace("{file}", "app.css")
+            .replace("{id}", &node_id);
         let perm = format!("{:?}", route.perm);
         // Anonymous: pages send you to the login page.
         let res = no_redirects

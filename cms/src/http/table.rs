@@ -65,6 +65,7 @@ pub enum Id {
     UiSchedules,
     UiWeek,
     UiPlaces,
+    UiNode,
     UiUsers,
     UiAudit,
 }
@@ -152,6 +153,7 @@ routes! {
     GET    "/ui/schedules"                     Read         UiSchedules    "Schedules and the schedule editor.";
     GET    "/ui/week"                          Read         UiWeek         "What plays in each village this week.";
     GET    "/ui/places"                        Read         UiPlaces       "Villages, groups and speaker nodes.";
+    GET    "/ui/nodes/{id}"                    Read         UiNode         "One speaker node: health, history, remote control.";
     GET    "/ui/users"                         ManageUsers  UiUsers        "Users.";
     GET    "/ui/audit"                         Audit        UiAudit        "Audit log.";
 }

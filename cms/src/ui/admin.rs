@@ -51,13 +51,17 @@ pub async fn places(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         .iter()
         .map(|n| {
             let village = villages.iter().find(|v| v.id == n.village_id).map(|v| esc(&v.name)).unwrap_or_default();
-            let (class, state) = if n.online { ("online", page.t("Trực tuyến", "Online")) } else { ("offline", page.t("Ngoại tuyến", "Offline")) };
+            let (class, state) = match (n.online, n.lagging) {
+                (false, _) => ("offline", page.t("Ngoại tuyến", "Offline")),
+                (true, true) => ("pending", page.t("Đang đồng bộ", "Syncing")),
+                (true, false) => ("online", page.t("Trực tuyến", "Online")),
+            };
             let seen = n.last_seen.map(|t| page.time(t)).unwrap_or_else(|| page.t("chưa kết nối", "never connected").to_owned());
             let gps = match (n.lat, n.lon) {
                 (Some(a), Some(b)) => format!("{a:.5}, {b:.5}"),
                 _ => String::new(),
             };
-            format!(r#"<tr><td>{}</td><td>{village}</td><td><span class="badge {class}">{state}</span><div class="muted">{seen}</div></td><td>{gps}</td><td>{}</td></tr>"#, esc(&n.name), esc(&n.notes))
+            format!(r#"<tr><td><a href="/ui/nodes/{}">{}</a></td><td>{village}</td><td><span class="badge {class}">{state}</span><div class="muted">{seen}</div></td><td>{gps}</td><td>{}</td></tr>"#, n.id, esc(&n.name), esc(&n.notes))
         })
         .collect();
     let village_options: String = villages

@@ -5,6 +5,7 @@
 
 mod admin;
 mod library;
+mod nodes;
 mod plan;
 
 use chrono::{DateTime, Utc};
@@ -48,6 +49,7 @@ pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> R
         Id::UiSchedules => plan::schedules(cms, &page, req).await?,
         Id::UiWeek => plan::week(cms, &page, req).await?,
         Id::UiPlaces => admin::places(cms, &page).await?,
+        Id::UiNode => nodes::node(cms, &page, req.id(0)?).await?,
         Id::UiUsers => admin::users(cms, &page).await?,
         Id::UiAudit => admin::audit(cms, &page).await?,
         _ => return Err(CmsError::not_found("Không có trang này", "Page")),
