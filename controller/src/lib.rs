@@ -1,6 +1,7 @@
 //! The controller process: the CMS (and, with the fleet link, the node hub) behind one
 //! listener. [`run`] is the whole server; the binary only parses its configuration.
 
+pub mod config;
 pub mod demo;
 pub mod demo_nodes;
 pub mod fleet;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cms::{Cms, CmsConfig, NewUserRequest};
+use controller::config::ControllerConfig;
 
 #[derive(Parser)]
 #[command(
@@ -22,14 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the CMS (web UI and API) from a data directory.
+    /// Serve the CMS (web UI and API) and the fleet hub from a data directory.
     Serve {
-        /// Holds the database (loa.db) and the audio blobs.
-        #[arg(long, env = "LOA_DATA", default_value = "data")]
-        data: PathBuf,
-        /// Address to listen on; port 0 picks a free one (printed on start).
-        #[arg(long, env = "LOA_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
         #[command(flatten)]
         opts: ServeOpts,
     },
@@ -39,12 +34,8 @@ enum Command {
         command: UserCommand,
     },
     /// The whole system with demo data: xã Hạ Long, five villages, a user per role,
-    /// sample content approved and scheduled.
+    /// sample content approved and scheduled, and its speaker nodes.
     Demo {
-        #[arg(long, env = "LOA_DATA", default_value = ".loa/demo")]
-        data: PathBuf,
-        #[arg(long, env = "LOA_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
         /// Demo speaker nodes, started as `speaker-node run` processes beside the controller.
         #[arg(long, default_value_t = 3)]
         nodes: u32,
@@ -56,20 +47,59 @@ enum Command {
     },
 }
 
+/// Each overrides `--config`, which overrides the defaults (see `ControllerConfig`).
 #[derive(clap::Args)]
 struct ServeOpts {
-    /// Largest accepted upload, in megabytes.
-    #[arg(long, env = "LOA_MAX_UPLOAD_MB", default_value_t = 200)]
-    max_upload_mb: u64,
+    /// A TOML file with these settings (see packaging/controller.toml).
+    #[arg(long, env = "LOA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Holds the database (loa.db) and the audio blobs [default: data; demo: .loa/demo].
+    #[arg(long, env = "LOA_DATA")]
+    data: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free one (printed on start) [default: 127.0.0.1:8080].
+    #[arg(long, env = "LOA_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Largest accepted upload, in megabytes [default: 200].
+    #[arg(long, env = "LOA_MAX_UPLOAD_MB")]
+    max_upload_mb: Option<u64>,
     /// Text-to-speech command template; {voice} and {out} are replaced, text on stdin.
     #[arg(long, env = "LOA_TTS_COMMAND")]
     tts_command: Option<String>,
-    /// Slug of the commune a new data directory starts with.
-    #[arg(long, env = "LOA_COMMUNE", default_value = "default")]
-    commune: String,
+    /// Slug of the commune a new data directory starts with [default: default].
+    #[arg(long, env = "LOA_COMMUNE")]
+    commune: Option<String>,
     /// A URL that gets a JSON POST when a node goes offline or comes back online.
     #[arg(long, env = "LOA_WEBHOOK_URL")]
     webhook_url: Option<String>,
+}
+
+impl ServeOpts {
+    /// File, then environment and flags.
+    fn resolve(self, default_data: Option<&str>) -> Result<ControllerConfig> {
+        let mut c = ControllerConfig::load(self.config.as_deref()).map_err(anyhow::Error::msg)?;
+        if let (Some(d), None) = (default_data, &self.config) {
+            c.data = PathBuf::from(d);
+        }
+        if let Some(v) = self.data {
+            c.data = v;
+        }
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.max_upload_mb {
+            c.max_upload_mb = v;
+        }
+        if let Some(v) = self.tts_command {
+            c.tts_command = Some(v);
+        }
+        if let Some(v) = self.commune {
+            c.commune = v;
+        }
+        if let Some(v) = self.webhook_url {
+            c.webhook_url = Some(v);
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Subcommand)]
@@ -90,19 +120,6 @@ enum UserCommand {
         #[arg(long)]
         province_wide: bool,
     },
-}
-
-fn config(data: PathBuf, opts: &ServeOpts) -> CmsConfig {
-    let mut c = CmsConfig {
-        data_dir: data,
-        ..CmsConfig::default()
-    };
-    c.max_upload_bytes = opts.max_upload_mb.saturating_mul(1_000_000);
-    if let Some(cmd) = &opts.tts_command {
-        c.tts_command = cmd.split_whitespace().map(str::to_owned).collect();
-    }
-    c.commune_slug = opts.commune.clone();
-    c
 }
 
 fn main() -> ExitCode {
@@ -138,20 +155,20 @@ fn run(cli: Cli) -> Result<()> {
         .build()?;
     rt.block_on(async {
         match cli.command {
-            Command::Serve { data, listen, opts } => {
-                serve(config(data, &opts), listen, opts.webhook_url, None).await
+            Command::Serve { opts } => {
+                let c = opts.resolve(None)?;
+                serve(c.cms(), c.listen, c.webhook_url, None).await
             }
             Command::Demo {
-                data,
-                listen,
                 nodes,
                 samples,
                 opts,
             } => {
-                let mut cfg = config(data, &opts);
+                let c = opts.resolve(Some(".loa/demo"))?;
+                let mut cfg = c.cms();
                 cfg.commune_slug = controller::demo::COMMUNE_SLUG.into();
                 cfg.commune_name = controller::demo::COMMUNE_NAME.into();
-                serve(cfg, listen, opts.webhook_url, Some((nodes, samples))).await
+                serve(cfg, c.listen, c.webhook_url, Some((nodes, samples))).await
             }
             Command::User {
                 command:

@@ -606,3 +606,18 @@ impl Agent {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AgentConfig;
+
+    #[test]
+    fn the_packaged_config_template_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/node.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let c: AgentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(c.state, std::path::PathBuf::from("/var/lib/loa-node"));
+        assert_eq!(c.output, "device");
+        assert!(toml::from_str::<AgentConfig>("stat = \"x\"").is_err());
+    }
+}
