@@ -1,6 +1,8 @@
 //! `speaker-node enroll` and `run` refuse bad input with one line on stderr and a
 //! non-zero exit, and leave nothing behind.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use loa_tests::{Controller, bin};
