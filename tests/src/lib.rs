@@ -174,11 +174,17 @@ pub struct Controller {
     pub addr: SocketAddr,
     pub data: PathBuf,
     pub api: Api,
+    extra: Vec<String>,
 }
 
 impl Controller {
     /// A fresh data directory under `dir` with an admin, served on a free port.
     pub async fn start(dir: &Path) -> Controller {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// [`Controller::start`] with extra `serve` arguments (they are kept for restarts).
+    pub async fn start_with(dir: &Path, extra: &[&str]) -> Controller {
         let data = dir.join("data");
         let out = Command::new(bin("controller"))
             .args(["user", "add", "--username", "admin", "--role", "admin"])
@@ -192,12 +198,14 @@ impl Controller {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0))).await
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0)), extra).await
     }
 
-    async fn serve(dir: &Path, data: &Path, listen: SocketAddr) -> Controller {
+    async fn serve(dir: &Path, data: &Path, listen: SocketAddr, extra: Vec<String>) -> Controller {
         let mut cmd = Command::new(bin("controller"));
         cmd.arg("serve")
+            .args(&extra)
             .arg("--data")
             .arg(data)
             .arg("--listen")
@@ -228,13 +236,14 @@ impl Controller {
             addr,
             data: data.to_path_buf(),
             api,
+            extra,
         }
     }
 
     /// Starts the controller again on the same address and data (after a kill).
     pub async fn restart(&mut self, dir: &Path) {
         self.proc.kill();
-        let again = Self::serve(dir, &self.data, self.addr).await;
+        let again = Self::serve(dir, &self.data, self.addr, self.extra.clone()).await;
         *self = again;
     }
 }

@@ -478,6 +478,12 @@ impl Agent {
                 tokio::spawn(async move {
                     let done = agent.command(id, command).await;
                     let _ = agent.outbox.send(done);
+                    // The effect shows in the CMS at once, not at the next heartbeat (a
+                    // second: a play asked for starts half a second after the command).
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = agent
+                        .outbox
+                        .send(NodeMsg::Heartbeat(Box::new(agent.health())));
                 });
             }
             ControllerMsg::Pong { .. } | ControllerMsg::PlayLogsAck { .. } => {}
@@ -539,11 +545,14 @@ impl Agent {
                 content_id,
                 sha256,
                 gain_db,
-                ..
-            } => self.play_now(id, content_id, sha256, gain_db).await,
+                duration_ms,
+            } => {
+                self.play_now(id, content_id, sha256, gain_db, duration_ms)
+                    .await
+            }
             Command::TestTone { seconds } => {
                 let ms = u64::from(seconds.clamp(1, 60)) * 1000;
-                self.queue_now(id, vec![Segment::Tone { ms }], None);
+                self.queue_now(id, vec![Segment::Tone { ms }], None, ms);
                 Ok(format!("{seconds} s test tone"))
             }
             Command::Resync => {
@@ -569,6 +578,7 @@ impl Agent {
         content_id: i64,
         sha256: String,
         gain_db: f32,
+        duration_ms: u64,
     ) -> Result<String, String> {
         if !self.cache.has(&sha256) {
             self.cache
@@ -582,12 +592,12 @@ impl Agent {
             sha256,
             gain_db,
         };
-        self.queue_now(id, vec![seg], Some(content_id));
+        self.queue_now(id, vec![seg], Some(content_id), duration_ms);
         Ok(format!("playing content {content_id}"))
     }
 
     /// A job starting half a second from now (time for the output to take it).
-    fn queue_now(&self, id: u64, segments: Vec<Segment>, content_id: Option<i64>) {
+    fn queue_now(&self, id: u64, segments: Vec<Segment>, content_id: Option<i64>, nominal_ms: u64) {
         let now = self.clock.controller_ns();
         let start = now + 500_000_000;
         self.to_playout(PlayoutCmd::Queue(Job {
@@ -603,6 +613,7 @@ impl Agent {
             segments,
             content_id,
             volume: 100,
+            nominal_ms,
         }));
     }
 }

@@ -26,6 +26,8 @@ use crate::player::{ItemRenderer, Loudness};
 
 /// Frames per loop turn: 10 ms, the granularity of cuts.
 const BLOCK_MS: i64 = 10;
+/// A job cut this close to its nominal end is logged as completed.
+const END_SLACK_MS: u64 = 100;
 /// A job whose start has passed by more than this is started late (and logged so).
 const LATE_MS: i64 = 50;
 /// The test tone: 1 kHz at -12 dBFS.
@@ -71,6 +73,8 @@ pub struct Job {
     pub content_id: Option<i64>,
     /// The schedule's volume (0-100), on top of the node's.
     pub volume: u8,
+    /// The program's air time as the schedule says (0: unknown).
+    pub nominal_ms: u64,
 }
 
 pub enum PlayoutCmd {
@@ -300,11 +304,20 @@ impl Playout {
                 let lead =
                     ((job.start_ns - t_next).max(0) as i128 * rate as i128 / 1_000_000_000) as u64;
                 buf.clear();
-                let _ = self.render(&mut buf, lead as usize, format);
+                let (job_frames, more) = self.render(&mut buf, lead as usize, format);
                 sink.write(&buf)?;
                 let start_ns = t_next + frames_ns(lead);
                 if let Some(cur) = self.current.take() {
-                    self.end(cur, PlayOutcome::Interrupted, start_ns, None);
+                    // Ending within the lead-in, or cut in its last moments (decoded
+                    // lengths differ from the nominal by a few ms): it played whole.
+                    let played_ms = (cur.frames as i64 * 1000 / rate) as u64;
+                    let nominal = cur.job.nominal_ms;
+                    if !more || (nominal > 0 && played_ms + END_SLACK_MS >= nominal) {
+                        let end = t_next + frames_ns(job_frames as u64);
+                        self.end(cur, PlayOutcome::Completed, end, None);
+                    } else {
+                        self.end(cur, PlayOutcome::Interrupted, start_ns, None);
+                    }
                 }
                 if start_ns > job.deadline_ns {
                     let a = Active::new(job, start_ns);

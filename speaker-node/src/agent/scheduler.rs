@@ -200,6 +200,7 @@ fn job(
         segments,
         content_id: program.items.first().map(|i| i.content_id),
         volume: spec.volume,
+        nominal_ms: program.duration_ms(),
     }
 }
 
