@@ -20,6 +20,10 @@ pub const WINDOW: usize = 64;
 pub const BEST: usize = 8;
 /// ...if their round trip is within twice the fastest's plus this (ns).
 const SLACK_NS: i64 = 1_000_000;
+/// Drift is estimated from voters spread over at least this long (ns)...
+const DRIFT_SPAN_NS: i64 = 10_000_000_000;
+/// ...and believed up to this rate (ns per ns): far beyond any crystal.
+const MAX_DRIFT: f64 = 2e-3;
 
 /// One exchange, all times in nanoseconds of their own clock (node: t0, t3; controller:
 /// t1, t2).
@@ -42,6 +46,11 @@ impl SyncSample {
         (self.t3 - self.t0) - (self.t2 - self.t1)
     }
 
+    /// The node time the exchange is centred on.
+    pub fn mid(&self) -> i64 {
+        self.t0 + (self.t3 - self.t0) / 2
+    }
+
     /// Impossible exchanges (a clock stepped mid-exchange, a forged reply) are refused.
     pub fn is_plausible(&self) -> bool {
         self.t3 >= self.t0 && self.t2 >= self.t1 && self.round_trip() >= 0
@@ -49,7 +58,7 @@ impl SyncSample {
 }
 
 /// What the node believes about the controller's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ClockEstimate {
     /// Add to a node time to get controller time, ns.
     pub offset_ns: i64,
@@ -57,6 +66,48 @@ pub struct ClockEstimate {
     pub round_trip_ns: i64,
     /// Samples the estimate rests on.
     pub samples: usize,
+    /// How fast the offset changes (the two clocks' rate difference), parts per million.
+    pub drift_ppm: f64,
+    /// The node time `offset_ns` holds at; later, add `drift_ppm` for the time since.
+    pub reference_ns: i64,
+}
+
+impl ClockEstimate {
+    /// The offset at node time `at_ns`, drift included.
+    pub fn offset_at(&self, at_ns: i64) -> i64 {
+        self.offset_ns + ((at_ns - self.reference_ns) as f64 * self.drift_ppm / 1e6) as i64
+    }
+}
+
+/// The offset's rate of change (ns per ns) from a least-squares line through the voters,
+/// used only when it is measured beyond doubt: over at least [`DRIFT_SPAN_NS`] and moving
+/// the offset by more than twice the slowest voter's round trip (so a still clock's noise,
+/// bounded by half a round trip, can never pass for drift).
+fn drift(voters: &[&SyncSample]) -> f64 {
+    if voters.len() < BEST {
+        return 0.0;
+    }
+    let xs: Vec<f64> = voters.iter().map(|s| s.mid() as f64).collect();
+    let ys: Vec<f64> = voters.iter().map(|s| s.offset() as f64).collect();
+    let span =
+        xs.iter().cloned().fold(f64::MIN, f64::max) - xs.iter().cloned().fold(f64::MAX, f64::min);
+    if span < DRIFT_SPAN_NS as f64 {
+        return 0.0;
+    }
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    if sxx <= 0.0 {
+        return 0.0;
+    }
+    let slope = (sxy / sxx).clamp(-MAX_DRIFT, MAX_DRIFT);
+    let slowest = voters.iter().map(|s| s.round_trip()).max().unwrap_or(0) as f64;
+    if (slope * span).abs() > 2.0 * slowest {
+        slope
+    } else {
+        0.0
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -83,17 +134,27 @@ impl ClockEstimator {
 
     /// The current estimate; `None` before the first sample.
     pub fn estimate(&self) -> Option<ClockEstimate> {
-        let mut fastest: Vec<&SyncSample> = self.samples.iter().collect();
-        fastest.sort_by_key(|s| s.round_trip());
-        fastest.truncate(BEST);
         // A sample that waited in a queue on either side is skewed by half its wait and
         // shows it in its round trip: only those close to the fastest vote (NTP's clock
         // filter goes further and trusts the single fastest).
-        if let Some(min) = fastest.first().map(|s| s.round_trip()) {
-            let limit = min.saturating_mul(2).saturating_add(SLACK_NS);
-            fastest.retain(|s| s.round_trip() <= limit);
-        }
-        let mut offsets: Vec<i64> = fastest.iter().map(|s| s.offset()).collect();
+        let min = self.samples.iter().map(SyncSample::round_trip).min()?;
+        let limit = min.saturating_mul(2).saturating_add(SLACK_NS);
+        let voters: Vec<&SyncSample> = self
+            .samples
+            .iter()
+            .filter(|s| s.round_trip() <= limit)
+            .collect();
+        let drift = drift(&voters);
+        // Every voter's offset brought to the newest sample's time, then the median of the
+        // fastest few.
+        let reference = self.samples.back().map_or(0, SyncSample::mid);
+        let mut fastest = voters.clone();
+        fastest.sort_by_key(|s| s.round_trip());
+        fastest.truncate(BEST);
+        let mut offsets: Vec<i64> = fastest
+            .iter()
+            .map(|s| s.offset() + ((reference - s.mid()) as f64 * drift) as i64)
+            .collect();
         offsets.sort_unstable();
         let n = offsets.len();
         let median = match n {
@@ -105,6 +166,8 @@ impl ClockEstimator {
             offset_ns: median,
             round_trip_ns: fastest[0].round_trip(),
             samples: n,
+            drift_ppm: drift * 1e6,
+            reference_ns: reference,
         })
     }
 
@@ -185,6 +248,23 @@ mod tests {
         }
         assert_eq!(est.len(), WINDOW);
         assert_eq!(est.estimate().unwrap().offset_ns, 7 * MS);
+    }
+
+    #[test]
+    fn a_drifting_clock_is_followed_not_lagged() {
+        // The node's clock runs 300 ppm fast: the offset falls 300 us a second.
+        let mut est = ClockEstimator::new();
+        let truth = |t: i64| 5_000 * MS - t * 300 / 1_000_000;
+        for i in 0..64i64 {
+            let t0 = i * 1_000 * MS;
+            let up = if i % 5 == 0 { 30 * MS } else { MS / 5 };
+            est.add(exchange(t0, truth(t0), up, MS / 5, MS / 10));
+        }
+        let e = est.estimate().unwrap();
+        assert!((e.drift_ppm + 300.0).abs() < 5.0, "{e:?}");
+        let now = 64_000 * MS;
+        let error = (e.offset_at(now) - truth(now)).abs();
+        assert!(error < MS / 10, "error {error} ns: {e:?}");
     }
 
     proptest! {

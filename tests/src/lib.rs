@@ -539,6 +539,16 @@ impl Card {
         }
     }
 
+    /// Host time just after the last frame louder than silence before `before_ns`.
+    pub fn last_sound_before(&self, before_ns: i64) -> Option<i64> {
+        let end = ((before_ns - self.first_ns).max(0) as f64 / 1e9 * self.rate) as usize;
+        let frames = (self.samples.len() / self.channels).min(end);
+        (0..frames)
+            .rev()
+            .find(|&f| self.samples[f * self.channels].abs() > 0.01)
+            .map(|f| self.first_ns + ((f + 1) as f64 / self.rate * 1e9) as i64)
+    }
+
     /// Host time of the first frame louder than silence at or after `after_ns`.
     pub fn first_sound_after(&self, after_ns: i64) -> Option<i64> {
         let start = ((after_ns - self.first_ns).max(0) as f64 / 1e9 * self.rate) as usize;

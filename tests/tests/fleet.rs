@@ -139,3 +139,33 @@ async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
         assert!(e.abs() <= ON_TIME_MS, "{errors:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_play_stays_on_the_controller_clock_on_a_drifting_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(dir.path()).await;
+    let village = ctl.api.village("Thôn Trôi").await;
+    let seconds = 20.0;
+    let (content, _) = ctl.api.approved_audio("Dài", tone_wav(seconds)).await;
+    let mut node = Node::enroll(&ctl, dir.path(), "loa-troi", village).await;
+    // 400 ppm: 8 ms over the play if nothing corrected it (real crystals: 20-100 ppm).
+    node.start(&dir.path().join("d.wav"), &["--clock-drift-ppm", "400"]);
+    node.wait_ready(&ctl.api).await;
+    let at = whole_ms(now_ns() + 5_000_000_000);
+    ctl.api
+        .play_once("Trôi", content, &[node.id], at, "normal")
+        .await;
+    let end = at + (seconds * 1e9) as i64;
+    wait_for("the end of the play", Duration::from_secs(60), || async {
+        (!ctl.api.playlogs(node.id).await.is_empty()).then_some(())
+    })
+    .await;
+    node.proc().stop();
+    let card = Card::read(&dir.path().join("d.wav"));
+    let start_error = error_ms(&card, at);
+    let heard_end = card.last_sound_before(end + 1_000_000_000).unwrap();
+    let end_error = (heard_end - end) as f64 / 1e6;
+    eprintln!("start {start_error:.2} ms, end {end_error:.2} ms off");
+    assert!(start_error.abs() <= ON_TIME_MS);
+    assert!(end_error.abs() <= 3.0, "end {end_error:.2} ms off");
+}

@@ -53,14 +53,25 @@ impl NodeClock {
         h + self.offset_ns + ((h - self.epoch_ns) as f64 * self.drift_ppm / 1e6) as i64
     }
 
-    /// Controller minus local, ns (0 before any estimate).
+    /// Controller minus local at local time `local`, ns: the estimate with its drift, else
+    /// the offset saved before a restart, else 0.
+    fn offset_at(&self, local: i64) -> i64 {
+        let s = self.lock();
+        match s.estimate {
+            Some(e) => e.offset_at(local),
+            None => s.offset_ns.unwrap_or(0),
+        }
+    }
+
+    /// Controller minus local now, ns.
     pub fn offset_ns(&self) -> i64 {
-        self.lock().offset_ns.unwrap_or(0)
+        self.offset_at(self.local_ns())
     }
 
     /// The fleet's time, ns since the Unix epoch.
     pub fn controller_ns(&self) -> i64 {
-        self.local_ns() + self.offset_ns()
+        let local = self.local_ns();
+        local + self.offset_at(local)
     }
 
     /// Adds one exchange; returns the new estimate.
@@ -68,9 +79,6 @@ impl NodeClock {
         let mut s = self.lock();
         s.estimator.add(sample);
         s.estimate = s.estimator.estimate();
-        if let Some(e) = s.estimate {
-            s.offset_ns = Some(e.offset_ns);
-        }
         s.estimate
     }
 
@@ -99,6 +107,6 @@ mod tests {
             t3: 0,
         };
         c.add_sample(s);
-        assert_eq!(c.offset_ns(), 1_000);
+        assert_eq!(c.estimate().unwrap().offset_ns, 1_000);
     }
 }

@@ -35,7 +35,7 @@ impl Agent {
             agent: env!("CARGO_PKG_VERSION").into(),
             uptime_s: self.started.elapsed().as_secs(),
             ip: lock(&self.ip).iter().cloned().collect(),
-            clock_offset_ms: estimate.map(|e| e.offset_ns as f64 / 1e6),
+            clock_offset_ms: estimate.map(|_| self.clock.offset_ns() as f64 / 1e6),
             round_trip_ms: estimate.map(|e| e.round_trip_ns as f64 / 1e6),
             cache_used_bytes: self.cache.used_bytes(),
             cache_quota_bytes: self.cfg.cache_quota_mb * 1_000_000,

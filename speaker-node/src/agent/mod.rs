@@ -453,12 +453,13 @@ impl Agent {
         let mut settings = self.state.settings();
         if let Some(e) = self.clock.estimate() {
             tracing::info!(
-                offset_ms = e.offset_ns as f64 / 1e6,
+                offset_ms = self.clock.offset_ns() as f64 / 1e6,
+                drift_ppm = e.drift_ppm,
                 round_trip_ms = e.round_trip_ns as f64 / 1e6,
                 samples = e.samples,
                 "clock offset saved"
             );
-            settings.clock_offset_ns = Some(e.offset_ns);
+            settings.clock_offset_ns = Some(self.clock.offset_ns());
             let _ = self.state.save_settings(&settings);
         }
     }

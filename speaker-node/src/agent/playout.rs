@@ -26,6 +26,11 @@ use crate::player::{ItemRenderer, Loudness};
 
 /// Frames per loop turn: 10 ms, the granularity of cuts.
 const BLOCK_MS: i64 = 10;
+/// Drift correction (DESIGN.md, "Clock sync"): while a play runs, its frames are kept on
+/// the controller's clock by dropping or repeating single frames, one per block at most
+/// (up to 2,000 ppm at 48 kHz). Steering starts at this error and stops below the next.
+const STEER_START_NS: i64 = 1_000_000;
+const STEER_STOP_NS: i64 = 200_000;
 /// A job cut this close to its nominal end is logged as completed.
 const END_SLACK_MS: u64 = 100;
 /// A job whose start has passed by more than this is started late (and logged so).
@@ -174,6 +179,8 @@ struct Active {
     frames: u64,
     problems: Vec<String>,
     content_id: Option<i64>,
+    /// Drift correction under way: 1 dropping frames, -1 repeating, 0 none.
+    steering: i8,
 }
 
 impl Playout {
@@ -336,8 +343,23 @@ impl Playout {
                 self.cfg.amp.set(true);
                 continue;
             }
+            let skew = self
+                .current
+                .as_mut()
+                .map_or(0, |cur| cur.steer(t_next, rate));
             buf.clear();
             let (job_frames, more) = self.render(&mut buf, block, format);
+            let channels = usize::from(format.channels);
+            match skew {
+                // Late against the controller's clock: this block leaves one frame short.
+                1 if job_frames > 1 => buf.truncate(buf.len() - channels),
+                // Early: its last frame is held one frame longer.
+                -1 if buf.len() >= channels => {
+                    let last = buf[buf.len() - channels..].to_vec();
+                    buf.extend_from_slice(&last);
+                }
+                _ => {}
+            }
             sink.write(&buf)?;
             if !more {
                 if let Some(cur) = self.current.take() {
@@ -403,7 +425,21 @@ impl Active {
             frames: 0,
             problems: Vec::new(),
             content_id: None,
+            steering: 0,
         }
+    }
+
+    /// Whether the next block should lose (1) or repeat (-1) a frame: compares when the
+    /// job's next frame will leave (`t_next`, controller clock) with when it should.
+    fn steer(&mut self, t_next: i64, rate: i64) -> i8 {
+        let due = self.started_ns + (self.frames as i128 * 1_000_000_000 / rate as i128) as i64;
+        let error = t_next - due;
+        if error.abs() >= STEER_START_NS {
+            self.steering = if error > 0 { 1 } else { -1 };
+        } else if error.abs() < STEER_STOP_NS {
+            self.steering = 0;
+        }
+        self.steering
     }
 
     /// Appends up to `want` samples of the job to `buf`; false once the job has no more.
