@@ -63,7 +63,16 @@ pub fn revoke(conn: &Connection, id: i64, code_hash: Option<&str>) -> Result<()>
         "UPDATE nodes SET token_hash = NULL, enrollment_code_hash = ?2 WHERE id = ?1",
         params![id, code_hash],
     )?;
-    event(conn, id, "revoked", "")
+    event(
+        conn,
+        id,
+        if code_hash.is_some() {
+            "new_code"
+        } else {
+            "revoked"
+        },
+        "",
+    )
 }
 
 /// The node was heard from; `health` is its latest heartbeat (JSON).

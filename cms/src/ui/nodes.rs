@@ -147,6 +147,53 @@ fn command_forms(page: &Page<'_>, n: &Node, items: &str) -> String {
     )
 }
 
+/// Per item the node's schedule needs: is it in the node's cache yet?
+async fn sync_table(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<String> {
+    let desired = cms.node_desired_state(n.id).await?;
+    let missing: Vec<&str> = n
+        .health
+        .as_ref()
+        .and_then(|h| h["missing_blobs"].as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let mut seen = Vec::new();
+    let mut rows = String::new();
+    for spec in &desired.schedules {
+        let items = spec.program.chime.iter().chain(spec.program.items.iter());
+        for item in items {
+            let Some(sha) = item.sha256.as_deref() else {
+                continue;
+            };
+            if seen.contains(&sha) {
+                continue;
+            }
+            seen.push(sha);
+            let title = cms
+                .content(page.p, item.content_id)
+                .await
+                .map(|c| c.title)
+                .unwrap_or_default();
+            let (class, state) = match (n.health.is_some(), missing.contains(&sha)) {
+                (false, _) => ("pending", page.t("Chưa rõ", "Unknown")),
+                (true, true) => ("pending", page.t("Đang tải về", "Downloading")),
+                (true, false) => ("online", page.t("Đã có trên cụm loa", "On the node")),
+            };
+            rows.push_str(&format!(
+                r#"<tr><td>{}</td><td>{}</td><td><span class="badge {class}">{state}</span></td></tr>"#,
+                esc(&title),
+                mb(Some(item.size)),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        r#"<h2>{h}</h2><div class="table-wrap"><table id="node-sync"><tbody>{rows}</tbody></table></div>"#,
+        h = page.t("Nội dung theo lịch", "Scheduled content")
+    ))
+}
+
 pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     let p = page.p;
     let n = cms
@@ -217,6 +264,7 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
             .collect();
         body.push_str(&command_forms(page, &n, &items));
     }
+    body.push_str(&sync_table(cms, page, &n).await?);
     body.push_str(&format!(
         r#"<h2>{h}</h2><div class="table-wrap"><table id="node-events"><tbody>{history}</tbody></table></div>"#,
         h = page.t("Lịch sử", "History")
