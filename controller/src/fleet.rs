@@ -27,6 +27,8 @@ use warp::reply::Reply;
 
 /// How often a session looks for a new desired state (the CMS generation is one atomic).
 const DESIRED_CHECK: Duration = Duration::from_millis(300);
+/// A heartbeat is a few hundred bytes; one this large is refused (it is stored each time).
+const MAX_HEALTH_BYTES: usize = 64 * 1024;
 /// How often liveness is checked.
 const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 
@@ -403,6 +405,9 @@ impl NodeSession {
             }
             NodeMsg::Heartbeat(health) => {
                 let json = serde_json::to_string(&health).unwrap_or_default();
+                if json.len() > MAX_HEALTH_BYTES {
+                    return Err(format!("heartbeat of {} bytes", json.len()));
+                }
                 let cms = cms.clone();
                 background(Box::pin(async move { cms.node_seen(id, Some(json)).await }));
                 Ok(Vec::new())

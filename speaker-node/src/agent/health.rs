@@ -40,7 +40,8 @@ impl Agent {
             cache_used_bytes: self.cache.used_bytes(),
             cache_quota_bytes: self.cfg.cache_quota_mb * 1_000_000,
             disk_free_bytes: disk_free(self.state.root()),
-            missing_blobs: lock(&self.missing).clone(),
+            // The first 200 (nearest first): enough to act on, and the heartbeat stays small.
+            missing_blobs: lock(&self.missing).iter().take(200).cloned().collect(),
             playing: status.playing,
             volume: status.volume,
             output: self.cfg.output.clone(),
