@@ -100,7 +100,10 @@ impl BlobCache {
             tracing::info!(%sha256, bytes = have, "resuming download");
             req = req.header("Range", format!("bytes={have}-"));
         }
-        let res = req.send().await.map_err(|e| err(format!("{url}: {e}")))?;
+        let res = req
+            .send()
+            .await
+            .map_err(|e| err(format!("{url}: {}", super::chain(&e))))?;
         let status = res.status().as_u16();
         let append = match status {
             206 => true,
@@ -120,7 +123,8 @@ impl BlobCache {
         if status != 416 {
             let mut body = res.bytes_stream();
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| err(format!("{url}: download cut: {e}")))?;
+                let chunk =
+                    chunk.map_err(|e| err(format!("{url}: download cut: {}", super::chain(&e))))?;
                 file.write_all(&chunk)
                     .await
                     .map_err(|e| err(format!("{}: {e}", partial.display())))?;

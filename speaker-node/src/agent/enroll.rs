@@ -44,9 +44,12 @@ pub fn enroll(server: &str, code: &str, state: &Path) -> Result<Identity, String
             .json(&serde_json::json!({ "code": code }))
             .send()
             .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| format!("{url}: {}", super::chain(&e)))?;
         let status = res.status();
-        let body = res.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        let body = res
+            .bytes()
+            .await
+            .map_err(|e| format!("{url}: {}", super::chain(&e)))?;
         if !status.is_success() {
             let message = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|b| b.message)

@@ -86,7 +86,7 @@ async fn connect(agent: &Agent) -> Result<Ws, String> {
             };
             Err(format!("{url}: HTTP {status}{detail}"))
         }
-        Ok(Err(e)) => Err(format!("{url}: {e}")),
+        Ok(Err(e)) => Err(format!("{url}: {}", super::chain(&e))),
         Ok(Ok((ws, _))) => Ok(ws),
     }
 }

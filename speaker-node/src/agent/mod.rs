@@ -146,6 +146,21 @@ pub struct Agent {
     incoming: tokio::sync::watch::Sender<Option<DesiredState>>,
 }
 
+/// An error with its causes, `a: b: c` (reqwest's own text hides why a request failed).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
