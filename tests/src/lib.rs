@@ -74,6 +74,13 @@ fn stale(bin: &Path) -> bool {
     .any(|t| Some(t) > built)
 }
 
+/// Timing tests take turns within a test binary: three systems starting at once on a
+/// 2-core machine measure the machine, not the system. Hold the guard for the test.
+pub async fn timing_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// Current host time, ns since the Unix epoch.
 pub fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
@@ -490,8 +497,13 @@ impl Node {
         let what = format!("node {} ready", self.id);
         wait_for(&what, Duration::from_secs(30), || async {
             let n = api.node(self.id).await;
+            // A settled clock too: an estimate resting on a fast exchange.
+            let settled = n["health"]["round_trip_ms"]
+                .as_f64()
+                .is_some_and(|rtt| rtt < 5.0);
             let ready = n["online"] == true
                 && n["lagging"] == false
+                && settled
                 && n["applied_version"].is_string()
                 && n["health"]["missing_blobs"]
                     .as_array()

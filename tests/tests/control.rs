@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use loa_tests::{Card, Controller, Node, now_ns, tone_wav, wait_for};
+use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav, wait_for};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,6 +27,7 @@ async fn logs_for(ctl: &Controller, node: i64, n: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emergency_cuts_in_on_time_and_the_cut_play_restarts() {
+    let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = Controller::start(dir.path()).await;
     let village = ctl.api.village("Thôn Giữa").await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use loa_tests::{Card, Controller, Node, now_ns, tone_wav, wait_for};
+use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav, wait_for};
 
 /// CONTRACT/issue target: the first sample within 20 ms of the scheduled time.
 const ON_TIME_MS: f64 = 20.0;
@@ -23,6 +23,7 @@ fn error_ms(card: &Card, at_ns: i64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_play_on_time_and_their_logs_arrive() {
+    let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = Controller::start(dir.path()).await;
     let village = ctl.api.village("Thôn Đông").await;
@@ -73,6 +74,7 @@ async fn three_nodes_play_on_time_and_their_logs_arrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
+    let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
     let mut ctl = Controller::start(dir.path()).await;
     let village = ctl.api.village("Thôn Tây").await;
@@ -142,6 +144,7 @@ async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_play_stays_on_the_controller_clock_on_a_drifting_node() {
+    let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = Controller::start(dir.path()).await;
     let village = ctl.api.village("Thôn Trôi").await;
