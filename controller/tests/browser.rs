@@ -350,3 +350,53 @@ async fn technician_adds_a_node_and_sees_its_enrolment_code() {
     assert!(!html.contains("/api/v1/communes/"));
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_browser(&dir.path().join("profile")).await;
+    login(&c, &base, "kythuat").await;
+    c.goto(&format!("{base}/ui/places")).await.unwrap();
+    click(&c, Locator::LinkText("Cụm loa 1")).await;
+    wait_path(&c, "/ui/nodes/1").await;
+    // The demo's node reports in within seconds: online, on its latest schedule, every
+    // scheduled item on the node. The page does not refresh itself: reload until then.
+    let started = Instant::now();
+    loop {
+        let html = c.source().await.unwrap_or_default();
+        if html.contains("Trực tuyến, đúng lịch")
+            && !html.contains("Đang tải về")
+            && html.contains("Đã có trên cụm loa")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node never in step:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.refresh().await.unwrap();
+    }
+    click(
+        &c,
+        Locator::Css("form[data-api='/api/v1/nodes/1/commands'] input[value='test_tone'] ~ button"),
+    )
+    .await;
+    // The page reloads after the command; its result comes back into the history.
+    let started = Instant::now();
+    loop {
+        let html = c.source().await.unwrap_or_default();
+        if html.contains("command_done") {
+            assert!(html.contains("test tone"), "{html}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no command result:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.refresh().await.unwrap();
+    }
+    c.close().await.unwrap();
+}

@@ -43,6 +43,26 @@ fn play_and_capture(sample: &str, extra: &[&str]) -> (Vec<f32>, Vec<f32>, String
 /// capture may lack up to this much of the start; everything after must be there.
 const MONITOR_START_LOSS_FRAMES: usize = 24_000;
 
+/// Plays `sample` and checks what the null sink's monitor recorded. The recorder (parec)
+/// is the test's instrument: on a loaded machine it has been seen to drop a stretch of a
+/// capture (SNR 18.7 dB once in a full run, with no underrun on the playing side). Such a
+/// capture is taken once more; a second bad one fails, and an underrun always fails.
+fn play_and_hear(sample: &str, extra: &[&str], expected_gain: f64) {
+    for attempt in 0..2 {
+        let (reference, captured, err) = play_and_capture(sample, extra);
+        assert!(!err.contains("underrun"), "{err}");
+        let cmp = compare(&reference, &captured, 2, 96_000);
+        if cmp.snr_db > 40.0 || attempt == 1 {
+            assert_heard(&reference, &captured, expected_gain);
+            return;
+        }
+        eprintln!(
+            "the capture lost audio (SNR {:.1} dB); capturing once more",
+            cmp.snr_db
+        );
+    }
+}
+
 fn assert_heard(reference: &[f32], captured: &[f32], expected_gain: f64) {
     let cmp = compare(reference, captured, 2, 96_000);
     println!(
@@ -70,29 +90,24 @@ fn assert_heard(reference: &[f32], captured: &[f32], expected_gain: f64) {
 
 #[test]
 fn plays_a_stereo_item_through_the_sound_card_at_the_volume_asked() {
-    let (reference, captured, err) =
-        play_and_capture("news.ogg", &["--output", "device", "--volume", "50"]);
-    assert!(!err.contains("underrun"), "{err}");
-    assert_heard(&reference, &captured, 0.25);
+    play_and_hear("news.ogg", &["--output", "device", "--volume", "50"], 0.25);
 }
 
 #[test]
 fn plays_through_alsa_when_asked() {
     // cpal -> ALSA -> the pulse ALSA plugin: the path of a board with no sound server.
-    let (reference, captured, err) = play_and_capture(
+    play_and_hear(
         "news.mp3",
         &["--output", "device:alsa:default", "--volume", "80"],
+        0.64,
     );
-    assert!(!err.contains("underrun"), "{err}");
-    assert_heard(&reference, &captured, 0.64);
 }
 
 #[test]
 fn plays_a_mono_mp3_with_item_gain() {
-    let (reference, captured, err) = play_and_capture(
+    play_and_hear(
         "announcement.mp3",
         &["--output", "device", "--gain-db", "-6"],
+        10f64.powf(-6.0 / 20.0),
     );
-    assert!(!err.contains("underrun"), "{err}");
-    assert_heard(&reference, &captured, 10f64.powf(-6.0 / 20.0));
 }
