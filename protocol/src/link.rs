@@ -37,8 +37,9 @@ pub const HEARTBEAT_MS: u64 = 10_000;
 pub const OFFLINE_AFTER_MS: u64 = 30_000;
 /// WebSocket pings both ways this often; a peer silent for [`DEAD_AFTER_MS`] is gone.
 pub const KEEPALIVE_MS: u64 = 5_000;
-/// A link with nothing received for this long is dead (ms).
-pub const DEAD_AFTER_MS: u64 = 15_000;
+/// A link with nothing received for this long is dead (ms): with checks every second or
+/// less, a dead link is noticed within 15 s on both sides (almost three missed pings).
+pub const DEAD_AFTER_MS: u64 = 14_000;
 /// Play log entries per `PlayLogs` message.
 pub const PLAYLOG_BATCH: usize = 200;
 

@@ -157,6 +157,13 @@ impl Proc {
         }
     }
 
+    /// Sends a signal by name (`STOP` freezes the process, `CONT` resumes it).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = self.child.as_ref() {
+            signal(c, sig);
+        }
+    }
+
     pub fn running(&mut self) -> bool {
         self.child
             .as_mut()

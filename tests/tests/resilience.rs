@@ -267,3 +267,60 @@ async fn bad_tokens_and_bad_frames_are_refused_and_only_their_link_closes() {
         .count();
     assert_eq!(offline, 0, "{events}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_peer_is_noticed_within_15_s_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctl = Controller::start(dir.path()).await;
+    let village = ctl.api.village("Thôn Lặng").await;
+    let mut node = Node::enroll(&ctl, dir.path(), "loa-lang", village).await;
+    node.start(&dir.path().join("f.wav"), &[]);
+    node.wait_ready(&ctl.api).await;
+    let dead = "link dead";
+    // A frozen node (a hung board, a link that silently drops everything).
+    node.proc().signal("STOP");
+    let frozen = std::time::Instant::now();
+    wait_for(
+        "the controller to drop the frozen node",
+        Duration::from_secs(25),
+        || async { ctl.proc.log_text().contains(dead).then_some(()) },
+    )
+    .await;
+    let took = frozen.elapsed();
+    eprintln!("the controller dropped a frozen node after {took:?}");
+    assert!(
+        took <= Duration::from_secs(15),
+        "controller noticed after {took:?}"
+    );
+    node.proc().signal("CONT");
+    // Back: the node notices its own dead link at once and dials again.
+    let node_log = node.proc().log.clone();
+    let count = |what: &str| {
+        std::fs::read_to_string(&node_log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+    };
+    wait_for("the node to redial", Duration::from_secs(20), || async {
+        (count("link up") >= 2).then_some(())
+    })
+    .await;
+    let deaths = count(dead);
+    // A frozen controller.
+    ctl.proc.signal("STOP");
+    let frozen = std::time::Instant::now();
+    wait_for(
+        "the node to drop the frozen controller",
+        Duration::from_secs(25),
+        || async { (count(dead) > deaths).then_some(()) },
+    )
+    .await;
+    let took = frozen.elapsed();
+    eprintln!("the node dropped a frozen controller after {took:?}");
+    ctl.proc.signal("CONT");
+    assert!(
+        took <= Duration::from_secs(15),
+        "node noticed after {took:?}"
+    );
+    ctl.proc.kill();
+}

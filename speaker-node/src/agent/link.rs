@@ -122,6 +122,11 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
     let mut inflight: HashSet<String> = HashSet::new();
     let mut outbox = agent.outbox_rx.lock().await;
     loop {
+        // Checked at least every second (the clock exchanges wake the loop): a dead link
+        // is noticed within DEAD_AFTER_MS and a second.
+        if last_rx.elapsed() > Duration::from_millis(DEAD_AFTER_MS) {
+            return Err("no traffic from the controller: link dead".into());
+        }
         // Upload pending play logs, one batch in flight at a time.
         if inflight.is_empty() {
             let batch: Vec<_> = agent.pending_logs(PLAYLOG_BATCH);
@@ -186,9 +191,6 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
             _ = agent.logs_changed.notified() => None,
             out = outbox.recv() => out,
             _ = keepalive.tick() => {
-                if last_rx.elapsed() > Duration::from_millis(DEAD_AFTER_MS) {
-                    return Err("no traffic from the controller: link dead".into());
-                }
                 tx.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
                 None
             }
