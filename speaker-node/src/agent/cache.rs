@@ -74,6 +74,16 @@ impl BlobCache {
         Some(path)
     }
 
+    /// Where the blob is, or will be once fetched (marks it used when there); `None` for
+    /// a malformed hash. The playout checks for the file when the item's turn comes, so a
+    /// download finishing after a play was queued still makes it.
+    pub fn path_of(&self, sha256: &str) -> Option<PathBuf> {
+        is_sha256(sha256).then(|| {
+            let _ = self.get(sha256);
+            self.dir.join(sha256)
+        })
+    }
+
     pub fn has(&self, sha256: &str) -> bool {
         is_sha256(sha256) && self.dir.join(sha256).is_file()
     }

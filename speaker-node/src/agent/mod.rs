@@ -604,7 +604,7 @@ impl Agent {
         }
         let seg = Segment::Audio {
             content_id,
-            path: self.cache.get(&sha256),
+            path: self.cache.path_of(&sha256),
             sha256,
             gain_db,
         };

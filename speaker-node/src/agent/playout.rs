@@ -52,7 +52,7 @@ pub enum Segment {
     Audio {
         content_id: i64,
         sha256: String,
-        /// `None`: not in the cache.
+        /// Where the cache keeps it (checked when its turn comes); `None`: a bad hash.
         path: Option<PathBuf>,
         gain_db: f32,
     },
@@ -511,7 +511,7 @@ impl Active {
                 gain_db,
             } => {
                 self.content_id = Some(content_id);
-                let Some(path) = path else {
+                let Some(path) = path.filter(|p| p.is_file()) else {
                     self.problems.push(format!(
                         "content {content_id} ({sha256}) is not in the cache"
                     ));

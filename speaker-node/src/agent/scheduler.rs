@@ -161,7 +161,7 @@ fn job(
         let sha = i.sha256.clone().unwrap_or_default();
         Segment::Audio {
             content_id: i.content_id,
-            path: cache.get(&sha),
+            path: cache.path_of(&sha),
             sha256: sha,
             gain_db: i.gain_db,
         }
