@@ -168,11 +168,6 @@ impl Hub {
         self.liveness.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Nodes with a live session now.
-    pub fn connected(&self) -> Vec<i64> {
-        self.lock_sessions().keys().copied().collect()
-    }
-
     /// The node was heard from: online again if it was not.
     async fn heard(&self, node: &NodeIdentity) {
         let came_online = {

@@ -106,6 +106,22 @@ pub enum ControllerMsg {
     Unknown,
 }
 
+/// `POST /api/v1/nodes/enroll`: a node trades the one-time code an admin got when adding
+/// it for its node token (over HTTP, before there is a link).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+}
+
+/// No `Debug`: it carries the token.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub node_id: i64,
+    pub name: String,
+    /// The node's long-lived secret: shown once, kept only as a hash.
+    pub token: String,
+}
+
 /// Remote commands a technician sends a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

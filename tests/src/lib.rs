@@ -81,6 +81,11 @@ pub async fn timing_turn() -> tokio::sync::MutexGuard<'static, ()> {
     TURN.lock().await
 }
 
+/// `ns` rounded down to the millisecond, as schedules store times.
+pub fn whole_ms(ns: i64) -> i64 {
+    ns / 1_000_000 * 1_000_000
+}
+
 /// Current host time, ns since the Unix epoch.
 pub fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)

@@ -4,15 +4,10 @@
 
 use std::time::Duration;
 
-use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav, wait_for};
+use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav, wait_for, whole_ms};
 
 /// CONTRACT/issue target: the first sample within 20 ms of the scheduled time.
 const ON_TIME_MS: f64 = 20.0;
-
-/// Schedules are stored to the millisecond.
-fn whole_ms(ns: i64) -> i64 {
-    ns / 1_000_000 * 1_000_000
-}
 
 fn error_ms(card: &Card, at_ns: i64) -> f64 {
     let heard = card
@@ -94,7 +89,6 @@ async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
     b.start(&dir.path().join("b1.wav"), &["--clock-offset-ms", "400"]);
     a.wait_ready(&ctl.api).await;
     b.wait_ready(&ctl.api).await;
-    let api = ctl.api.clone();
     ctl.proc.kill();
     // B restarts between the two plays, with no controller to talk to.
     wait_for("the first play", Duration::from_secs(30), || async {
@@ -108,7 +102,6 @@ async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
     })
     .await;
     ctl.restart(dir.path()).await;
-    let _ = api;
     for n in [&a, &b] {
         let logs = wait_for("logs after reconnect", Duration::from_secs(90), || async {
             let logs = ctl.api.playlogs(n.id).await;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use protocol::link::{Command, PlayLogEntry};
+pub use protocol::link::{EnrollRequest, EnrollResponse};
 use serde::{Deserialize, Serialize};
 
 use super::audit_by;
@@ -26,19 +27,6 @@ pub trait FleetLink: Send + Sync {
     fn command(&self, node_id: i64, id: u64, command: Command) -> bool;
     /// Ends the node's session at once (it was revoked).
     fn disconnect(&self, node_id: i64);
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EnrollRequest {
-    pub code: String,
-}
-
-#[derive(Serialize)]
-pub struct EnrollResponse {
-    pub node_id: i64,
-    pub name: String,
-    /// The node's long-lived secret: shown once, kept only as a hash.
-    pub token: String,
 }
 
 /// A technician's command, as the API takes it (`play_now` names an approved item).
@@ -162,9 +150,7 @@ impl Cms {
                 Ok(())
             })
             .await?;
-        if let Some(fleet) = self.inner.fleet.get() {
-            fleet.disconnect(id);
-        }
+        self.end_session(id);
         Ok(code)
     }
 
@@ -176,10 +162,15 @@ impl Cms {
         self.store()
             .call(move |c| q::fleet::revoke(c, id, Some(&hash)))
             .await?;
+        self.end_session(id);
+        Ok(code)
+    }
+
+    /// Ends a node's live link, if it has one (its token no longer holds).
+    fn end_session(&self, id: i64) {
         if let Some(fleet) = self.inner.fleet.get() {
             fleet.disconnect(id);
         }
-        Ok(code)
     }
 
     /// The node was heard from, with its latest heartbeat when it sent one.

@@ -183,10 +183,24 @@ impl Cms {
         let cid = p.commune(None)?;
         let mut nodes = self.store().call(move |c| q::places::nodes(c, cid)).await?;
         for n in &mut nodes {
-            n.desired_version = self.node_desired_state(n.id).await.ok().map(|d| d.version);
-            n.lagging = n.enrolled && n.desired_version != n.applied_version;
+            self.fill_sync_state(n).await;
         }
         Ok(nodes)
+    }
+
+    /// One node, with its sync state.
+    pub async fn node(&self, p: &Principal, id: i64) -> Result<Node> {
+        p.require(Perm::Read)?;
+        let mut n = self.store().call(move |c| q::places::node(c, id)).await?;
+        p.check_commune(n.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
+        self.fill_sync_state(&mut n).await;
+        Ok(n)
+    }
+
+    /// The version the node should run and whether it lags behind it.
+    async fn fill_sync_state(&self, n: &mut Node) {
+        n.desired_version = self.node_desired_state(n.id).await.ok().map(|d| d.version);
+        n.lagging = n.enrolled && n.desired_version != n.applied_version;
     }
 }
 

@@ -144,6 +144,6 @@ pub fn insert_playlogs(
     Ok(entries.iter().map(|e| e.id.clone()).collect())
 }
 
-pub fn playlog_id(node_id: i64, local: &str) -> String {
+fn playlog_id(node_id: i64, local: &str) -> String {
     format!("{node_id}-{local}")
 }

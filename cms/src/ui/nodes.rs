@@ -4,11 +4,11 @@
 use warp::reply::Response;
 
 use super::{Page, esc};
+use crate::Cms;
 use crate::auth::Perm;
 use crate::error::Result;
 use crate::model::{ContentStatus, Node};
 use crate::store::ContentFilter;
-use crate::{Cms, Text};
 
 fn mb(bytes: Option<u64>) -> String {
     bytes.map_or_else(|| "—".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
@@ -196,12 +196,7 @@ async fn sync_table(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<String> {
 
 pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     let p = page.p;
-    let n = cms
-        .nodes(p)
-        .await?
-        .into_iter()
-        .find(|n| n.id == id)
-        .ok_or_else(|| crate::CmsError::NotFound(Text::new("Không tìm thấy cụm loa", "Node")))?;
+    let n = cms.node(p, id).await?;
     let events = cms.node_events(p, id).await?;
     let state = match (n.online, n.lagging) {
         (false, _) => format!(

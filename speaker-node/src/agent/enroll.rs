@@ -4,16 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use protocol::link::{EnrollRequest, EnrollResponse};
 use serde::Deserialize;
 
 use super::state::{Identity, StateDir};
-
-#[derive(Deserialize)]
-struct EnrollResponse {
-    node_id: i64,
-    name: String,
-    token: String,
-}
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -41,7 +35,7 @@ pub fn enroll(server: &str, code: &str, state: &Path) -> Result<Identity, String
         let url = format!("{server}/api/v1/nodes/enroll");
         let res = http
             .post(&url)
-            .json(&serde_json::json!({ "code": code }))
+            .json(&EnrollRequest { code: code.into() })
             .send()
             .await
             .map_err(|e| format!("{url}: {}", super::chain(&e)))?;

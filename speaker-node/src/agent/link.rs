@@ -160,7 +160,7 @@ async fn session(agent: &Arc<Agent>) -> Result<(), String> {
                 };
                 match msg {
                     ControllerMsg::Pong { t0, t1, t2 } => {
-                        agent.clock_sample(SyncSample { t0, t1, t2, t3 });
+                        agent.clock.add_sample(SyncSample { t0, t1, t2, t3 });
                         // Kept on disk so a restart without a link stays on fleet time.
                         if syncs == FAST_SYNCS || syncs.is_multiple_of(60) {
                             let a = agent.clone();

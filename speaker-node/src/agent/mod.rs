@@ -35,7 +35,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use protocol::clock::SyncSample;
 use protocol::desired::DesiredState;
 use protocol::link::{Command, ControllerMsg, NodeMsg, PlayLogEntry};
 use serde::Deserialize;
@@ -458,10 +457,6 @@ impl Agent {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|d| d.version.clone())
-    }
-
-    fn clock_sample(&self, s: SyncSample) {
-        self.clock.add_sample(s);
     }
 
     fn save_clock(&self) {

@@ -197,9 +197,7 @@ impl Playout {
             {
                 Ok(s) => s,
                 Err(e) => {
-                    let msg = format!("{}: {e}", self.cfg.output);
-                    tracing::error!("{msg}");
-                    self.set_error(msg.clone());
+                    let msg = self.output_failed(e);
                     if self.idle_without_output(&msg) {
                         return;
                     }
@@ -210,17 +208,8 @@ impl Playout {
             let result = self.play_on(sink.as_mut());
             let shutdown = matches!(result, Ok(true));
             if let Err(e) = result {
-                let msg = format!("{}: {e}", self.cfg.output);
-                tracing::error!("{msg}");
-                self.set_error(msg.clone());
-                if let Some(cur) = self.current.take() {
-                    self.end(
-                        cur,
-                        PlayOutcome::Failed,
-                        self.clock.controller_ns(),
-                        Some(msg),
-                    );
-                }
+                let msg = self.output_failed(e);
+                self.end_current(PlayOutcome::Failed, &msg);
             }
             self.cfg.amp.set(false);
             if shutdown {
@@ -230,10 +219,14 @@ impl Playout {
         }
     }
 
-    fn set_error(&self, msg: String) {
+    /// Records a failing output for the heartbeat; returns the message.
+    fn output_failed(&self, e: crate::Error) -> String {
+        let msg = format!("{}: {e}", self.cfg.output);
+        tracing::error!("{msg}");
         let mut st = self.status();
         st.output_ok = false;
-        st.last_error = Some(msg);
+        st.last_error = Some(msg.clone());
+        msg
     }
 
     /// No output: fail jobs as they fall due, retry the output after a while. Returns
@@ -246,8 +239,12 @@ impl Playout {
             let now = self.clock.controller_ns();
             while self.pending.first().is_some_and(|j| j.start_ns <= now) {
                 let job = self.pending.remove(0);
-                let entry = Active::new(job, now).entry(PlayOutcome::Failed, now, Some(why.into()));
-                let _ = self.events.send(PlayoutEvent::Ended(entry.0, entry.1));
+                self.end(
+                    Active::new(job, now),
+                    PlayOutcome::Failed,
+                    now,
+                    Some(why.into()),
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -264,15 +261,7 @@ impl Playout {
                 }
                 Ok(PlayoutCmd::ClearPending) => self.pending.clear(),
                 Ok(PlayoutCmd::Stop) => {
-                    if let Some(cur) = self.current.take() {
-                        let now = self.clock.controller_ns();
-                        self.end(
-                            cur,
-                            PlayOutcome::Interrupted,
-                            now,
-                            Some("stopped by a technician".into()),
-                        );
-                    }
+                    self.end_current(PlayOutcome::Interrupted, "stopped by a technician")
                 }
                 Ok(PlayoutCmd::SetVolume(v)) => self.status().volume = v,
                 Ok(PlayoutCmd::Shutdown) | Err(TryRecvError::Disconnected) => return true,
@@ -289,15 +278,7 @@ impl Playout {
         let mut buf: Vec<f32> = Vec::new();
         loop {
             if self.commands() {
-                if let Some(cur) = self.current.take() {
-                    let now = self.clock.controller_ns();
-                    self.end(
-                        cur,
-                        PlayOutcome::Interrupted,
-                        now,
-                        Some("the node stopped".into()),
-                    );
-                }
+                self.end_current(PlayOutcome::Interrupted, "the node stopped");
                 return Ok(true);
             }
             let t_next = self.clock.controller_ns() + sink.next_frame_leaves_in_ns().unwrap_or(0);
@@ -401,6 +382,14 @@ impl Playout {
             content_id: c.content_id,
             position_ms: (c.frames as i64 * 1000 / rate) as u64,
         });
+    }
+
+    /// Ends the play on air now, if there is one.
+    fn end_current(&mut self, outcome: PlayOutcome, reason: &str) {
+        if let Some(cur) = self.current.take() {
+            let now = self.clock.controller_ns();
+            self.end(cur, outcome, now, Some(reason.into()));
+        }
     }
 
     fn end(&mut self, cur: Active, outcome: PlayOutcome, end_ns: i64, reason: Option<String>) {

@@ -31,7 +31,7 @@ fn ns(t: DateTime<Utc>) -> i64 {
     t.timestamp_nanos_opt().unwrap_or(0)
 }
 
-pub fn key(p: &Play) -> PlayKey {
+fn key(p: &Play) -> PlayKey {
     PlayKey {
         schedule_id: p.schedule_id,
         scheduled_at_ns: ns(p.scheduled_at),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hound::{SampleFormat, WavSpec, WavWriter};
 use serde::Serialize;
 
+use super::wav::write_error;
 use super::{AudioFormat, Sink, SinkStats};
 use crate::Error;
 
@@ -41,11 +42,11 @@ pub struct ClockedCard {
     rate: f64,
     rate_ppm: f64,
     /// Host clock when frame 0 left; `None` until the first write.
-    start: Option<(Instant, i64)>,
+    start: Option<Instant>,
     /// Frames played so far (written or filled).
     frames: u64,
-    writer: Option<WavWriter<BufWriter<File>>>,
-    path: Option<PathBuf>,
+    /// The WAV file being written and its name (none: the card discards).
+    file: Option<(WavWriter<BufWriter<File>>, PathBuf)>,
     last_header: Instant,
     underruns: u64,
 }
@@ -53,7 +54,7 @@ pub struct ClockedCard {
 impl ClockedCard {
     /// A card that writes to `path` (WAV, 32-bit float) or, without, discards.
     pub fn open(path: Option<&Path>, format: AudioFormat, rate_ppm: f64) -> Result<Self, Error> {
-        let writer = match path {
+        let file = match path {
             Some(p) => {
                 let spec = WavSpec {
                     channels: format.channels,
@@ -61,7 +62,8 @@ impl ClockedCard {
                     bits_per_sample: 32,
                     sample_format: SampleFormat::Float,
                 };
-                Some(WavWriter::create(p, spec).map_err(|e| wav_error(p, e))?)
+                let writer = WavWriter::create(p, spec).map_err(|e| write_error(p, e))?;
+                Some((writer, p.to_path_buf()))
             }
             None => None,
         };
@@ -71,14 +73,13 @@ impl ClockedCard {
             rate_ppm,
             start: None,
             frames: 0,
-            writer,
-            path: path.map(Path::to_path_buf),
+            file,
             last_header: Instant::now(),
             underruns: 0,
         })
     }
 
-    fn begin(&mut self) -> Result<(Instant, i64), Error> {
+    fn begin(&mut self) -> Result<Instant, Error> {
         if let Some(s) = self.start {
             return Ok(s);
         }
@@ -86,9 +87,9 @@ impl ClockedCard {
             .duration_since(UNIX_EPOCH)
             .map(|d| (d + PREFILL).as_nanos() as i64)
             .unwrap_or(0);
-        let start = (Instant::now() + PREFILL, unix_ns);
+        let start = Instant::now() + PREFILL;
         self.start = Some(start);
-        if let Some(path) = &self.path {
+        if let Some((_, path)) = &self.file {
             let sidecar = Sidecar {
                 first_sample_unix_ns: unix_ns,
                 sample_rate: self.format.sample_rate,
@@ -126,30 +127,17 @@ impl ClockedCard {
     }
 
     fn put(&mut self, samples: &[f32]) -> Result<(), Error> {
-        if let Some(w) = self.writer.as_mut() {
+        if let Some((w, path)) = self.file.as_mut() {
             for &s in samples {
-                w.write_sample(s)
-                    .map_err(|e| wav_error(self.path.as_deref().unwrap_or(Path::new("")), e))?;
+                w.write_sample(s).map_err(|e| write_error(path, e))?;
             }
             if self.last_header.elapsed() > HEADER_EVERY {
                 self.last_header = Instant::now();
-                w.flush()
-                    .map_err(|e| wav_error(self.path.as_deref().unwrap_or(Path::new("")), e))?;
+                w.flush().map_err(|e| write_error(path, e))?;
             }
         }
         self.frames += (samples.len() / usize::from(self.format.channels)) as u64;
         Ok(())
-    }
-}
-
-fn wav_error(path: &Path, e: hound::Error) -> Error {
-    let source = match e {
-        hound::Error::IoError(io) => io,
-        other => std::io::Error::other(other.to_string()),
-    };
-    Error::Write {
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -159,7 +147,7 @@ impl Sink for ClockedCard {
     }
 
     fn write(&mut self, samples: &[f32]) -> Result<(), Error> {
-        let (start, _) = self.begin()?;
+        let start = self.begin()?;
         // Late: the card has already played silence where these should have been.
         let consumed = self.consumed(start);
         if consumed > self.frames {
@@ -178,13 +166,12 @@ impl Sink for ClockedCard {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        if let Some((start, _)) = self.start {
+        if let Some(start) = self.start {
             let ahead = self.frames as f64 / self.rate + Self::until(start);
             std::thread::sleep(Duration::from_secs_f64(ahead.max(0.0)));
         }
-        if let Some(w) = self.writer.take() {
-            w.finalize()
-                .map_err(|e| wav_error(self.path.as_deref().unwrap_or(Path::new("")), e))?;
+        if let Some((w, path)) = self.file.take() {
+            w.finalize().map_err(|e| write_error(&path, e))?;
         }
         Ok(())
     }
@@ -197,7 +184,7 @@ impl Sink for ClockedCard {
     }
 
     fn next_frame_leaves_in_ns(&self) -> Option<i64> {
-        let (start, _) = self.start?;
+        let start = self.start?;
         let at = self.frames as f64 / self.rate;
         Some(((at + Self::until(start)) * 1e9) as i64)
     }

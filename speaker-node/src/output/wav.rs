@@ -44,7 +44,8 @@ impl WavSink {
     }
 }
 
-fn write_error(path: &Path, e: hound::Error) -> Error {
+/// A hound error as ours, naming the file (also the clocked card's).
+pub(super) fn write_error(path: &Path, e: hound::Error) -> Error {
     let source = match e {
         hound::Error::IoError(io) => io,
         other => std::io::Error::other(other.to_string()),
