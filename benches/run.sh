@@ -14,7 +14,7 @@ if [ -n "${missing[*]:-}" ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release -q -p speaker-node
+cargo build --release -q --workspace --bins
 node=$PWD/target/release/speaker-node
 work=$(mktemp -d)
 pids=()

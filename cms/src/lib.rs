@@ -69,14 +69,25 @@ struct Inner {
     /// Bumped by every write that can change what plays where (see `write`).
     generation: std::sync::atomic::AtomicU64,
     preview_cache: service::PreviewCache,
-    /// The controller's fleet hub, once it runs (commands, revocation).
-    fleet: std::sync::OnceLock<Arc<dyn FleetLink>>,
+    /// How staff actions reach live node sessions (commands, revocation): the
+    /// controller's session registry, given at open; `None` where no hub runs (tools,
+    /// tests), and commands then report "not delivered".
+    fleet: Option<Arc<dyn FleetLink>>,
 }
 
 impl Cms {
     /// Opens the data directory (database, blobs), applying migrations and making sure the
     /// default commune exists.
     pub fn open(config: CmsConfig) -> Result<Cms> {
+        Self::open_inner(config, None)
+    }
+
+    /// [`Cms::open`] with the link to live node sessions (the controller's hub registry).
+    pub fn open_with_fleet(config: CmsConfig, fleet: Arc<dyn FleetLink>) -> Result<Cms> {
+        Self::open_inner(config, Some(fleet))
+    }
+
+    fn open_inner(config: CmsConfig, fleet: Option<Arc<dyn FleetLink>>) -> Result<Cms> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             CmsError::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
@@ -94,7 +105,7 @@ impl Cms {
                 default_commune: commune,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 preview_cache: service::PreviewCache::default(),
-                fleet: std::sync::OnceLock::new(),
+                fleet,
             }),
         })
     }

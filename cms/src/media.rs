@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use audio::decode::Decoder;
 use ebur128::{EbuR128, Mode};
-use speaker_node::decode::Decoder;
 
 use crate::error::{CmsError, Result, Text};
 
@@ -50,7 +50,7 @@ pub fn analyse(path: &Path, size: u64) -> Result<MediaInfo> {
     }
     let report = decoder.report();
     if report.frames == 0 {
-        return Err(reject(speaker_node::Error::NoAudio));
+        return Err(reject(audio::Error::NoAudio));
     }
     if report.truncated || report.skipped_packets > 0 {
         return Err(CmsError::invalid(
@@ -78,8 +78,8 @@ pub fn analyse(path: &Path, size: u64) -> Result<MediaInfo> {
     })
 }
 
-fn reject(err: speaker_node::Error) -> CmsError {
-    use speaker_node::Error as E;
+fn reject(err: audio::Error) -> CmsError {
+    use audio::Error as E;
     match err {
         E::UnsupportedCodec(codec) => CmsError::UnsupportedMedia(Text::new(
             format!(

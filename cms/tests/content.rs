@@ -89,7 +89,7 @@ async fn upload_is_decoded_measured_and_stored_by_hash() {
 
 #[allow(clippy::unwrap_used)] // test helper
 fn speaker_node_duration(name: &str) -> u64 {
-    speaker_node::decode::probe(&sample(name))
+    audio::decode::probe(&sample(name))
         .unwrap()
         .duration_ms
         .unwrap()

@@ -20,6 +20,8 @@ pub struct ControllerConfig {
     pub commune: String,
     /// Gets a JSON POST on every node online/offline transition.
     pub webhook_url: Option<String>,
+    /// A node silent this long is marked offline (three missed heartbeats by default).
+    pub node_offline_after_s: u64,
 }
 
 impl Default for ControllerConfig {
@@ -31,6 +33,7 @@ impl Default for ControllerConfig {
             tts_command: None,
             commune: "default".into(),
             webhook_url: None,
+            node_offline_after_s: protocol::link::OFFLINE_AFTER_MS / 1000,
         }
     }
 }
@@ -56,6 +59,14 @@ impl ControllerConfig {
         }
         c.commune_slug = self.commune.clone();
         c
+    }
+
+    pub fn hub(&self) -> crate::hub::HubConfig {
+        crate::hub::HubConfig {
+            webhook: self.webhook_url.clone(),
+            offline_after_ms: self.node_offline_after_s.max(1).saturating_mul(1000),
+            ..crate::hub::HubConfig::default()
+        }
     }
 }
 

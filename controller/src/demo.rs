@@ -199,7 +199,8 @@ fn first_audible(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
     local_to_utc(tz, day, quiet.end.0 + Duration::minutes(1))
 }
 
-fn as_p(cms: &Cms, user: &User) -> Principal {
+/// Acts as `user` (a bearer principal, as a tool would).
+pub fn as_p(cms: &Cms, user: &User) -> Principal {
     Principal {
         user: user.clone(),
         csrf: String::new(),

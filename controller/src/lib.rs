@@ -4,34 +4,46 @@
 pub mod config;
 pub mod demo;
 pub mod demo_nodes;
-pub mod fleet;
+pub mod hub;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use cms::{Cms, CmsConfig};
+use hub::{Hub, HubConfig, Sessions};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-/// Serves the CMS on `listener` until `shutdown` resolves.
+/// Opens the CMS with the hub's session registry as its fleet link — wired once, here:
+/// the CMS reaches nodes through the registry, the hub holds the CMS.
+pub fn open(config: CmsConfig, hub: HubConfig) -> anyhow::Result<Arc<Hub>> {
+    let sessions = Arc::new(Sessions::default());
+    let cms = Cms::open_with_fleet(config, sessions.clone())?;
+    Ok(Hub::new(cms, sessions, hub)?)
+}
+
+/// Serves the CMS and its fleet hub on `listener` until `shutdown` resolves.
 pub async fn run(
     config: CmsConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> cms::Result<()> {
-    let cms = Cms::open(config)?;
-    serve(cms, None, listener, shutdown).await;
+) -> anyhow::Result<()> {
+    let hub = open(config, HubConfig::default())?;
+    serve(hub, listener, shutdown).await;
     Ok(())
 }
 
-/// Serves an open CMS and its fleet hub (node link + everything of the CMS) on `listener`.
+/// Serves an open hub (node link + everything of its CMS) on `listener`.
 pub async fn serve(
-    cms: Cms,
-    webhook: Option<String>,
+    hub: Arc<Hub>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let hub = fleet::Hub::start(cms.clone(), webhook);
-    let routes = hub.filter().or(cms::http::routes(cms)).unify();
+    hub.spawn_liveness();
+    let cms = hub.cms().clone();
+    let routes = hub::websocket::filter(&hub)
+        .or(cms::http::routes(cms))
+        .unify();
     warp::serve(routes)
         .incoming(listener)
         .graceful(shutdown)

@@ -71,6 +71,9 @@ struct ServeOpts {
     /// A URL that gets a JSON POST when a node goes offline or comes back online.
     #[arg(long, env = "LOA_WEBHOOK_URL")]
     webhook_url: Option<String>,
+    /// Seconds of silence after which a node is marked offline [default: 30].
+    #[arg(long, env = "LOA_NODE_OFFLINE_AFTER_S")]
+    node_offline_after_s: Option<u64>,
 }
 
 impl ServeOpts {
@@ -97,6 +100,9 @@ impl ServeOpts {
         }
         if let Some(v) = self.webhook_url {
             c.webhook_url = Some(v);
+        }
+        if let Some(v) = self.node_offline_after_s {
+            c.node_offline_after_s = v;
         }
         Ok(c)
     }
@@ -157,7 +163,7 @@ fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Serve { opts } => {
                 let c = opts.resolve(None)?;
-                serve(c.cms(), c.listen, c.webhook_url, None).await
+                serve(&c, c.cms(), None).await
             }
             Command::Demo {
                 nodes,
@@ -168,7 +174,7 @@ fn run(cli: Cli) -> Result<()> {
                 let mut cfg = c.cms();
                 cfg.commune_slug = controller::demo::COMMUNE_SLUG.into();
                 cfg.commune_name = controller::demo::COMMUNE_NAME.into();
-                serve(cfg, c.listen, c.webhook_url, Some((nodes, samples))).await
+                serve(&c, cfg, Some((nodes, samples))).await
             }
             Command::User {
                 command:
@@ -201,18 +207,15 @@ fn run(cli: Cli) -> Result<()> {
     })
 }
 
-async fn serve(
-    cfg: CmsConfig,
-    listen: SocketAddr,
-    webhook: Option<String>,
-    demo: Option<(u32, PathBuf)>,
-) -> Result<()> {
+async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)>) -> Result<()> {
+    let listen = c.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let data = cfg.data_dir.clone();
-    let cms = Cms::open(cfg)?;
+    let hub = controller::open(cfg, c.hub())?;
+    let cms = hub.cms().clone();
     let url = format!("http://{addr}/");
     let shutdown = async {
         // Ctrl-C in a terminal, SIGTERM from systemd: finish requests in flight, then stop.
@@ -224,7 +227,7 @@ async fn serve(
         }
         tracing::info!("stopping");
     };
-    let server = tokio::spawn(controller::serve(cms.clone(), webhook, listener, shutdown));
+    let server = tokio::spawn(controller::serve(hub, listener, shutdown));
     let mut nodes = None;
     if let Some((count, samples)) = demo {
         let logins = controller::demo::seed(&cms, &samples, count).await?;

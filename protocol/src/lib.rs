@@ -10,11 +10,16 @@
 //! - [`desired`]: the state a node should hold (its schedules, content references, zone),
 //!   versioned by content hash.
 //!
-//! - [`link`]: the node link's messages (`NodeMsg` / `ControllerMsg`), limits and timings.
+//! - [`link`]: the node link's messages (`NodeMsg` / `ControllerMsg`), limits and timings;
+//!   [`transport`]: the trait a link's carrier implements (WebSocket today), with an
+//!   in-memory pair for tests.
+//! - [`time`]: the [`time::Clock`] every piece of timing logic reads (host or test clock).
 
 pub mod clock;
 pub mod desired;
 pub mod link;
 pub mod schedule;
+pub mod time;
+pub mod transport;
 
 pub use chrono_tz::Tz;

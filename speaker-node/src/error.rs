@@ -1,25 +1,11 @@
 use std::path::PathBuf;
 
-/// Everything the engine reports to its caller. Messages are written for a technician:
-/// they name the problem in plain words and never carry a backtrace.
+/// Everything the node's audio side reports to its caller: the audio engine's errors
+/// (decode, resample) and the outputs' own. Messages are written for a technician.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read file: {0}")]
-    Io(#[source] std::io::Error),
-    #[error("file is empty")]
-    Empty,
-    #[error("not a recognised audio file")]
-    UnknownFormat,
-    #[error("no audio track in the file")]
-    NoAudioTrack,
-    #[error("unsupported codec: {0}")]
-    UnsupportedCodec(String),
-    #[error("corrupt audio: {0}")]
-    Corrupt(String),
-    #[error("no decodable audio in the file")]
-    NoAudio,
-    #[error("audio parameters changed mid-stream ({0})")]
-    FormatChanged(String),
+    #[error(transparent)]
+    Audio(#[from] audio::Error),
     #[error("bad output {spec:?}: {reason}")]
     BadOutputSpec { spec: String, reason: String },
     #[error("audio output: {0}")]
@@ -30,6 +16,4 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("resampler: {0}")]
-    Resample(String),
 }

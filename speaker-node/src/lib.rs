@@ -1,16 +1,13 @@
-//! The speaker node's audio engine and agent.
+//! The speaker node: outputs and the agent around the `audio` crate.
 //!
 //! A node turns stored announcements into sound on the village loudspeakers:
 //!
 //! ```text
-//! decode::Decoder -> dsp::ChannelMapper -> dsp::StreamResampler -> dsp::Gain -> output::Sink
+//! audio::render::ItemRenderer (decode -> channels -> resample -> gain) -> output::Sink
 //! ```
 //!
-//! - [`decode`] owns everything that reads untrusted audio files (symphonia 0.6). The CMS
-//!   uses this same module, with the `device` feature off, to check uploads: one decoder
-//!   in the whole system.
-//! - [`dsp`] holds the per-sample stages: channel mapping, sample-rate conversion (rubato)
-//!   and gain with click-free ramps.
+//! - `audio` (its own crate, shared with the CMS) decodes, maps channels, resamples and
+//!   applies gain; [`decode`] and [`dsp`] re-export its modules for the node's callers.
 //! - [`output`] holds the [`output::Sink`] trait and its backends (sound card, wav file,
 //!   null), built by name from an `--output` spec.
 //! - [`player`] wires the stages together to play a list of items on one sink.
@@ -21,8 +18,7 @@
 
 #[cfg(feature = "agent")]
 pub mod agent;
-pub mod decode;
-pub mod dsp;
+pub use audio::{decode, dsp};
 mod durable;
 mod error;
 pub mod output;

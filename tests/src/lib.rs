@@ -63,6 +63,7 @@ fn stale(bin: &Path) -> bool {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
     [
+        "audio/src",
         "protocol/src",
         "cms/src",
         "cms/static",

@@ -3,14 +3,14 @@
 //! log in that same transaction.
 
 mod content;
-mod fleet;
+mod node_link;
 mod places;
 mod schedules;
 mod users;
 
 pub(crate) use content::status_vi;
 pub use content::{ContentPatch, UploadMeta};
-pub use fleet::{
+pub use node_link::{
     CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, FleetLink, NODE_TOKEN_PREFIX,
 };
 pub use places::{NodeRequest, VILLAGE_KINDS};

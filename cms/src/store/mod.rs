@@ -10,8 +10,8 @@
 
 mod audit;
 pub mod content;
-pub mod fleet;
 mod migrations;
+pub mod node_link;
 pub mod places;
 pub mod playlogs;
 pub mod schedules;

@@ -19,10 +19,10 @@ use protocol::link::{NowPlaying, PlayLogEntry, PlayOutcome};
 use super::amp::Amplifier;
 use super::clock::NodeClock;
 use super::journal;
-use crate::decode::Decoder;
-use crate::dsp::volume_to_amplitude;
 use crate::output::{AudioFormat, OutputSpec, Sink};
 use crate::player::{ItemRenderer, Loudness};
+use audio::decode::Decoder;
+use audio::dsp::volume_to_amplitude;
 
 /// Frames per loop turn: 10 ms, the granularity of cuts.
 const BLOCK_MS: i64 = 10;

@@ -18,23 +18,9 @@ pub use card::ClockedCard;
 pub use null::NullSink;
 pub use wav::WavSink;
 
+pub use audio::AudioFormat;
+
 use crate::Error;
-
-/// Sample rate and channel count of a stream of interleaved frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AudioFormat {
-    pub sample_rate: u32,
-    pub channels: u16,
-}
-
-impl AudioFormat {
-    /// What the node plays at when nothing else decides: 48 kHz, the native rate of
-    /// nearly every sound card and of PulseAudio, so the card never resamples again.
-    pub const PLAYBACK: AudioFormat = AudioFormat {
-        sample_rate: 48_000,
-        channels: 2,
-    };
-}
 
 /// Counters a sink keeps about its own health.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -2,8 +2,6 @@
 //! versions, play logs and remote commands. The controller's fleet hub calls the methods
 //! without a [`Principal`] (the node is proven by its token); staff call the others.
 
-use std::sync::Arc;
-
 use protocol::link::{Command, PlayLogEntry};
 pub use protocol::link::{EnrollRequest, EnrollResponse};
 use serde::{Deserialize, Serialize};
@@ -13,7 +11,7 @@ use crate::Cms;
 use crate::auth::{self, Perm, Principal};
 use crate::error::{CmsError, Result, Text};
 use crate::model::{ContentStatus, NodeEvent};
-use crate::store::{self as q, fleet::NodeIdentity};
+use crate::store::{self as q, node_link::NodeIdentity};
 
 /// Node tokens start with this, so a request's bearer says which kind it is.
 pub const NODE_TOKEN_PREFIX: &str = "ln_";
@@ -72,11 +70,6 @@ fn normalise_code(code: &str) -> Option<String> {
 }
 
 impl Cms {
-    /// Sets the hub the CMS reaches nodes through (once, at start).
-    pub fn set_fleet(&self, link: Arc<dyn FleetLink>) {
-        let _ = self.inner.fleet.set(link);
-    }
-
     /// Trades a one-time enrolment code for a node token. Failures count against the
     /// caller's address like failed logins.
     pub async fn enroll_node(&self, req: EnrollRequest, ip: &str) -> Result<EnrollResponse> {
@@ -89,7 +82,7 @@ impl Cms {
         let (code_hash, token_hash) = (auth::secret_hash(&code), auth::secret_hash(&token));
         let found = self
             .store()
-            .call(move |c| q::fleet::enroll(c, &code_hash, &token_hash))
+            .call(move |c| q::node_link::enroll(c, &code_hash, &token_hash))
             .await?;
         match found {
             Some(n) => {
@@ -114,7 +107,7 @@ impl Cms {
         }
         let hash = auth::secret_hash(token);
         self.store()
-            .call(move |c| q::fleet::by_token(c, &hash))
+            .call(move |c| q::node_link::by_token(c, &hash))
             .await?
             .ok_or(CmsError::Unauthenticated)
     }
@@ -136,7 +129,7 @@ impl Cms {
                 let tx = c.transaction()?;
                 let node = q::places::node(&tx, id)?;
                 who.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
-                q::fleet::revoke(&tx, id, code_hash.as_deref())?;
+                q::node_link::revoke(&tx, id, code_hash.as_deref())?;
                 let action = if code_hash.is_some() {
                     "new_code"
                 } else {
@@ -160,7 +153,7 @@ impl Cms {
         let code = super::places::enrollment_code();
         let hash = auth::secret_hash(&code);
         self.store()
-            .call(move |c| q::fleet::revoke(c, id, Some(&hash)))
+            .call(move |c| q::node_link::revoke(c, id, Some(&hash)))
             .await?;
         self.end_session(id);
         Ok(code)
@@ -168,7 +161,7 @@ impl Cms {
 
     /// Ends a node's live link, if it has one (its token no longer holds).
     fn end_session(&self, id: i64) {
-        if let Some(fleet) = self.inner.fleet.get() {
+        if let Some(fleet) = &self.inner.fleet {
             fleet.disconnect(id);
         }
     }
@@ -176,20 +169,20 @@ impl Cms {
     /// The node was heard from, with its latest heartbeat when it sent one.
     pub async fn node_seen(&self, id: i64, health: Option<String>) -> Result<()> {
         self.store()
-            .call(move |c| q::fleet::seen(c, id, health.as_deref()))
+            .call(move |c| q::node_link::seen(c, id, health.as_deref()))
             .await
     }
 
     pub async fn node_applied(&self, id: i64, version: String) -> Result<()> {
         self.store()
-            .call(move |c| q::fleet::set_applied(c, id, &version))
+            .call(move |c| q::node_link::set_applied(c, id, &version))
             .await
     }
 
     /// Adds a line to the node's history (online, offline, command results...).
     pub async fn node_event(&self, id: i64, event: &'static str, detail: String) -> Result<()> {
         self.store()
-            .call(move |c| q::fleet::event(c, id, event, &detail))
+            .call(move |c| q::node_link::event(c, id, event, &detail))
             .await
     }
 
@@ -200,7 +193,7 @@ impl Cms {
             .call(move |c| {
                 let node = q::places::node(c, id)?;
                 who.check_commune(node.commune_id, Text::new("Không tìm thấy cụm loa", "Node"))?;
-                q::fleet::events(c, id, 200)
+                q::node_link::events(c, id, 200)
             })
             .await
     }
@@ -225,7 +218,7 @@ impl Cms {
         self.store()
             .call(move |c| {
                 let tx = c.transaction()?;
-                let ids = q::fleet::insert_playlogs(&tx, node_id, &entries)?;
+                let ids = q::node_link::insert_playlogs(&tx, node_id, &entries)?;
                 tx.commit()?;
                 Ok(ids)
             })
@@ -294,7 +287,7 @@ impl Cms {
         let delivered = self
             .inner
             .fleet
-            .get()
+            .as_ref()
             .is_some_and(|f| f.command(node.id, id, command));
         let who = p.clone();
         self.store()
@@ -311,7 +304,7 @@ impl Cms {
                         None,
                     ),
                 )?;
-                q::fleet::event(c, node.id, "command", &format!("{id} {detail}"))
+                q::node_link::event(c, node.id, "command", &format!("{id} {detail}"))
             })
             .await?;
         Ok(CommandResponse { id, delivered })

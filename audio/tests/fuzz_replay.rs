@@ -1,10 +1,11 @@
-//! Replays the fuzz seed corpus with deterministic mutations through the decode path in
-//! process: whatever the bytes, decoding returns (audio or an error) and never panics.
+//! Replays the fuzz seed corpus with deterministic mutations through the decode paths in
+//! process — from a file, as the CMS checks uploads (with the MP4 fallback), and from
+//! memory: whatever the bytes, decoding returns (audio or an error) and never panics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use speaker_node::decode::check_bytes;
+use audio::decode::{check_bytes, check_file};
 
 /// xorshift32: deterministic, so a failure reproduces.
 struct Rng(u32);
@@ -78,6 +79,8 @@ fn mutated_corpus_never_panics() {
     }));
     let mut rng = Rng(0x9e37_79b9);
     let mut outcomes = [0usize; 2];
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("upload.bin");
     for seed in &seeds {
         let bytes = std::fs::read(seed).unwrap();
         assert!(
@@ -87,10 +90,17 @@ fn mutated_corpus_never_panics() {
         );
         for _ in 0..300 {
             let mutated = mutate(&bytes, &mut Rng(rng.next()));
-            let result = std::panic::catch_unwind(|| check_bytes(mutated));
-            let result = result
+            std::fs::write(&scratch, &mutated).unwrap();
+            let from_file = std::panic::catch_unwind(|| check_file(&scratch));
+            let from_file = from_file
                 .unwrap_or_else(|_| panic!("decoder panicked on a mutation of {}", seed.display()));
-            outcomes[usize::from(result.is_ok())] += 1;
+            outcomes[usize::from(from_file.is_ok())] += 1;
+            let in_memory = std::panic::catch_unwind(|| check_bytes(mutated));
+            assert!(
+                in_memory.is_ok(),
+                "decoder panicked in memory on a mutation of {}",
+                seed.display()
+            );
         }
     }
     let contained = CONTAINED.load(std::sync::atomic::Ordering::Relaxed);

@@ -446,10 +446,20 @@ pub fn probe(path: &Path) -> Result<StreamInfo, Error> {
     Ok(decoder.info)
 }
 
-/// Decodes a whole blob, discarding the audio: what the fuzz target and upload checks run.
-/// Fails when nothing decodable is found.
+/// Decodes a whole file, discarding the audio, through the path the CMS's upload check
+/// takes ([`Decoder::open`], with its MP4 fallback for a cut-off file and the edit-list
+/// trim): what the fuzz target runs. Fails when nothing decodable is found.
+pub fn check_file(path: &Path) -> Result<(StreamInfo, DecodeReport), Error> {
+    drain(Decoder::open(path)?)
+}
+
+/// Decodes a whole blob in memory, discarding the audio. Fails when nothing decodable is
+/// found.
 pub fn check_bytes(bytes: Vec<u8>) -> Result<(StreamInfo, DecodeReport), Error> {
-    let mut decoder = Decoder::from_bytes(bytes)?;
+    drain(Decoder::from_bytes(bytes)?)
+}
+
+fn drain(mut decoder: Decoder) -> Result<(StreamInfo, DecodeReport), Error> {
     while decoder.next_chunk()?.is_some() {}
     if decoder.report.frames == 0 {
         return Err(Error::NoAudio);

@@ -1,0 +1,286 @@
+//! The fleet hub: every node's live link, and what the controller knows of the fleet
+//! from them.
+//!
+//! - [`Sessions`]: the registry of live sessions by node id (a newer connection replaces
+//!   an older one: a node holds one session). It is what the CMS reaches nodes through
+//!   ([`cms::FleetLink`]: commands, revocation), handed to the CMS when it opens — so the
+//!   CMS never holds the hub and there is no reference cycle.
+//! - [`Hub`]: runs sessions ([`session`], written against [`protocol::transport::Transport`]
+//!   so tests drive it without sockets) and watches liveness on an injected
+//!   [`protocol::time::Clock`]: a node silent for [`HubConfig::offline_after_ms`] goes
+//!   offline, with history and an optional webhook.
+//! - [`websocket`]: the WebSocket carrier — the warp route `GET /api/v1/nodes/link` and the
+//!   transport over warp's socket.
+
+pub mod session;
+pub mod websocket;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use cms::Cms;
+use cms::store::node_link::NodeIdentity;
+use protocol::link::{Command, ControllerMsg, DEAD_AFTER_MS, OFFLINE_AFTER_MS};
+use protocol::time::Clock;
+use protocol::transport::Transport;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// How often liveness is checked.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+
+/// What the hub can tell a session.
+pub(crate) enum Outgoing {
+    Msg(ControllerMsg),
+    Close(&'static str),
+}
+
+struct SessionHandle {
+    conn: u64,
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// Live sessions by node id.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<i64, SessionHandle>>,
+    next_conn: AtomicU64,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, SessionHandle>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new session for `node_id`; an older one is told to close.
+    fn open(&self, node_id: i64, tx: mpsc::UnboundedSender<Outgoing>) -> u64 {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
+        let old = self.lock().insert(node_id, SessionHandle { conn, tx });
+        if let Some(old) = old {
+            let _ = old
+                .tx
+                .send(Outgoing::Close("replaced by a newer connection"));
+        }
+        conn
+    }
+
+    /// Forgets the session, unless a newer one has replaced it.
+    fn close(&self, node_id: i64, conn: u64) {
+        let mut map = self.lock();
+        if map.get(&node_id).is_some_and(|s| s.conn == conn) {
+            map.remove(&node_id);
+        }
+    }
+
+    fn send(&self, node_id: i64, out: Outgoing) -> bool {
+        self.lock()
+            .get(&node_id)
+            .is_some_and(|s| s.tx.send(out).is_ok())
+    }
+
+    /// Whether the node has a live session now.
+    pub fn is_connected(&self, node_id: i64) -> bool {
+        self.lock().contains_key(&node_id)
+    }
+}
+
+impl cms::FleetLink for Sessions {
+    fn command(&self, node_id: i64, id: u64, command: Command) -> bool {
+        self.send(
+            node_id,
+            Outgoing::Msg(ControllerMsg::Command { id, command }),
+        )
+    }
+
+    fn disconnect(&self, node_id: i64) {
+        self.send(node_id, Outgoing::Close("revoked"));
+    }
+}
+
+/// The hub's settings; `Default` is where the defaults live.
+#[derive(Clone)]
+pub struct HubConfig {
+    /// Gets a JSON POST on every online/offline transition.
+    pub webhook: Option<String>,
+    /// Silence after which a node is marked offline (ms).
+    pub offline_after_ms: u64,
+    /// A session with nothing received for this long is dropped (ms).
+    pub dead_after_ms: u64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            webhook: None,
+            offline_after_ms: OFFLINE_AFTER_MS,
+            dead_after_ms: DEAD_AFTER_MS,
+            clock: protocol::time::host(),
+        }
+    }
+}
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("webhook client: {0}")]
+    Webhook(String),
+}
+
+struct Liveness {
+    name: String,
+    last_heard_ns: i64,
+    online: bool,
+}
+
+pub struct Hub {
+    cms: Cms,
+    sessions: Arc<Sessions>,
+    liveness: Mutex<HashMap<i64, Liveness>>,
+    config: HubConfig,
+    /// Set when a webhook is configured (a client with a timeout, or no hub at all).
+    http: Option<reqwest::Client>,
+}
+
+impl Hub {
+    /// A hub for `cms`, which must have been opened with `sessions` as its fleet link.
+    pub fn new(cms: Cms, sessions: Arc<Sessions>, config: HubConfig) -> Result<Arc<Hub>, HubError> {
+        let http = match config.webhook {
+            None => None,
+            Some(_) => Some(
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| HubError::Webhook(e.to_string()))?,
+            ),
+        };
+        Ok(Arc::new(Hub {
+            cms,
+            sessions,
+            liveness: Mutex::default(),
+            config,
+            http,
+        }))
+    }
+
+    /// Checks liveness every [`LIVENESS_CHECK`] for as long as the hub lives.
+    pub fn spawn_liveness(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LIVENESS_CHECK);
+            loop {
+                tick.tick().await;
+                let Some(hub) = weak.upgrade() else { break };
+                hub.check_liveness().await;
+            }
+        });
+    }
+
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    pub fn cms(&self) -> &Cms {
+        &self.cms
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.config.clock.as_ref()
+    }
+
+    pub(crate) fn dead_after_ms(&self) -> u64 {
+        self.config.dead_after_ms
+    }
+
+    /// Runs one node's session over `transport` until it ends, inside a span naming the
+    /// node and the connection.
+    pub async fn run_session<T: Transport>(self: Arc<Self>, node: NodeIdentity, transport: T) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conn = self.sessions.open(node.id, tx.clone());
+        let span = tracing::info_span!("node", id = node.id, conn);
+        let node_id = node.id;
+        let hub = self.clone();
+        async move {
+            tracing::info!(name = %node.name, "node connected");
+            let reason = session::NodeSession::new(hub, node, tx)
+                .run(transport, rx)
+                .await;
+            tracing::info!(%reason, "node link closed");
+        }
+        .instrument(span)
+        .await;
+        self.sessions.close(node_id, conn);
+    }
+
+    fn lock_liveness(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Liveness>> {
+        self.liveness.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The node was heard from: online again if it was not.
+    pub(crate) async fn heard(&self, node: &NodeIdentity) {
+        let now = self.clock().now_ns();
+        let came_online = {
+            let mut map = self.lock_liveness();
+            let entry = map.entry(node.id).or_insert_with(|| Liveness {
+                name: node.name.clone(),
+                last_heard_ns: now,
+                online: false,
+            });
+            entry.last_heard_ns = now;
+            !std::mem::replace(&mut entry.online, true)
+        };
+        if came_online {
+            self.transition(node.id, &node.name, "online").await;
+        }
+    }
+
+    /// Marks nodes silent for longer than the threshold offline; returns their ids.
+    pub async fn check_liveness(&self) -> Vec<i64> {
+        let clock = self.clock();
+        let limit = self.config.offline_after_ms;
+        let silent: Vec<(i64, String)> = {
+            let mut map = self.lock_liveness();
+            map.iter_mut()
+                .filter(|(_, l)| l.online && clock.ms_since(l.last_heard_ns) > limit)
+                .map(|(id, l)| {
+                    l.online = false;
+                    (*id, l.name.clone())
+                })
+                .collect()
+        };
+        for (id, name) in &silent {
+            self.transition(*id, name, "offline").await;
+        }
+        silent.into_iter().map(|(id, _)| id).collect()
+    }
+
+    async fn transition(&self, id: i64, name: &str, event: &'static str) {
+        tracing::info!(node = id, %name, event, "node {event}");
+        if let Err(e) = self.cms.node_event(id, event, String::new()).await {
+            tracing::warn!(node = id, "cannot record {event}: {e}");
+        }
+        let (Some(url), Some(http)) = (self.config.webhook.clone(), self.http.clone()) else {
+            return;
+        };
+        let at = chrono::DateTime::from_timestamp_nanos(self.clock().now_ns());
+        let body = serde_json::json!({
+            "event": event,
+            "node_id": id,
+            "name": name,
+            "at": at.to_rfc3339(),
+        });
+        // Never hold up the hub for a slow receiver.
+        tokio::spawn(async move {
+            match http.post(&url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::warn!(status = r.status().as_u16(), "webhook refused"),
+                Err(e) => tracing::warn!("webhook failed: {e}"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
