@@ -1,5 +1,5 @@
 //! `controller`: serves the CMS and runs the fleet hub. Thin: parses the command line and
-//! calls the library (see CONTRACT.md for the stable commands).
+//! calls the library (docs/INTERFACES.md lists the stable commands).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Clock sync over the node's link, NTP style (DESIGN.md, "Clock sync"): the node sends
+//! Clock sync over the node's link, NTP style (docs/ARCHITECTURE.md, "Clock sync"): the node sends
 //! `t0`, the controller stamps receipt `t1` and reply `t2`, the node notes arrival `t3`.
 //!
 //! ```text

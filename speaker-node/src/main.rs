@@ -161,12 +161,14 @@ fn main() -> ExitCode {
             server,
             code,
             state,
-        } => speaker_node::agent::enroll::enroll(&server, &code, &state).map(|id| {
-            println!(
-                "{}",
-                serde_json::json!({"node_id": id.node_id, "name": id.name})
-            );
-        }),
+        } => speaker_node::agent::enroll::enroll(&server, &code, &state)
+            .map(|id| {
+                println!(
+                    "{}",
+                    serde_json::json!({"node_id": id.node_id, "name": id.name})
+                );
+            })
+            .map_err(|e| e.to_string()),
         Command::Run(args) => run_agent(args),
     };
     match result {
@@ -293,7 +295,7 @@ fn run_agent(args: RunArgs) -> Result<(), String> {
         cfg.card_channels = v;
     }
     cfg.stop_on_stdin_eof = args.stop_on_stdin_eof;
-    agent::run(cfg).map(|_| ())
+    agent::run(cfg).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn devices(json: bool) -> Result<(), String> {

@@ -4,7 +4,7 @@
 //! if a test runs on its own), waits on readiness signals (the controller's "listening on"
 //! line, nodes reported online with their desired state applied) rather than sleeping,
 //! drives the REST API as staff would, and reads what the nodes' simulated sound cards
-//! played (`wav:PATH` + `PATH.json`, CONTRACT.md) to measure timing against the host clock.
+//! played (`wav:PATH` + `PATH.json`, docs/INTERFACES.md) to measure timing against the host clock.
 //! Every process is killed when its handle drops, so a failing test leaves nothing behind.
 
 use std::io::{BufRead, BufReader};

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::store::{self as q, ScheduleRow};
 
-/// `POST /api/v1/schedules` (CONTRACT.md), plus the program options of the issue.
+/// `POST /api/v1/schedules` (docs/INTERFACES.md), plus the program options (gap, repeat, chime).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {

@@ -27,7 +27,7 @@ pub use audit::{entries as audit_entries, record as audit};
 
 /// The commune requests default to: the configured one when the database has it; else,
 /// in a database that already has communes, the first of them (the slug only names the
-/// commune a *new* data directory starts with, CONTRACT.md); else a new one.
+/// commune a *new* data directory starts with, docs/INTERFACES.md); else a new one.
 pub fn ensure_commune_for_config(
     conn: &mut rusqlite::Connection,
     slug: &str,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Rule;
 
-/// Priorities, low to high (DESIGN.md): background (relays, music) < normal < priority <
+/// Priorities, low to high (docs/ARCHITECTURE.md, "Rules that hold everywhere"): background (relays, music) < normal < priority <
 /// emergency — the three levels of Circular 39/2020 plus background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

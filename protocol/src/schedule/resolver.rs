@@ -1,4 +1,4 @@
-//! Rules -> concrete plays, with conflicts settled by the rules of DESIGN.md:
+//! Rules -> concrete plays, with conflicts settled by the rules of docs/ARCHITECTURE.md:
 //!
 //! - a higher priority interrupts a lower one; the interrupted play is logged as
 //!   interrupted and restarts from its beginning afterwards if its window is still open;

@@ -1,4 +1,4 @@
-//! When a schedule fires: the rule kinds of CONTRACT.md and their expansion into instants.
+//! When a schedule fires: the rule kinds of the schedules API (docs/INTERFACES.md) and their expansion into instants.
 //!
 //! Rules are written in the commune's local time ("06:00 every day") and expanded into UTC
 //! instants here, so daylight-saving edges are handled in one place: a local time that

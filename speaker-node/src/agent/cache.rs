@@ -13,12 +13,14 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::error::AgentError;
+
 pub struct BlobCache {
     dir: PathBuf,
     partial: PathBuf,
 }
 
-/// Why a fetch failed; `retry` says whether trying again later can help.
+/// Why a fetch failed.
 #[derive(Debug)]
 pub struct FetchError {
     pub message: String,
@@ -57,9 +59,9 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 impl BlobCache {
-    pub fn open(dir: PathBuf) -> Result<Self, String> {
+    pub fn open(dir: PathBuf) -> Result<Self, AgentError> {
         let partial = dir.join("partial");
-        std::fs::create_dir_all(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+        std::fs::create_dir_all(&partial).map_err(|e| AgentError::file(&partial, e))?;
         Ok(BlobCache { dir, partial })
     }
 

@@ -1,15 +1,17 @@
-//! The node's clocks. `local` is the node's own clock: the host's real-time clock with the
-//! `--clock-offset-ms` / `--clock-drift-ppm` test knobs applied (CONTRACT.md) — the only
-//! place the agent reads the host clock. `controller` is the fleet's reference: local plus
-//! the NTP-style offset estimated over the link (`protocol::clock`). Scheduled times are
-//! on the controller's clock.
+//! The node's clocks. `local` is the node's own clock: the host clock it is handed (a
+//! [`Clock`]: the real one, or a test's) with the `--clock-offset-ms` /
+//! `--clock-drift-ppm` test knobs applied (docs/INTERFACES.md) — the only place the agent reads
+//! the host clock. `controller` is the fleet's reference: local plus the NTP-style offset
+//! estimated over the link (`protocol::clock`). Scheduled times are on the controller's
+//! clock.
 
-use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use protocol::clock::{ClockEstimate, ClockEstimator, SyncSample};
+use protocol::time::Clock;
 
 pub struct NodeClock {
+    host: Arc<dyn Clock>,
     /// Host time when the agent started: drift accumulates from here.
     epoch_ns: i64,
     offset_ns: i64,
@@ -24,19 +26,18 @@ struct Sync {
     estimate: Option<ClockEstimate>,
 }
 
-fn host_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 impl NodeClock {
     /// `saved_offset_ns`: the controller offset last estimated (kept across restarts, so a
     /// node rebooted while its link is down stays on the fleet's time).
-    pub fn new(offset_ms: f64, drift_ppm: f64, saved_offset_ns: Option<i64>) -> Self {
+    pub fn new(
+        host: Arc<dyn Clock>,
+        offset_ms: f64,
+        drift_ppm: f64,
+        saved_offset_ns: Option<i64>,
+    ) -> Self {
         NodeClock {
-            epoch_ns: host_ns(),
+            epoch_ns: host.now_ns(),
+            host,
             offset_ns: (offset_ms * 1e6) as i64,
             drift_ppm,
             sync: Mutex::new(Sync {
@@ -49,7 +50,7 @@ impl NodeClock {
 
     /// The node's own clock, ns since the Unix epoch.
     pub fn local_ns(&self) -> i64 {
-        let h = host_ns();
+        let h = self.host.now_ns();
         h + self.offset_ns + ((h - self.epoch_ns) as f64 * self.drift_ppm / 1e6) as i64
     }
 
@@ -97,9 +98,12 @@ mod tests {
 
     #[test]
     fn knobs_move_the_local_clock() {
-        let c = NodeClock::new(500.0, 0.0, None);
-        let d = c.local_ns() - host_ns();
-        assert!((d - 500_000_000).abs() < 5_000_000, "{d}");
+        let host = protocol::time::TestClock::new(1_000_000_000_000);
+        let c = NodeClock::new(host.clone(), 500.0, 1000.0, None);
+        assert_eq!(c.local_ns() - host.now_ns(), 500_000_000);
+        // 1000 ppm: a second of host time is a millisecond more on the node.
+        host.advance_ms(1000);
+        assert_eq!(c.local_ns() - host.now_ns(), 501_000_000);
         let s = SyncSample {
             t0: 0,
             t1: 1_000,

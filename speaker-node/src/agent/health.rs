@@ -1,10 +1,8 @@
 //! The heartbeat's contents: everything an admin looks at to judge a node.
 
-use std::sync::PoisonError;
-
 use protocol::link::Health;
 
-use super::{Agent, lock};
+use super::owner::AgentCore;
 
 /// 1-minute load average (Linux).
 fn load() -> Option<f64> {
@@ -27,36 +25,32 @@ fn disk_free(path: &std::path::Path) -> Option<u64> {
     Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
-impl Agent {
-    pub(super) fn health(&self) -> Health {
-        let status = lock(&self.status).clone();
+impl AgentCore {
+    pub fn health(&self) -> Health {
+        let status = self.playout_status();
         let estimate = self.clock.estimate();
+        let uptime_ns = (self.clock.local_ns() - self.started_ns).max(0);
         Health {
             agent: env!("CARGO_PKG_VERSION").into(),
-            uptime_s: self.started.elapsed().as_secs(),
-            ip: lock(&self.ip).iter().cloned().collect(),
+            uptime_s: (uptime_ns / 1_000_000_000) as u64,
+            ip: self.ip.iter().cloned().collect(),
             clock_offset_ms: estimate.map(|_| self.clock.offset_ns() as f64 / 1e6),
             round_trip_ms: estimate.map(|e| e.round_trip_ns as f64 / 1e6),
             cache_used_bytes: self.cache.used_bytes(),
-            cache_quota_bytes: self.cfg.cache_quota_mb * 1_000_000,
+            cache_quota_bytes: self.cache_quota_bytes,
             disk_free_bytes: disk_free(self.state.root()),
             // The first 200 (nearest first): enough to act on, and the heartbeat stays small.
-            missing_blobs: lock(&self.missing).iter().take(200).cloned().collect(),
+            missing_blobs: self.missing.iter().take(200).cloned().collect(),
             playing: status.playing,
             volume: status.volume,
-            output: self.cfg.output.clone(),
+            output: self.output_name.clone(),
             output_ok: status.output_ok,
             underruns: status.underruns,
             load: load(),
             temperature_c: temperature(),
-            last_error: status.last_error.or_else(|| lock(&self.last_error).clone()),
-            applied_version: self
-                .desired
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .map(|d| d.version.clone()),
-            pending_logs: lock(&self.journal).pending().len() as u64,
+            last_error: status.last_error.or_else(|| self.last_error.clone()),
+            applied_version: self.applied_version(),
+            pending_logs: self.pending_logs().len() as u64,
         }
     }
 }

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use protocol::link::PlayLogEntry;
 
+use super::error::{AgentError, Result};
+
 /// Compact once the log file is larger than this and nothing is pending.
 const COMPACT_BYTES: u64 = 1 << 20;
 
@@ -26,12 +28,12 @@ pub struct PlayJournal {
     pending: Vec<PlayLogEntry>,
 }
 
-fn open_append(path: &Path) -> Result<File, String> {
+fn open_append(path: &Path) -> Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| AgentError::file(path, e))
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -48,7 +50,7 @@ pub fn new_id() -> String {
 }
 
 impl PlayJournal {
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path) -> Result<Self> {
         let log_path = dir.join("log.jsonl");
         let acked_path = dir.join("acked");
         let acked: HashSet<String> = lines(&acked_path).into_iter().collect();
@@ -67,13 +69,14 @@ impl PlayJournal {
     }
 
     /// Appends an entry durably.
-    pub fn append(&mut self, entry: PlayLogEntry) -> Result<(), String> {
-        let mut line = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
+    pub fn append(&mut self, entry: PlayLogEntry) -> Result<()> {
+        // Serialising a plain struct of strings and numbers cannot fail.
+        let mut line = serde_json::to_string(&entry).unwrap_or_default();
         line.push('\n');
         self.log
             .write_all(line.as_bytes())
             .and_then(|()| self.log.sync_data())
-            .map_err(|e| format!("{}: {e}", self.log_path.display()))?;
+            .map_err(|e| AgentError::file(&self.log_path, e))?;
         self.pending.push(entry);
         Ok(())
     }
@@ -84,7 +87,7 @@ impl PlayJournal {
     }
 
     /// The controller stored these.
-    pub fn ack(&mut self, ids: &[String]) -> Result<(), String> {
+    pub fn ack(&mut self, ids: &[String]) -> Result<()> {
         let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
         let known: Vec<String> = self
             .pending
@@ -99,12 +102,12 @@ impl PlayJournal {
         self.acked
             .write_all(text.as_bytes())
             .and_then(|()| self.acked.sync_data())
-            .map_err(|e| format!("{}: {e}", self.acked_path.display()))?;
+            .map_err(|e| AgentError::file(&self.acked_path, e))?;
         self.pending.retain(|e| !ids.contains(e.id.as_str()));
         self.compact_if_done()
     }
 
-    fn compact_if_done(&mut self) -> Result<(), String> {
+    fn compact_if_done(&mut self) -> Result<()> {
         let big = self.log.metadata().map(|m| m.len()).unwrap_or(0) > COMPACT_BYTES;
         if !self.pending.is_empty() || !big {
             return Ok(());
@@ -115,7 +118,7 @@ impl PlayJournal {
         ] {
             file.set_len(0)
                 .and_then(|()| file.sync_all())
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| AgentError::file(path, e))?;
         }
         Ok(())
     }

@@ -1,56 +1,78 @@
-//! The node's side of the link: dial the controller's WebSocket (nodes sit behind NAT),
-//! say hello, then keep the clock synced, report heartbeats, upload play logs until
-//! acknowledged, apply desired states and run commands. A dead link (nothing heard for
-//! [`DEAD_AFTER_MS`]) is dropped and dialled again with jittered exponential backoff up
-//! to a minute. None of this is needed to play: the scheduler runs from disk.
+//! The node's side of the link: dial the controller (nodes sit behind NAT), say hello,
+//! then keep the clock synced, report heartbeats, upload play logs until acknowledged,
+//! and hand desired states and commands to the owner task. A dead link (nothing heard
+//! for `link_dead_after_ms`) is dropped and dialled again with jittered exponential
+//! backoff up to a minute. None of this is needed to play: the scheduler runs from disk.
+//!
+//! [`session`] is written against [`Transport`]: the WebSocket carrier is in
+//! [`super::websocket`], and tests run a session over an in-memory pair.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use protocol::clock::SyncSample;
 use protocol::link::{
-    self, ControllerMsg, DEAD_AFTER_MS, HEARTBEAT_MS, KEEPALIVE_MS, MAX_FRAME_BYTES, NodeMsg,
-    PLAYLOG_BATCH, PROTOCOL_VERSION,
+    self, ControllerMsg, HEARTBEAT_MS, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION,
 };
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
+use protocol::transport::{CloseCode, Transport, TransportError};
+use tokio::sync::mpsc;
 
-use super::Agent;
+use super::clock::NodeClock;
+use super::owner::{AgentCmd, AgentHandle, ToLink};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Clock exchanges right after connecting, then one a second.
+/// A session that lasted this long resets the backoff.
+const LASTED: Duration = Duration::from_secs(30);
+/// Clock exchanges right after connecting (100 ms apart), then one a second.
 const FAST_SYNCS: u32 = 8;
+/// After the fast exchanges, the offset is saved every this many.
+const SAVE_CLOCK_EVERY: u32 = 60;
 
-/// `http://host` -> `ws://host/api/v1/nodes/link` (and https -> wss).
-pub fn link_url(server: &str) -> String {
-    let base = server.trim_end_matches('/');
-    let base = if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else {
-        base.to_string()
-    };
-    format!("{base}/api/v1/nodes/link")
+/// What a session works with.
+#[derive(Clone)]
+pub struct LinkContext {
+    pub agent: AgentHandle,
+    pub clock: Arc<NodeClock>,
+    pub dead_after_ms: u64,
 }
 
-/// Keeps the link up for as long as the agent runs.
-pub async fn run(agent: Arc<Agent>) {
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{0}")]
+    Dial(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("controller sent a bad message: {0}")]
+    BadMessage(String),
+    #[error("no traffic from the controller: link dead")]
+    Dead,
+}
+
+/// Keeps the link up for as long as the agent runs; `dial` opens one connection.
+pub async fn run<T, F, Fut>(ctx: LinkContext, mut outbox: mpsc::UnboundedReceiver<ToLink>, dial: F)
+where
+    T: Transport,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(T, Option<String>), LinkError>>,
+{
     let mut backoff = Duration::from_secs(1);
     loop {
-        let began = Instant::now();
-        match session(&agent).await {
-            Ok(()) => tracing::info!("link closed"),
-            Err(e) => {
-                tracing::warn!("link: {e}");
-                agent.note_error(format!("link: {e}"));
+        let began = tokio::time::Instant::now();
+        let ended = match dial().await {
+            Ok((transport, ip)) => {
+                ctx.agent.send(AgentCmd::LinkUp { ip });
+                tracing::info!("link up");
+                session(&ctx, transport, &mut outbox).await
             }
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok(()) => tracing::info!("link closed"),
+            Err(e) => ctx.agent.send(AgentCmd::Error(format!("link: {e}"))),
         }
-        // A session that lasted resets the backoff; quick failures grow it.
-        if began.elapsed() > Duration::from_secs(30) {
+        if began.elapsed() > LASTED {
             backoff = Duration::from_secs(1);
         }
         let jittered = backoff.mul_f64(0.5 + rand::random::<f64>() * 0.5);
@@ -59,158 +81,113 @@ pub async fn run(agent: Arc<Agent>) {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(agent: &Agent) -> Result<Ws, String> {
-    let url = link_url(&agent.server);
-    let mut req = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("{url}: {e}"))?;
-    let auth = format!("Bearer {}", agent.token)
-        .parse()
-        .map_err(|_| "the node token is not a valid header".to_string())?;
-    req.headers_mut().insert("authorization", auth);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
-    let connecting = tokio_tungstenite::connect_async_with_config(req, Some(config), true);
-    match tokio::time::timeout(Duration::from_secs(15), connecting).await {
-        Err(_) => Err(format!("{url}: no answer in 15 s")),
-        Ok(Err(tungstenite::Error::Http(res))) => {
-            let status = res.status().as_u16();
-            let detail = match status {
-                401 => " (the node token was refused: revoked? enrol again)",
-                _ => "",
-            };
-            Err(format!("{url}: HTTP {status}{detail}"))
-        }
-        Ok(Err(e)) => Err(format!("{url}: {}", super::chain(&e))),
-        Ok(Ok((ws, _))) => Ok(ws),
-    }
-}
-
-fn local_ip(ws: &Ws) -> Option<String> {
-    match ws.get_ref() {
-        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
-            tcp.local_addr().ok().map(|a| a.ip().to_string())
-        }
-        _ => None,
-    }
-}
-
-async fn session(agent: &Arc<Agent>) -> Result<(), String> {
-    let ws = connect(agent).await?;
-    if let Some(ip) = local_ip(&ws) {
-        agent.set_ip(ip);
-    }
-    tracing::info!(server = %agent.server, "link up");
-    let (mut tx, mut rx) = ws.split();
-    let send = |m: &NodeMsg| Message::text(link::encode(m));
+/// One connection, until it ends: `Ok` when the controller closed it.
+pub async fn session<T: Transport>(
+    ctx: &LinkContext,
+    mut transport: T,
+    outbox: &mut mpsc::UnboundedReceiver<ToLink>,
+) -> Result<(), LinkError> {
     let hello = NodeMsg::Hello {
         protocol: PROTOCOL_VERSION,
         agent: env!("CARGO_PKG_VERSION").into(),
-        applied: agent.applied_version(),
+        applied: ctx.agent.applied_version().await,
     };
-    tx.send(send(&hello)).await.map_err(|e| e.to_string())?;
+    transport.send(link::encode(&hello)).await?;
     let mut syncs = 0u32;
     let mut next_sync = tokio::time::Instant::now();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(HEARTBEAT_MS));
     let mut keepalive = tokio::time::interval(Duration::from_millis(KEEPALIVE_MS));
-    let mut last_rx = Instant::now();
+    let mut last_rx = ctx.clock.local_ns();
     let mut inflight: HashSet<String> = HashSet::new();
-    let mut outbox = agent.outbox_rx.lock().await;
+    // Asked of the owner only when something may be waiting, so a busy owner (an fsync)
+    // never holds up a clock exchange.
+    let mut logs_waiting = true;
     loop {
         // Checked at least every second (the clock exchanges wake the loop): a dead link
-        // is noticed within DEAD_AFTER_MS and a second.
-        if last_rx.elapsed() > Duration::from_millis(DEAD_AFTER_MS) {
-            return Err("no traffic from the controller: link dead".into());
+        // is noticed within the limit and a second.
+        if (ctx.clock.local_ns() - last_rx) / 1_000_000 > ctx.dead_after_ms as i64 {
+            return Err(LinkError::Dead);
         }
-        // Upload pending play logs, one batch in flight at a time.
-        if inflight.is_empty() {
-            let batch: Vec<_> = agent.pending_logs(PLAYLOG_BATCH);
+        if inflight.is_empty() && logs_waiting {
+            let batch = ctx.agent.pending_logs(PLAYLOG_BATCH).await;
+            logs_waiting = false;
             if !batch.is_empty() {
                 inflight = batch.iter().map(|e| e.id.clone()).collect();
                 let msg = NodeMsg::PlayLogs { entries: batch };
-                tx.send(send(&msg)).await.map_err(|e| e.to_string())?;
+                transport.send(link::encode(&msg)).await?;
             }
         }
         let reply: Option<NodeMsg> = tokio::select! {
-            frame = rx.next() => {
-                let t3 = agent.clock.local_ns();
-                last_rx = Instant::now();
-                let msg = match frame {
-                    None => return Ok(()),
-                    Some(Err(e)) => return Err(e.to_string()),
-                    Some(Ok(m)) => m,
-                };
-                let text = match msg {
-                    Message::Text(t) => t,
-                    Message::Close(_) => return Ok(()),
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                    Message::Binary(_) => return Err("binary frame from the controller".into()),
+            frame = transport.recv() => {
+                let t3 = ctx.clock.local_ns();
+                last_rx = t3;
+                let text = match frame {
+                    Ok(Some(text)) => text,
+                    Ok(None) => continue,
+                    Err(TransportError::Closed(_)) => return Ok(()),
+                    Err(e) => return Err(e.into()),
                 };
                 let msg = match ControllerMsg::decode(&text) {
                     Ok(m) => m,
                     Err(e) => {
-                        let _ = tx.send(Message::Close(None)).await;
-                        return Err(format!("controller sent a bad message: {e}"));
+                        transport.close(CloseCode::Policy, "malformed message").await;
+                        return Err(LinkError::BadMessage(e.to_string()));
                     }
                 };
                 match msg {
                     ControllerMsg::Pong { t0, t1, t2 } => {
-                        agent.clock.add_sample(SyncSample { t0, t1, t2, t3 });
-                        // Kept on disk so a restart without a link stays on fleet time.
-                        if syncs == FAST_SYNCS || syncs.is_multiple_of(60) {
-                            let a = agent.clone();
-                            tokio::task::spawn_blocking(move || a.save_clock());
+                        ctx.clock.add_sample(SyncSample { t0, t1, t2, t3 });
+                        if syncs == FAST_SYNCS || syncs.is_multiple_of(SAVE_CLOCK_EVERY) {
+                            ctx.agent.send(AgentCmd::SaveClock);
                         }
-                        None
                     }
                     ControllerMsg::PlayLogsAck { ids } => {
-                        agent.ack_logs(&ids);
                         for id in &ids {
                             inflight.remove(id);
                         }
-                        None
+                        ctx.agent.send(AgentCmd::AckLogs(ids));
+                        // More may be waiting behind the batch just acknowledged.
+                        logs_waiting = true;
                     }
-                    other => {
-                        agent.handle(other);
-                        None
-                    }
+                    other => deliver(&ctx.agent, other),
                 }
+                None
             }
             _ = tokio::time::sleep_until(next_sync) => {
                 syncs += 1;
                 let every = if syncs < FAST_SYNCS { 100 } else { 1_000 };
                 next_sync = tokio::time::Instant::now() + Duration::from_millis(every);
-                Some(NodeMsg::Ping { t0: agent.clock.local_ns() })
+                Some(NodeMsg::Ping { t0: ctx.clock.local_ns() })
             }
-            _ = heartbeat.tick() => Some(NodeMsg::Heartbeat(Box::new(agent.health()))),
-            _ = agent.logs_changed.notified() => None,
-            out = outbox.recv() => out,
+            _ = heartbeat.tick() => ctx.agent.health().await.map(|h| NodeMsg::Heartbeat(Box::new(h))),
+            out = outbox.recv() => match out {
+                Some(ToLink::Send(m)) => Some(m),
+                Some(ToLink::LogsChanged) => {
+                    logs_waiting = true;
+                    None
+                }
+                None => return Ok(()),
+            },
             _ = keepalive.tick() => {
-                tx.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
+                transport.keepalive().await?;
                 None
             }
         };
         if let Some(m) = reply {
-            tx.send(send(&m)).await.map_err(|e| e.to_string())?;
+            transport.send(link::encode(&m)).await?;
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::link_url;
-
-    #[test]
-    fn urls() {
-        assert_eq!(link_url("http://h:8080/"), "ws://h:8080/api/v1/nodes/link");
-        assert_eq!(
-            link_url("https://loa.example"),
-            "wss://loa.example/api/v1/nodes/link"
-        );
+/// A controller message for the owner task (pongs and acks are the session's own).
+fn deliver(agent: &AgentHandle, msg: ControllerMsg) {
+    match msg {
+        ControllerMsg::Welcome { node_id, name, .. } => {
+            tracing::info!(node_id, %name, "welcomed");
+        }
+        ControllerMsg::Desired(state) => agent.send(AgentCmd::Desired(state)),
+        ControllerMsg::Command { id, command } => agent.send(AgentCmd::Remote { id, command }),
+        ControllerMsg::Pong { .. } | ControllerMsg::PlayLogsAck { .. } => {}
+        ControllerMsg::Unknown => tracing::debug!("unknown message kind ignored"),
     }
 }

@@ -19,14 +19,14 @@ use protocol::link::{NowPlaying, PlayLogEntry, PlayOutcome};
 use super::amp::Amplifier;
 use super::clock::NodeClock;
 use super::journal;
-use crate::output::{AudioFormat, OutputSpec, Sink};
+use crate::output::{AudioFormat, Sink};
 use crate::player::{ItemRenderer, Loudness};
 use audio::decode::Decoder;
 use audio::dsp::volume_to_amplitude;
 
 /// Frames per loop turn: 10 ms, the granularity of cuts.
 const BLOCK_MS: i64 = 10;
-/// Drift correction (DESIGN.md, "Clock sync"): while a play runs, its frames are kept on
+/// Drift correction (docs/ARCHITECTURE.md, "Clock sync"): while a play runs, its frames are kept on
 /// the controller's clock by dropping or repeating single frames, one per block at most
 /// (up to 2,000 ppm at 48 kHz). Steering starts at this error and stops below the next.
 const STEER_START_NS: i64 = 1_000_000;
@@ -113,11 +113,13 @@ pub struct PlayoutHandle {
     pub thread: std::thread::JoinHandle<()>,
 }
 
+/// Opens the output (again, after it failed): a sound card, a simulated card, or a test's.
+pub type SinkOpener = Box<dyn FnMut() -> Result<Box<dyn Sink>, crate::Error> + Send>;
+
 pub struct PlayoutConfig {
-    pub output: OutputSpec,
-    /// What the output is asked for (devices may choose otherwise).
-    pub format: AudioFormat,
-    pub drift_ppm: f64,
+    pub open: SinkOpener,
+    /// The output as the technician named it, for messages.
+    pub output_name: String,
     pub volume: u8,
     pub amp: Amplifier,
 }
@@ -126,11 +128,13 @@ fn to_time(ns: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(ns)
 }
 
+/// Starts the playout thread; it runs until [`PlayoutCmd::Shutdown`] (or every sender is
+/// gone) and drops `events` when it ends, so the receiver sees every event it sent.
 pub fn spawn(
     cfg: PlayoutConfig,
     clock: Arc<NodeClock>,
     events: tokio::sync::mpsc::UnboundedSender<PlayoutEvent>,
-) -> PlayoutHandle {
+) -> std::io::Result<PlayoutHandle> {
     let (tx, rx) = std::sync::mpsc::channel();
     let status = Arc::new(Mutex::new(PlayoutStatus {
         volume: cfg.volume,
@@ -150,9 +154,8 @@ pub fn spawn(
                 current: None,
             }
             .run()
-        })
-        .unwrap_or_else(|e| panic!("cannot start the playout thread: {e}"));
-    PlayoutHandle { tx, status, thread }
+        })?;
+    Ok(PlayoutHandle { tx, status, thread })
 }
 
 struct Playout {
@@ -190,11 +193,7 @@ impl Playout {
 
     fn run(mut self) {
         loop {
-            let mut sink = match self
-                .cfg
-                .output
-                .open_clocked(self.cfg.format, self.cfg.drift_ppm)
-            {
+            let mut sink = match (self.cfg.open)() {
                 Ok(s) => s,
                 Err(e) => {
                     let msg = self.output_failed(e);
@@ -221,7 +220,7 @@ impl Playout {
 
     /// Records a failing output for the heartbeat; returns the message.
     fn output_failed(&self, e: crate::Error) -> String {
-        let msg = format!("{}: {e}", self.cfg.output);
+        let msg = format!("{}: {e}", self.cfg.output_name);
         tracing::error!("{msg}");
         let mut st = self.status();
         st.output_ok = false;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use protocol::desired::DesiredState;
 use serde::{Deserialize, Serialize};
 
+use super::error::{AgentError, Result};
 use crate::write_atomic;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,15 +39,11 @@ pub struct StateDir {
     root: PathBuf,
 }
 
-fn describe(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("{}: {e}", path.display())
-}
-
 impl StateDir {
     /// Opens (creating) the directory.
-    pub fn open(root: &Path) -> Result<Self, String> {
+    pub fn open(root: &Path) -> Result<Self> {
         for dir in [root.to_path_buf(), root.join("cache"), root.join("playlog")] {
-            std::fs::create_dir_all(&dir).map_err(|e| describe(&dir, e))?;
+            std::fs::create_dir_all(&dir).map_err(|e| AgentError::file(&dir, e))?;
         }
         Ok(StateDir {
             root: root.to_path_buf(),
@@ -65,25 +62,33 @@ impl StateDir {
         self.root.join("playlog")
     }
 
-    fn read_json<T: for<'a> Deserialize<'a>>(&self, name: &str) -> Result<Option<T>, String> {
+    fn read_json<T: for<'a> Deserialize<'a>>(&self, name: &str) -> Result<Option<T>> {
         let path = self.root.join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| describe(&path, format!("damaged ({e})"))),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| AgentError::Damaged {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(describe(&path, e)),
+            Err(e) => Err(AgentError::file(path, e)),
         }
     }
 
-    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), String> {
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
         let path = self.root.join(name);
-        let body = serde_json::to_vec_pretty(value).map_err(|e| describe(&path, e))?;
-        write_atomic(&path, &body).map_err(|e| e.to_string())
+        let body = serde_json::to_vec_pretty(value).map_err(|e| AgentError::Damaged {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(write_atomic(&path, &body)?)
     }
 
     /// The enrolment: identity and token (the token file readable by its owner only).
-    pub fn save_enrolment(&self, identity: &Identity, token: &str) -> Result<(), String> {
+    pub fn save_enrolment(&self, identity: &Identity, token: &str) -> Result<()> {
         let path = self.root.join("token");
         let tmp = self.root.join("token.tmp");
         let mut f = std::fs::OpenOptions::new()
@@ -92,34 +97,28 @@ impl StateDir {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| describe(&tmp, e))?;
+            .map_err(|e| AgentError::file(&tmp, e))?;
         f.write_all(token.as_bytes())
             .and_then(|()| f.sync_all())
-            .map_err(|e| describe(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| describe(&path, e))?;
+            .map_err(|e| AgentError::file(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| AgentError::file(&path, e))?;
         crate::sync_dir(&path);
         self.write_json("node.json", identity)
     }
 
-    pub fn identity(&self) -> Result<(Identity, String), String> {
-        let not_enrolled = || {
-            format!(
-                "{}: not enrolled; run `speaker-node enroll --server URL --code CODE --state {}` first",
-                self.root.display(),
-                self.root.display()
-            )
-        };
+    pub fn identity(&self) -> Result<(Identity, String)> {
+        let not_enrolled = || AgentError::NotEnrolled(self.root.clone());
         let identity: Identity = self.read_json("node.json")?.ok_or_else(not_enrolled)?;
         let path = self.root.join("token");
         let token = std::fs::read_to_string(&path).map_err(|_| not_enrolled())?;
         Ok((identity, token.trim().to_string()))
     }
 
-    pub fn desired(&self) -> Result<Option<DesiredState>, String> {
+    pub fn desired(&self) -> Result<Option<DesiredState>> {
         self.read_json("desired.json")
     }
 
-    pub fn save_desired(&self, state: &DesiredState) -> Result<(), String> {
+    pub fn save_desired(&self, state: &DesiredState) -> Result<()> {
         self.write_json("desired.json", state)
     }
 
@@ -130,7 +129,7 @@ impl StateDir {
             .unwrap_or_default()
     }
 
-    pub fn save_settings(&self, s: &Settings) -> Result<(), String> {
+    pub fn save_settings(&self, s: &Settings) -> Result<()> {
         self.write_json("settings.json", s)
     }
 }

@@ -1,4 +1,4 @@
-//! A simulated sound card for `speaker-node run` (CONTRACT.md): it consumes frames in real
+//! A simulated sound card for `speaker-node run` (docs/INTERFACES.md): it consumes frames in real
 //! time, silence included, at its own rate (`rate_ppm` off true), and with `wav:PATH`
 //! writes every frame it plays to a WAV file. `PATH.json` beside it records the host's
 //! real-time clock when the first frame left, so frame `k` left at
