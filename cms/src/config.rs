@@ -16,8 +16,11 @@ pub struct CmsConfig {
     pub allow_self_approval: bool,
     /// Browser sessions last this long.
     pub session_hours: u32,
-    /// Mark cookies `Secure` (behind TLS).
+    /// Mark cookies `Secure`: browsers then send them over HTTPS only. The controller
+    /// turns it on when its public URL is https (behind a TLS proxy).
     pub secure_cookies: bool,
+    /// A node not heard from this long is shown offline (and the hub marks it so).
+    pub node_offline_after_ms: u64,
 }
 
 impl Default for CmsConfig {
@@ -31,6 +34,7 @@ impl Default for CmsConfig {
             allow_self_approval: false,
             session_hours: 12,
             secure_cookies: false,
+            node_offline_after_ms: protocol::link::OFFLINE_AFTER_MS,
         }
     }
 }
@@ -43,6 +47,8 @@ impl std::fmt::Debug for CmsConfig {
             .field("tts_command", &self.tts_command)
             .field("commune_slug", &self.commune_slug)
             .field("allow_self_approval", &self.allow_self_approval)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("node_offline_after_ms", &self.node_offline_after_ms)
             .finish_non_exhaustive()
     }
 }

@@ -137,7 +137,7 @@ impl From<rusqlite::Error> for CmsError {
             {
                 let detail = msg.clone().unwrap_or_default();
                 if detail.contains("UNIQUE") {
-                    Self::conflict("Tên này đã có.", "That name is already taken.")
+                    unique_violation(&detail)
                 } else {
                     Self::invalid(
                         format!("Dữ liệu không hợp lệ ({detail})."),
@@ -150,8 +150,68 @@ impl From<rusqlite::Error> for CmsError {
     }
 }
 
+/// A UNIQUE violation, naming what is taken. SQLite says which columns:
+/// `UNIQUE constraint failed: villages.commune_id, villages.name`.
+fn unique_violation(detail: &str) -> CmsError {
+    let columns = detail.rsplit(": ").next().unwrap_or_default();
+    let table = columns.split('.').next().unwrap_or_default();
+    let (vi, en) = match table {
+        "users" => (
+            "Tên đăng nhập này đã có.",
+            "That username is already taken.",
+        ),
+        "villages" => (
+            "Xã đã có thôn mang tên này.",
+            "The commune already has a village of that name.",
+        ),
+        "village_groups" => (
+            "Xã đã có nhóm mang tên này.",
+            "The commune already has a group of that name.",
+        ),
+        "nodes" if columns.contains("name") => (
+            "Xã đã có cụm loa mang tên này.",
+            "The commune already has a node of that name.",
+        ),
+        "communes" => ("Mã xã này đã có.", "That commune slug is already taken."),
+        _ => {
+            return CmsError::conflict(
+                format!("Giá trị này đã có ({columns})."),
+                format!("That value is already taken ({columns})."),
+            );
+        }
+    };
+    CmsError::conflict(vi, en)
+}
+
 impl From<std::io::Error> for CmsError {
     fn from(e: std::io::Error) -> Self {
         Self::Storage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_violation_names_what_is_taken() {
+        let en = |detail: &str| unique_violation(detail).message(Lang::En);
+        assert_eq!(
+            en("UNIQUE constraint failed: users.username"),
+            "That username is already taken."
+        );
+        assert_eq!(
+            en("UNIQUE constraint failed: villages.commune_id, villages.name"),
+            "The commune already has a village of that name."
+        );
+        assert_eq!(
+            en("UNIQUE constraint failed: nodes.commune_id, nodes.name"),
+            "The commune already has a node of that name."
+        );
+        assert!(en("UNIQUE constraint failed: blobs.path").contains("blobs.path"));
+        let vi = unique_violation(
+            "UNIQUE constraint failed: village_groups.commune_id, village_groups.name",
+        );
+        assert_eq!(vi.message(Lang::Vi), "Xã đã có nhóm mang tên này.");
     }
 }

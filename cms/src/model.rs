@@ -113,8 +113,9 @@ pub struct Node {
     pub desired_version: Option<String>,
     /// Applied differs from desired: the node lags (offline, or still fetching).
     pub lagging: bool,
-    /// The node's latest heartbeat, as it sent it.
-    pub health: Option<serde_json::Value>,
+    /// The node's latest heartbeat (`None` before the first, or from an agent whose
+    /// heartbeat this version cannot read).
+    pub health: Option<protocol::link::Health>,
 }
 
 /// One line of a node's history: online/offline, enrolled/revoked, command results.

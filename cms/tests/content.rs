@@ -344,3 +344,47 @@ async fn relay_items_and_search() {
     );
     assert_eq!(editor.get("/api/v1/content?limit=abc").await.status(), 400);
 }
+
+/// Whatever staff type is text on every page: the templates escape it, never the caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_text_is_escaped_on_every_page() {
+    let s = Server::start().await;
+    let admin = s.client("quantri", "admin").await;
+    let hostile = r#"<script>alert("x")</script> & 'q'"#;
+    let item = admin.upload_sample(hostile, "news.mp3").await;
+    let res = admin
+        .req(Method::PATCH, &format!("/api/v1/content/{}", item["id"]))
+        .json(&json!({ "description": hostile }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let village = admin
+        .post("/api/v1/villages", json!({ "name": hostile }))
+        .await;
+    let (status, v) = json_of(village).await;
+    assert_eq!(status, 201, "{v}");
+    let node = json!({ "name": hostile, "village_id": v["id"], "notes": hostile });
+    let (status, n) = json_of(admin.post("/api/v1/nodes", node).await).await;
+    assert_eq!(status, 201, "{n}");
+    for page in [
+        "/".to_string(),
+        "/ui/content".into(),
+        format!("/ui/content?edit={}", item["id"]),
+        "/ui/places".into(),
+        format!("/ui/nodes/{}", n["id"]),
+        "/ui/audit".into(),
+    ] {
+        let res = admin.get(&page).await;
+        assert_eq!(res.status(), 200, "{page}");
+        let html = res.text().await.unwrap();
+        assert!(
+            !html.contains("<script>alert"),
+            "{page} carries the raw text"
+        );
+        assert!(
+            html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp;"),
+            "{page} shows it as text"
+        );
+    }
+}

@@ -22,18 +22,28 @@ pub struct ControllerConfig {
     pub webhook_url: Option<String>,
     /// A node silent this long is marked offline (three missed heartbeats by default).
     pub node_offline_after_s: u64,
+    /// The address staff use, e.g. https://loa.xa-ha-long.vn (behind a TLS proxy): an
+    /// https URL makes session cookies `Secure`.
+    pub public_url: Option<String>,
+    /// `Secure` cookies whatever the public URL says (`None`: from the public URL).
+    pub secure_cookies: Option<bool>,
 }
 
+/// The CMS's own defaults ([`cms::CmsConfig::default`]) are the ones used here: one
+/// place for each.
 impl Default for ControllerConfig {
     fn default() -> Self {
+        let cms = cms::CmsConfig::default();
         ControllerConfig {
-            data: PathBuf::from("data"),
+            data: cms.data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_upload_mb: 200,
+            max_upload_mb: cms.max_upload_bytes / 1_000_000,
             tts_command: None,
-            commune: "default".into(),
+            commune: cms.commune_slug,
             webhook_url: None,
-            node_offline_after_s: protocol::link::OFFLINE_AFTER_MS / 1000,
+            node_offline_after_s: cms.node_offline_after_ms / 1000,
+            public_url: None,
+            secure_cookies: None,
         }
     }
 }
@@ -58,13 +68,18 @@ impl ControllerConfig {
             c.tts_command = cmd.split_whitespace().map(str::to_owned).collect();
         }
         c.commune_slug = self.commune.clone();
+        c.node_offline_after_ms = self.node_offline_after_s.max(1).saturating_mul(1000);
+        let https = self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        c.secure_cookies = self.secure_cookies.unwrap_or(https);
         c
     }
 
     pub fn hub(&self) -> crate::hub::HubConfig {
         crate::hub::HubConfig {
             webhook: self.webhook_url.clone(),
-            offline_after_ms: self.node_offline_after_s.max(1).saturating_mul(1000),
             ..crate::hub::HubConfig::default()
         }
     }
@@ -84,5 +99,18 @@ mod tests {
         std::fs::write(&bad, "listne = \"x\"\n").unwrap();
         let err = ControllerConfig::load(Some(&bad)).unwrap_err();
         assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_an_https_public_url_unless_told_otherwise() {
+        let mut c = ControllerConfig::default();
+        assert!(!c.cms().secure_cookies);
+        c.public_url = Some("https://loa.xa-ha-long.vn".into());
+        assert!(c.cms().secure_cookies);
+        c.secure_cookies = Some(false);
+        assert!(!c.cms().secure_cookies);
+        c.public_url = Some("http://10.0.0.2:8080".into());
+        c.secure_cookies = Some(true);
+        assert!(c.cms().secure_cookies);
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cms::{Cms, CmsConfig, NewUserRequest};
 use controller::config::ControllerConfig;
 
@@ -19,6 +19,9 @@ use controller::config::ControllerConfig;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as JSON objects (for journald/Loki/ELK); also LOA_LOG_FORMAT=json.
+    #[arg(long, global = true)]
+    log_json: bool,
 }
 
 #[derive(Subcommand)]
@@ -53,27 +56,34 @@ struct ServeOpts {
     /// A TOML file with these settings (see packaging/controller.toml).
     #[arg(long, env = "LOA_CONFIG")]
     config: Option<PathBuf>,
-    /// Holds the database (loa.db) and the audio blobs [default: data; demo: .loa/demo].
+    /// Holds the database (loa.db) and the audio blobs.
     #[arg(long, env = "LOA_DATA")]
     data: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free one (printed on start) [default: 127.0.0.1:8080].
+    /// Address to listen on; port 0 picks a free one (printed on start).
     #[arg(long, env = "LOA_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Largest accepted upload, in megabytes [default: 200].
+    /// Largest accepted upload, in megabytes.
     #[arg(long, env = "LOA_MAX_UPLOAD_MB")]
     max_upload_mb: Option<u64>,
     /// Text-to-speech command template; {voice} and {out} are replaced, text on stdin.
     #[arg(long, env = "LOA_TTS_COMMAND")]
     tts_command: Option<String>,
-    /// Slug of the commune a new data directory starts with [default: default].
+    /// Slug of the commune a new data directory starts with.
     #[arg(long, env = "LOA_COMMUNE")]
     commune: Option<String>,
     /// A URL that gets a JSON POST when a node goes offline or comes back online.
     #[arg(long, env = "LOA_WEBHOOK_URL")]
     webhook_url: Option<String>,
-    /// Seconds of silence after which a node is marked offline [default: 30].
+    /// Seconds of silence after which a node is marked offline.
     #[arg(long, env = "LOA_NODE_OFFLINE_AFTER_S")]
     node_offline_after_s: Option<u64>,
+    /// The address staff use, e.g. https://loa.example.vn behind a TLS proxy; https makes
+    /// session cookies Secure.
+    #[arg(long, env = "LOA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Mark session cookies Secure (true/false) whatever the public URL says.
+    #[arg(long, env = "LOA_SECURE_COOKIES")]
+    secure_cookies: Option<bool>,
 }
 
 impl ServeOpts {
@@ -104,6 +114,12 @@ impl ServeOpts {
         if let Some(v) = self.node_offline_after_s {
             c.node_offline_after_s = v;
         }
+        if let Some(v) = self.public_url {
+            c.public_url = Some(v);
+        }
+        if let Some(v) = self.secure_cookies {
+            c.secure_cookies = Some(v);
+        }
         Ok(c)
     }
 }
@@ -129,6 +145,23 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_logs(cli.log_json);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("controller: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `LOA_LOG` sets the level (info by default); text with colours only on a terminal, or
+/// JSON objects, one a line.
+fn init_logs(json: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
@@ -141,19 +174,57 @@ fn main() -> ExitCode {
     let filter = Targets::new()
         .with_default(level)
         .with_target("warp::server", LevelFilter::OFF);
+    let json =
+        json || std::env::var("LOA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    tracing_subscriber::registry().with(fmt).with(filter).init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("controller: {e:#}");
-            ExitCode::FAILURE
-        }
+    if json {
+        let layer = fmt.json().with_current_span(true).with_span_list(false);
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(filter)
+            .init();
+    } else {
+        let layer = fmt.with_ansi(std::io::stderr().is_terminal());
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(filter)
+            .init();
     }
 }
+
+/// The command line, its help showing the defaults of [`ControllerConfig::default`] (the
+/// one place they live).
+fn command() -> clap::Command {
+    let d = ControllerConfig::default();
+    let defaults = [
+        ("data", d.data.display().to_string()),
+        ("listen", d.listen.to_string()),
+        ("max_upload_mb", d.max_upload_mb.to_string()),
+        ("commune", d.commune.clone()),
+        ("node_offline_after_s", d.node_offline_after_s.to_string()),
+    ];
+    let with_defaults = |mut cmd: clap::Command, demo: bool| {
+        for (arg, value) in &defaults {
+            let value = match (demo, *arg) {
+                (true, "data") => DEMO_DATA.to_string(),
+                _ => value.clone(),
+            };
+            cmd = cmd.mut_arg(*arg, |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [default: {value}]"))
+            });
+        }
+        cmd
+    };
+    Cli::command()
+        .mut_subcommand("serve", |c| with_defaults(c, false))
+        .mut_subcommand("demo", |c| with_defaults(c, true))
+}
+
+/// Where the demo keeps its data unless told otherwise.
+const DEMO_DATA: &str = ".loa/demo";
 
 fn run(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -170,7 +241,7 @@ fn run(cli: Cli) -> Result<()> {
                 samples,
                 opts,
             } => {
-                let c = opts.resolve(Some(".loa/demo"))?;
+                let c = opts.resolve(Some(DEMO_DATA))?;
                 let mut cfg = c.cms();
                 cfg.commune_slug = controller::demo::COMMUNE_SLUG.into();
                 cfg.commune_name = controller::demo::COMMUNE_NAME.into();

@@ -105,3 +105,48 @@ fn an_unusable_data_directory_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr_line(&out).contains("not-a-dir"));
 }
+
+/// The first log lines of `controller serve` (killed once it serves).
+fn serve_log(extra: &[&str]) -> Vec<String> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut args = vec!["serve", "--data", data.to_str().unwrap()];
+    args.extend(["--listen", "127.0.0.1:0"]);
+    args.extend(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_controller"))
+        .args(&args)
+        .env("LOA_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("serving");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    lines
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_or_json_when_asked() {
+    let text = serve_log(&[]);
+    assert!(text.iter().any(|l| l.contains("serving")), "{text:?}");
+    assert!(
+        text.iter().all(|l| !l.contains('\u{1b}')),
+        "no colour codes in a log file: {text:?}"
+    );
+    let json = serve_log(&["--log-json"]);
+    for line in &json {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(json.iter().any(|l| l.contains("serving")), "{json:?}");
+}

@@ -19,6 +19,11 @@ pub struct DesiredState {
 }
 
 impl DesiredState {
+    /// The zone its rules are in; `None` for a name the zone database does not know.
+    pub fn zone(&self) -> Option<crate::Tz> {
+        self.tz.parse().ok()
+    }
+
     /// Every blob the schedules need, each once, in first-use order.
     pub fn blobs(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();

@@ -23,6 +23,9 @@ use speaker_node::player::{self, Loudness};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as JSON objects (for journald/Loki/ELK); also SPEAKER_NODE_LOG_FORMAT=json.
+    #[arg(long, global = true)]
+    log_json: bool,
 }
 
 #[derive(Subcommand)]
@@ -135,10 +138,19 @@ fn main() -> ExitCode {
     let level = std::env::var("SPEAKER_NODE_LOG")
         .ok()
         .and_then(|l| l.parse().ok());
-    tracing_subscriber::fmt()
+    let json = cli.log_json
+        || std::env::var("SPEAKER_NODE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let max = level.unwrap_or(default);
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level.unwrap_or(default))
-        .init();
+        .with_max_level(max);
+    if json {
+        fmt.json().init();
+    } else {
+        // Colours only on a terminal: a service's log file stays plain text.
+        use std::io::IsTerminal;
+        fmt.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     std::panic::set_hook(Box::new(|info| {
         if decode::inside_decoder() {
             // Contained by the decoder and reported as a corrupt file.

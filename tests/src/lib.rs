@@ -400,15 +400,10 @@ impl Api {
     }
 
     /// Play logs of a node in a generous window around now.
+    /// The node's play logs as a user asks for them first: no window, so the default
+    /// (the last day up to now) must hold what was just played.
     pub async fn playlogs(&self, node_id: i64) -> Vec<Value> {
-        let from = chrono::Utc::now() - chrono::Duration::hours(1);
-        let to = chrono::Utc::now() + chrono::Duration::hours(1);
-        let path = format!(
-            "/api/v1/playlogs?node={node_id}&from={}&to={}",
-            from.format("%Y-%m-%dT%H:%M:%SZ"),
-            to.format("%Y-%m-%dT%H:%M:%SZ")
-        );
-        self.get(&path)
+        self.get(&format!("/api/v1/playlogs?node={node_id}"))
             .await
             .as_array()
             .cloned()

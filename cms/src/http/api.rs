@@ -307,7 +307,7 @@ async fn plan(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response
         }
         Id::PlayLogs => {
             let node = query_num(req, "node")?;
-            let (from, to) = window(req, Duration::days(1))?;
+            let (from, to) = history_window(req)?;
             let cid = p.commune(None)?;
             let logs = cms
                 .store()
@@ -365,10 +365,17 @@ fn query_time(req: &Req, key: &str) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
-/// `from`/`to` from the query; defaults: from now, `span` long.
+/// A plan's window (what will play): `from` defaults to now, `to` to `span` later.
 fn window(req: &Req, span: Duration) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let from = query_time(req, "from")?.unwrap_or_else(Utc::now);
     let to = query_time(req, "to")?.unwrap_or(from + span);
+    Ok((from, to))
+}
+
+/// A history's window (what happened): `to` defaults to now, `from` to a day before it.
+fn history_window(req: &Req) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let to = query_time(req, "to")?.unwrap_or_else(Utc::now);
+    let from = query_time(req, "from")?.unwrap_or(to - Duration::days(1));
     Ok((from, to))
 }
 

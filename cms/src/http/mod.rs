@@ -17,6 +17,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use warp::Filter;
 use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
@@ -140,8 +141,14 @@ pub fn routes(cms: Cms) -> impl Filter<Extract = (Response,), Error = warp::Reje
         .and(warp::body::stream())
         .map(make_req)
         .then(move |req: Req| {
-            let cms = cms.clone();
-            async move { dispatch(cms, req).await }
+            // One span per request: every line logged while serving it carries the method
+            // and the route (the pattern, not the path: ids stay out of the field).
+            let span = tracing::info_span!(
+                "http",
+                method = %req.method,
+                route = tracing::field::Empty,
+            );
+            dispatch(cms.clone(), req).instrument(span)
         })
 }
 
@@ -208,6 +215,7 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         }
     };
     req.params = params;
+    tracing::Span::current().record("route", route.path);
     let api = route.is_api();
     if !api {
         // Pages are Vietnamese unless the user picked English: commune PCs often run an
@@ -259,7 +267,12 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         Err(e) if !api => ui::error_page(&e, req.lang),
         Err(e) => reply::error(&e, req.lang),
     };
-    tracing::debug!(method = %req.method, path = %req.path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    let (status, ms) = (res.status().as_u16(), started.elapsed().as_millis() as u64);
+    if status >= 500 {
+        tracing::warn!(status, ms, "request failed");
+    } else {
+        tracing::debug!(status, ms, "request");
+    }
     res
 }
 

@@ -67,12 +67,16 @@ pub const MAX_PREVIEW: Duration = Duration::days(31);
 
 const MAX_ITEMS: usize = 50;
 
-pub fn commune_tz(c: &Commune) -> Tz {
-    Tz::from_str(&c.tz).unwrap_or(chrono_tz_default())
-}
-
-fn chrono_tz_default() -> Tz {
-    Tz::Asia__Ho_Chi_Minh
+/// The commune's zone. Zones are checked when set, so an unknown one is a damaged
+/// database: refused loudly rather than guessed (a wrong zone moves every play by hours).
+pub fn commune_tz(c: &Commune) -> Result<Tz> {
+    Tz::from_str(&c.tz).map_err(|_| {
+        tracing::error!(commune = c.id, tz = %c.tz, "unknown time zone in the database");
+        CmsError::Storage(format!(
+            "commune {} has an unknown time zone {:?}",
+            c.id, c.tz
+        ))
+    })
 }
 
 pub fn quiet_hours(c: &Commune) -> QuietHours {
@@ -165,7 +169,7 @@ impl Cms {
                     max_delay_ms: req.max_delay_ms,
                     created_by: Some(p2.user.id),
                 };
-                let tz = commune_tz(&commune);
+                let tz = commune_tz(&commune)?;
                 let spec = to_spec(0, &title, req.priority, row.volume, &req.rule, &program, req.max_delay_ms, &items);
                 if let Some(at) = spec.and_then(|s| schedule::first_quiet_conflict(&s, tz, quiet_hours(&commune), now)) {
                     let local = at.with_timezone(&tz).format("%d/%m/%Y %H:%M");
@@ -354,7 +358,7 @@ impl Cms {
                 let schedules = q::schedules::targeting(c, &villages, &groups, &nodes)?;
                 let (specs, titles) = specs_of(c, &schedules)?;
                 Ok(PreviewInput {
-                    tz: commune_tz(&commune),
+                    tz: commune_tz(&commune)?,
                     commune,
                     specs,
                     titles,

@@ -6,9 +6,6 @@ use super::now_ms;
 use crate::error::{CmsError, Result};
 use crate::model::{Node, Village, VillageGroup, ms_to_time};
 
-/// A node not heard from for this long shows offline (the fleet link sets `last_seen`).
-pub const OFFLINE_AFTER_MS: i64 = protocol::link::OFFLINE_AFTER_MS as i64;
-
 fn village_row(r: &Row) -> rusqlite::Result<Village> {
     Ok(Village {
         id: r.get(0)?,
@@ -109,7 +106,8 @@ fn node_row(r: &Row) -> rusqlite::Result<Node> {
         lon: r.get(5)?,
         notes: r.get(6)?,
         enrolled: r.get(7)?,
-        online: last_seen.is_some_and(|t| now_ms() - t < OFFLINE_AFTER_MS),
+        // Set by the service, which knows the configured threshold.
+        online: false,
         last_seen: last_seen.map(ms_to_time),
         applied_version: r.get(9)?,
         desired_version: None,

@@ -9,6 +9,7 @@ mod nodes;
 mod plan;
 
 use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
 use protocol::Tz;
 use warp::http::{HeaderValue, header};
 use warp::reply::Response;
@@ -75,7 +76,7 @@ impl<'a> Page<'a> {
         Ok(Page {
             lang: req.lang,
             p,
-            tz: crate::service::commune_tz(&commune),
+            tz: crate::service::commune_tz(&commune)?,
             commune_name: commune.name,
             path: req.path.clone(),
         })
@@ -92,15 +93,12 @@ impl<'a> Page<'a> {
             .to_string()
     }
 
-    pub fn csrf_field(&self) -> String {
-        format!(
-            r#"<input type="hidden" name="csrf" value="{}">"#,
-            esc(&self.p.csrf)
-        )
+    pub fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.p.csrf); }
     }
 
     /// The whole page around `body`.
-    pub fn render(&self, title: &str, body: &str) -> Response {
+    pub fn render(&self, title: &str, body: Markup) -> Response {
         let links: [(&str, &str, &str, Perm); 9] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
             ("/ui/content", "Nội dung", "Content", Perm::Read),
@@ -117,59 +115,61 @@ impl<'a> Page<'a> {
             ("/ui/users", "Người dùng", "Users", Perm::ManageUsers),
             ("/ui/audit", "Nhật ký", "Audit log", Perm::Audit),
         ];
-        let nav: String = links
-            .iter()
-            .filter(|l| self.p.can(l.3))
-            .map(|(href, vi, en, _)| {
-                let active = if *href == self.path {
-                    " class=\"active\""
-                } else {
-                    ""
-                };
-                format!(r#"<a href="{href}"{active}>{}</a>"#, self.t(vi, en))
-            })
-            .collect();
-        let (other, other_label) = match self.lang {
-            Lang::Vi => ("en", "English"),
-            Lang::En => ("vi", "Tiếng Việt"),
+        let (other, other_label) = other_lang(self.lang);
+        let page = html! {
+            (DOCTYPE)
+            html lang=(self.lang.code()) {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    meta name="csrf" content=(self.p.csrf);
+                    title { (title) " · Loa Làng" }
+                    link rel="stylesheet" href="/static/app.css";
+                    script src="/static/app.js" defer {}
+                }
+                body {
+                    header {
+                        a.brand href="/" { "Loa Làng · " (self.commune_name) }
+                        nav {
+                            @for (href, vi, en, perm) in &links {
+                                @if self.p.can(*perm) {
+                                    a.active[*href == self.path] href=(href) { (self.t(vi, en)) }
+                                }
+                            }
+                        }
+                        span.row {
+                            a href={ "?lang=" (other) } lang=(other) { (other_label) }
+                            span.muted title=(self.p.user.role.as_str()) { (self.p.user.display_name) }
+                            form method="post" action="/logout" data-api="/logout" data-next="/login" {
+                                (self.csrf_field())
+                                button.secondary type="submit" { (self.t("Đăng xuất", "Log out")) }
+                            }
+                        }
+                    }
+                    main { h1 { (title) } (body) }
+                }
+            }
         };
-        let html = format!(
-            r#"<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf" content="{csrf}"><title>{title} · Loa Làng</title>
-<link rel="stylesheet" href="/static/app.css"><script src="/static/app.js" defer></script></head>
-<body><header><a class="brand" href="/">Loa Làng · {commune}</a><nav>{nav}</nav>
-<span class="row"><a href="?lang={other}" lang="{other}">{other_label}</a>
-<span class="muted" title="{role}">{user}</span>
-<form method="post" action="/logout" data-api="/logout" data-next="/login">{csrf_field}<button class="secondary" type="submit">{logout}</button></form></span></header>
-<main><h1>{title}</h1>{body}</main></body></html>"#,
-            lang = self.lang.code(),
-            csrf = esc(&self.p.csrf),
-            title = esc(title),
-            commune = esc(&self.commune_name),
-            role = self.p.user.role.as_str(),
-            user = esc(&self.p.user.display_name),
-            csrf_field = self.csrf_field(),
-            logout = self.t("Đăng xuất", "Log out"),
-        );
-        reply::html(200, html)
+        reply::html(200, page.into_string())
     }
 }
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// The other language, as the switch offers it.
+fn other_lang(lang: Lang) -> (&'static str, &'static str) {
+    match lang {
+        Lang::Vi => ("en", "English"),
+        Lang::En => ("vi", "Tiếng Việt"),
     }
-    out
+}
+
+/// The head every page without the full frame shares.
+fn bare_head(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { (title) }
+        link rel="stylesheet" href="/static/app.css";
+    }
 }
 
 fn asset(req: &Req) -> Result<Response> {
@@ -185,44 +185,43 @@ fn asset(req: &Req) -> Result<Response> {
 }
 
 pub fn error_page(err: &CmsError, lang: Lang) -> Response {
-    let back = lang.t("Quay lại", "Back");
-    let body = format!(
-        r#"<!doctype html><html lang="{}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="stylesheet" href="/static/app.css"><title>Loa Làng</title></head>
-<body><main><div class="msg error">{}</div><p><a href="/">{back}</a></p></main></body></html>"#,
-        lang.code(),
-        esc(&err.message(lang))
-    );
-    reply::html(err.status(), body)
+    let page = html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head { (bare_head("Loa Làng")) }
+            body { main {
+                div.msg.error { (err.message(lang)) }
+                p { a href="/" { (lang.t("Quay lại", "Back")) } }
+            } }
+        }
+    };
+    reply::html(err.status(), page.into_string())
 }
 
 fn login_page(lang: Lang, error: Option<&str>, remember_lang: bool) -> Response {
     let t = |vi, en| lang.t(vi, en);
-    let error = error
-        .map(|e| format!(r#"<div class="msg error">{}</div>"#, esc(e)))
-        .unwrap_or_default();
-    let (other, other_label) = match lang {
-        Lang::Vi => ("en", "English"),
-        Lang::En => ("vi", "Tiếng Việt"),
+    let title = t("Đăng nhập", "Log in");
+    let (other, other_label) = other_lang(lang);
+    let page = html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head { (bare_head(&format!("{title} · Loa Làng"))) }
+            body { main.login { div.card {
+                h1 { "Loa Làng" }
+                p.muted { (t("Hệ thống truyền thanh thông minh", "Smart commune loudspeaker system")) }
+                @if let Some(e) = error { div.msg.error { (e) } }
+                form method="post" action={ "/login?lang=" (lang.code()) } {
+                    label for="username" { (t("Tên đăng nhập", "Username")) }
+                    input type="text" id="username" name="username" autocomplete="username" required;
+                    label for="password" { (t("Mật khẩu", "Password")) }
+                    input type="password" id="password" name="password" autocomplete="current-password" required;
+                    p { button type="submit" id="login" { (title) } }
+                }
+                p { a href={ "/login?lang=" (other) } { (other_label) } }
+            } } }
+        }
     };
-    let html = format!(
-        r#"<!doctype html><html lang="{code}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Loa Làng</title><link rel="stylesheet" href="/static/app.css"></head>
-<body><main class="login"><div class="card"><h1>Loa Làng</h1><p class="muted">{tagline}</p>{error}
-<form method="post" action="/login?lang={code}">
-<label for="username">{user}</label><input type="text" id="username" name="username" autocomplete="username" required>
-<label for="password">{pass}</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-<p><button type="submit" id="login">{title}</button></p></form>
-<p><a href="/login?lang={other}">{other_label}</a></p></div></main></body></html>"#,
-        code = lang.code(),
-        title = t("Đăng nhập", "Log in"),
-        tagline = t(
-            "Hệ thống truyền thanh thông minh",
-            "Smart commune loudspeaker system"
-        ),
-        user = t("Tên đăng nhập", "Username"),
-        pass = t("Mật khẩu", "Password"),
-    );
-    let mut res = reply::html(if error.is_empty() { 200 } else { 401 }, html);
+    let mut res = reply::html(if error.is_none() { 200 } else { 401 }, page.into_string());
     if remember_lang {
         reply::lang_cookie(&mut res, lang);
     }

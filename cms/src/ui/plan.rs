@@ -2,14 +2,15 @@
 //! week view of what plays in each village.
 
 use chrono::{Datelike, Duration, Utc};
+use maud::{Markup, html};
 use protocol::schedule::{Outcome, Priority, RuleKind};
 use warp::reply::Response;
 
-use super::{Page, esc};
+use super::Page;
 use crate::auth::Perm;
 use crate::error::Result;
 use crate::http::Req;
-use crate::model::{ContentStatus, Schedule};
+use crate::model::{Content, ContentStatus, Schedule, Village, VillageGroup};
 use crate::store::ContentFilter;
 use crate::{Cms, PreviewTarget};
 
@@ -23,12 +24,8 @@ fn priority_name<'a>(page: &Page<'_>, p: Priority) -> &'a str {
     page.lang.t(vi, en)
 }
 
-fn priority_label(page: &Page<'_>, p: Priority) -> String {
-    format!(
-        r#"<span class="badge {}">{}</span>"#,
-        p.as_str(),
-        priority_name(page, p)
-    )
+fn priority_label(page: &Page<'_>, p: Priority) -> Markup {
+    html! { span class={ "badge " (p.as_str()) } { (priority_name(page, p)) } }
 }
 
 const DAYS: [(&str, &str, &str); 7] = [
@@ -90,7 +87,55 @@ fn rule_text(page: &Page<'_>, s: &Schedule) -> String {
                 .unwrap_or_else(|| "…".into())
         ),
     };
-    esc(&(text + &range))
+    text + &range
+}
+
+/// Where a schedule plays, as names.
+fn places_text(
+    page: &Page<'_>,
+    s: &Schedule,
+    villages: &[Village],
+    groups: &[VillageGroup],
+) -> String {
+    let villages = s
+        .targets
+        .villages
+        .iter()
+        .filter_map(|v| villages.iter().find(|x| x.id == *v).map(|x| x.name.clone()));
+    let groups = s.targets.groups.iter().filter_map(|g| {
+        groups
+            .iter()
+            .find(|x| x.id == *g)
+            .map(|x| format!("{} {}", page.t("nhóm", "group"), x.name))
+    });
+    villages.chain(groups).collect::<Vec<_>>().join(", ")
+}
+
+fn schedule_table(
+    page: &Page<'_>,
+    list: &[Schedule],
+    villages: &[Village],
+    groups: &[VillageGroup],
+) -> Markup {
+    let can_edit = page.p.can(Perm::Schedule);
+    html! {
+        @if list.is_empty() {
+            p.muted { (page.t("Chưa có lịch phát.", "No schedules yet.")) }
+        } @else {
+            div.table-wrap { table #schedule-table { tbody { @for s in list { tr {
+                td { strong { (s.title) } }
+                td { (rule_text(page, s)) }
+                td { (priority_label(page, s.priority)) }
+                td { (places_text(page, s, villages, groups)) }
+                td { @if can_edit {
+                    a.button.secondary href={ "/ui/schedules?edit=" (s.id) "#schedule-form" } { (page.t("Sửa", "Edit")) }
+                    " "
+                    button.secondary type="button" data-delete={ "/api/v1/schedules/" (s.id) }
+                        data-confirm=(page.t("Xoá lịch này?", "Delete this schedule?")) { "✕" }
+                } }
+            } } } } }
+        }
+    }
 }
 
 pub async fn schedules(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
@@ -109,215 +154,166 @@ pub async fn schedules(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response
             },
         )
         .await?;
-    let rows: String = list
+    let editing = req
+        .q("edit")
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|id| list.iter().find(|s| s.id == id));
+    let body = html! {
+        (schedule_table(page, &list, &villages, &groups))
+        @if p.can(Perm::Schedule) { (editor(page, &approved, &villages, &groups, editing)) }
+    };
+    Ok(page.render(page.t("Lịch phát", "Schedules"), body))
+}
+
+/// A checkbox carrying an id in a list of ids.
+fn check(name: &str, id: i64, label: &str, checked: bool) -> Markup {
+    html! { label { input type="checkbox" name=(name) value=(id) data-type="ints" checked[checked]; " " (label) } }
+}
+
+/// A labelled number input inside a row of them.
+fn number(
+    id: &str,
+    name: &str,
+    label: &str,
+    value: u64,
+    min: u32,
+    max: u32,
+    optional: bool,
+) -> Markup {
+    html! { span {
+        label for=(id) { (label) }
+        input type="number" id=(id) name=(name) value=(value) min=(min) max=(max) data-optional[optional];
+    } }
+}
+
+/// What plays, and where.
+fn what_and_where(
+    page: &Page<'_>,
+    f: &Prefill,
+    approved: &[Content],
+    villages: &[Village],
+    groups: &[VillageGroup],
+) -> Markup {
+    html! {
+        label { (page.t("Phát nội dung (đã duyệt)", "Play (approved items)")) }
+        div.checks { @for c in approved { (check("content_ids", c.id, &c.title, f.content.contains(&c.id))) } }
+        label { (page.t("Tại", "Where")) }
+        div.checks {
+            @for v in villages { (check("targets.villages", v.id, &v.name, f.villages.contains(&v.id))) }
+            @for g in groups {
+                (check("targets.groups", g.id, &format!("{} {}", page.t("Nhóm", "Group"), g.name), f.groups.contains(&g.id)))
+            }
+        }
+    }
+}
+
+/// When: the rule kind and the fields each kind shows (the script hides the others).
+fn when(page: &Page<'_>, f: &Prefill) -> Markup {
+    let kinds = [
+        ("daily", page.t("Hằng ngày", "Every day")),
+        ("weekly", page.t("Hằng tuần", "Every week")),
+        ("monthly", page.t("Hằng tháng", "Every month")),
+        ("once", page.t("Một lần", "Once")),
+    ];
+    html! {
+        label for="s-kind" { (page.t("Khi nào", "When")) }
+        select id="s-kind" name="rule_kind" {
+            @for (k, label) in kinds { option value=(k) selected[k == f.kind] { (label) } }
+        }
+        div data-rule="once" {
+            label for="s-once" { (page.t("Thời điểm", "At")) }
+            input type="datetime-local" id="s-once" name="once" value=(f.once);
+        }
+        div data-rule="daily weekly monthly" {
+            label for="s-times" { (page.t("Giờ phát (cách nhau bằng dấu phẩy)", "Times (comma separated)")) }
+            input type="text" id="s-times" name="times" value=(f.times) placeholder="06:00, 17:30";
+        }
+        div data-rule="weekly" {
+            label { (page.t("Vào các ngày", "On days")) }
+            div.checks { @for (v, vi, en) in DAYS {
+                label { input type="checkbox" name="day" value=(v) checked[f.days.iter().any(|d| d == v)]; " " (page.t(vi, en)) }
+            } }
+        }
+        div data-rule="monthly" {
+            label for="s-mdays" { (page.t("Ngày trong tháng", "Days of the month")) }
+            input type="text" id="s-mdays" name="month_days" value=(f.month_days) placeholder="1, 15";
+        }
+        div.row data-rule="daily weekly monthly" {
+            span {
+                label for="s-from" { (page.t("Từ ngày", "From")) }
+                input type="date" id="s-from" name="from" value=(f.from) data-optional;
+            }
+            span {
+                label for="s-until" { (page.t("Đến ngày", "Until")) }
+                input type="date" id="s-until" name="until" value=(f.until) data-optional;
+            }
+        }
+    }
+}
+
+/// How: priority, repeats, pauses, volume, chime.
+fn how(page: &Page<'_>, f: &Prefill, approved: &[Content]) -> Markup {
+    let priorities = Priority::ALL
         .iter()
-        .map(|s| {
-            let places: Vec<String> = s
-                .targets
-                .villages
-                .iter()
-                .filter_map(|v| villages.iter().find(|x| x.id == *v).map(|x| esc(&x.name)))
-                .chain(s.targets.groups.iter().filter_map(|g| groups.iter().find(|x| x.id == *g).map(|x| format!("{} {}", page.t("nhóm", "group"), esc(&x.name)))))
-                .collect();
-            let delete = if p.can(Perm::Schedule) {
-                format!(
-                    r#"<a class="button secondary" href="/ui/schedules?edit={id}#schedule-form">{edit}</a> <button type="button" class="secondary" data-delete="/api/v1/schedules/{id}" data-confirm="{confirm}">✕</button>"#,
-                    id = s.id,
-                    edit = page.t("Sửa", "Edit"),
-                    confirm = page.t("Xoá lịch này?", "Delete this schedule?")
-                )
-            } else {
-                String::new()
-            };
-            format!(
-                "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&s.title),
-                rule_text(page, s),
-                priority_label(page, s.priority),
-                places.join(", "),
-                delete
-            )
-        })
-        .collect();
-    let table = if list.is_empty() {
-        format!(
-            r#"<p class="muted">{}</p>"#,
-            page.t("Chưa có lịch phát.", "No schedules yet.")
-        )
-    } else {
-        format!(
-            r#"<div class="table-wrap"><table id="schedule-table"><tbody>{rows}</tbody></table></div>"#
-        )
-    };
-    let editor = if p.can(Perm::Schedule) {
-        let editing = req
-            .q("edit")
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(|id| list.iter().find(|s| s.id == id));
-        editor(page, &approved, &villages, &groups, editing)
-    } else {
-        String::new()
-    };
-    Ok(page.render(
-        page.t("Lịch phát", "Schedules"),
-        &format!("{table}{editor}"),
-    ))
+        .filter(|p| **p != Priority::Emergency || page.p.can(Perm::Approve));
+    html! {
+        div.row {
+            span {
+                label for="s-priority" { (page.t("Mức ưu tiên", "Priority")) }
+                select id="s-priority" name="priority" {
+                    @for p in priorities { option value=(p.as_str()) selected[*p == f.priority] { (priority_name(page, *p)) } }
+                }
+            }
+            (number("s-repeat", "repeat", page.t("Số lần lặp", "Repeat"), u64::from(f.repeat), 1, 20, false))
+            (number("s-pause", "pause_s", page.t("Nghỉ giữa các lần lặp (giây)", "Pause between repeats (s)"), f.pause_s, 0, 3600, true))
+            (number("s-gap", "gap_s", page.t("Nghỉ giữa các mục (giây)", "Gap between items (s)"), f.gap_s, 0, 600, true))
+            (number("s-volume", "volume", page.t("Âm lượng", "Volume"), u64::from(f.volume), 0, 100, false))
+        }
+        label for="s-chime" { (page.t("Nhạc hiệu trước khi phát", "Chime before")) }
+        select id="s-chime" name="chime_id" data-optional {
+            option value="" { (page.t("Không có", "None")) }
+            @for c in approved { option value=(c.id) selected[f.chime == Some(c.id)] { (c.title) } }
+        }
+    }
 }
 
 fn editor(
     page: &Page<'_>,
-    approved: &[crate::model::Content],
-    villages: &[crate::model::Village],
-    groups: &[crate::model::VillageGroup],
+    approved: &[Content],
+    villages: &[Village],
+    groups: &[VillageGroup],
     editing: Option<&Schedule>,
-) -> String {
+) -> Markup {
     let f = Prefill::of(page, editing);
-    let on = |yes: bool| if yes { " checked" } else { "" };
-    let check = |name: &str, id: i64, label: &str, checked: bool| {
-        format!(
-            r#"<label><input type="checkbox" name="{name}" value="{id}" data-type="ints"{}> {}</label>"#,
-            on(checked),
-            esc(label)
-        )
-    };
-    let items: String = approved
-        .iter()
-        .map(|c| check("content_ids", c.id, &c.title, f.content.contains(&c.id)))
-        .collect();
-    let places: String = villages
-        .iter()
-        .map(|v| {
-            check(
-                "targets.villages",
-                v.id,
-                &v.name,
-                f.villages.contains(&v.id),
-            )
-        })
-        .chain(groups.iter().map(|g| {
-            check(
-                "targets.groups",
-                g.id,
-                &format!("{} {}", page.t("Nhóm", "Group"), g.name),
-                f.groups.contains(&g.id),
-            )
-        }))
-        .collect();
-    let days: String = DAYS
-        .iter()
-        .map(|(v, vi, en)| {
-            format!(
-                r#"<label><input type="checkbox" name="day" value="{v}"{}> {}</label>"#,
-                on(f.days.contains(&v.to_string())),
-                page.t(vi, en)
-            )
-        })
-        .collect();
-    let priorities: String = Priority::ALL
-        .iter()
-        .filter(|p| **p != Priority::Emergency || page.p.can(Perm::Approve))
-        .map(|p| {
-            let sel = if *p == f.priority { " selected" } else { "" };
-            format!(
-                r#"<option value="{}"{sel}>{}</option>"#,
-                p.as_str(),
-                priority_name(page, *p)
-            )
-        })
-        .collect();
-    let offset = Utc::now().with_timezone(&page.tz).format("%:z").to_string();
-    format!(
-        r#"<div class="card"><h2>{new}</h2>
-<form id="schedule-form" data-schedule="{action}" data-method="{method}" data-next="/ui/schedules" data-offset="{offset}" data-ok="{saved}">{csrf}
-<label for="s-title">{title}</label><input type="text" id="s-title" name="title" value="{title_v}" required maxlength="200">
-<label>{what}</label><div class="checks">{items}</div>
-<label>{where_}</label><div class="checks">{places}</div>
-<label for="s-kind">{when}</label><select id="s-kind" name="rule_kind">
-{kinds}</select>
-<div data-rule="once"><label for="s-once">{at}</label><input type="datetime-local" id="s-once" name="once" value="{once_v}"></div>
-<div data-rule="daily weekly monthly"><label for="s-times">{times}</label><input type="text" id="s-times" name="times" value="{times_v}" placeholder="06:00, 17:30"></div>
-<div data-rule="weekly"><label>{ondays}</label><div class="checks">{days}</div></div>
-<div data-rule="monthly"><label for="s-mdays">{mdays}</label><input type="text" id="s-mdays" name="month_days" value="{mdays_v}" placeholder="1, 15"></div>
-<div data-rule="daily weekly monthly" class="row"><span><label for="s-from">{from}</label><input type="date" id="s-from" name="from" value="{from_v}" data-optional></span>
-<span><label for="s-until">{until}</label><input type="date" id="s-until" name="until" value="{until_v}" data-optional></span></div>
-<div class="row"><span><label for="s-priority">{prio}</label><select id="s-priority" name="priority">{priorities}</select></span>
-<span><label for="s-repeat">{repeat}</label><input type="number" id="s-repeat" name="repeat" value="{repeat_v}" min="1" max="20"></span>
-<span><label for="s-pause">{pause}</label><input type="number" id="s-pause" name="pause_s" value="{pause_v}" min="0" max="3600" data-optional></span>
-<span><label for="s-gap">{gap}</label><input type="number" id="s-gap" name="gap_s" value="{gap_v}" min="0" max="600" data-optional></span>
-<span><label for="s-volume">{volume}</label><input type="number" id="s-volume" name="volume" value="{volume_v}" min="0" max="100"></span></div>
-<label for="s-chime">{chime}</label><select id="s-chime" name="chime_id" data-optional><option value="">{nochime}</option>{chimes}</select>
-<div class="msg hidden"></div><p><button type="submit" id="schedule-save">{save}</button></p></form></div>"#,
-        new = if editing.is_some() {
-            page.t("Sửa lịch phát", "Edit schedule")
-        } else {
-            page.t("Lịch phát mới", "New schedule")
-        },
-        action = editing.map_or("/api/v1/schedules".to_owned(), |s| format!(
-            "/api/v1/schedules/{}",
-            s.id
-        )),
-        method = if editing.is_some() { "PUT" } else { "POST" },
-        title_v = esc(&f.title),
-        kinds = [
-            ("daily", page.t("Hằng ngày", "Every day")),
-            ("weekly", page.t("Hằng tuần", "Every week")),
-            ("monthly", page.t("Hằng tháng", "Every month")),
-            ("once", page.t("Một lần", "Once"))
-        ]
-        .iter()
-        .map(|(k, label)| format!(
-            r#"<option value="{k}"{}>{label}</option>"#,
-            if *k == f.kind { " selected" } else { "" }
-        ))
-        .collect::<String>(),
-        once_v = f.once,
-        times_v = f.times,
-        mdays_v = f.month_days,
-        from_v = f.from,
-        until_v = f.until,
-        repeat_v = f.repeat,
-        pause_v = f.pause_s,
-        gap_v = f.gap_s,
-        volume_v = f.volume,
-        saved = page.t("Đã lưu lịch phát.", "Schedule saved."),
-        csrf = page.csrf_field(),
-        title = page.t("Tên lịch", "Title"),
-        what = page.t("Phát nội dung (đã duyệt)", "Play (approved items)"),
-        where_ = page.t("Tại", "Where"),
-        when = page.t("Khi nào", "When"),
-        at = page.t("Thời điểm", "At"),
-        times = page.t(
-            "Giờ phát (cách nhau bằng dấu phẩy)",
-            "Times (comma separated)"
+    let (heading, action, method) = match editing {
+        Some(s) => (
+            page.t("Sửa lịch phát", "Edit schedule"),
+            format!("/api/v1/schedules/{}", s.id),
+            "PUT",
         ),
-        ondays = page.t("Vào các ngày", "On days"),
-        mdays = page.t("Ngày trong tháng", "Days of the month"),
-        from = page.t("Từ ngày", "From"),
-        until = page.t("Đến ngày", "Until"),
-        prio = page.t("Mức ưu tiên", "Priority"),
-        repeat = page.t("Số lần lặp", "Repeat"),
-        volume = page.t("Âm lượng", "Volume"),
-        pause = page.t("Nghỉ giữa các lần lặp (giây)", "Pause between repeats (s)"),
-        gap = page.t("Nghỉ giữa các mục (giây)", "Gap between items (s)"),
-        chime = page.t("Nhạc hiệu trước khi phát", "Chime before"),
-        nochime = page.t("Không có", "None"),
-        chimes = approved
-            .iter()
-            .map(|c| {
-                let sel = if f.chime == Some(c.id) {
-                    " selected"
-                } else {
-                    ""
-                };
-                format!(
-                    r#"<option value="{}"{sel}>{}</option>"#,
-                    c.id,
-                    esc(&c.title)
-                )
-            })
-            .collect::<String>(),
-        save = page.t("Lưu lịch", "Save schedule"),
-    )
+        None => (
+            page.t("Lịch phát mới", "New schedule"),
+            "/api/v1/schedules".to_owned(),
+            "POST",
+        ),
+    };
+    let offset = Utc::now().with_timezone(&page.tz).format("%:z").to_string();
+    html! {
+        div.card {
+            h2 { (heading) }
+            form #schedule-form data-schedule=(action) data-method=(method) data-next="/ui/schedules"
+                data-offset=(offset) data-ok=(page.t("Đã lưu lịch phát.", "Schedule saved.")) {
+                (page.csrf_field())
+                label for="s-title" { (page.t("Tên lịch", "Title")) }
+                input type="text" id="s-title" name="title" value=(f.title) required maxlength="200";
+                (what_and_where(page, &f, approved, villages, groups))
+                (when(page, &f))
+                (how(page, &f, approved))
+                div.msg.hidden {}
+                p { button type="submit" id="schedule-save" { (page.t("Lưu lịch", "Save schedule")) } }
+            }
+        }
+    }
 }
 
 pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
@@ -334,53 +330,46 @@ pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
         chrono::NaiveTime::MIN,
     );
     let days: Vec<chrono::NaiveDate> = (0..7).map(|i| start + Duration::days(i)).collect();
-    let head: String = days
-        .iter()
-        .map(|d| {
-            let (_, vi, en) = DAYS[d.weekday().num_days_from_monday() as usize];
-            format!("<th>{} {}</th>", page.t(vi, en), d.format("%d/%m"))
-        })
-        .collect();
-    let mut rows = String::new();
+    let mut rows = Vec::new();
     for v in cms.villages(p, None).await? {
         let plays = cms
             .preview(p, PreviewTarget::Village(v.id), from, to)
             .await?;
-        let cells: String = days
-            .iter()
-            .map(|d| {
-                let list: String = plays
-                    .iter()
-                    .filter(|pl| {
-                        pl.play.outcome != Outcome::Skipped
-                            && pl.play.start.with_timezone(&page.tz).date_naive() == *d
-                    })
-                    .map(|pl| {
-                        let class = if pl.conflict { "play conflict" } else { "play" };
-                        format!(
-                            r#"<div class="{class}" title="{}">{} {}</div>"#,
-                            pl.play.priority.as_str(),
-                            pl.play.start.with_timezone(&page.tz).format("%H:%M"),
-                            esc(&pl.title)
-                        )
-                    })
-                    .collect();
-                format!("<td>{list}</td>")
-            })
-            .collect();
-        rows.push_str(&format!("<tr><th>{}</th>{cells}</tr>", esc(&v.name)));
+        rows.push((v, plays));
     }
-    let prev = (start - Duration::days(7)).format("%Y-%m-%d");
-    let next = (start + Duration::days(7)).format("%Y-%m-%d");
-    let body = format!(
-        r#"<p class="row"><a href="/ui/week?from={prev}">← {before}</a><a href="/ui/week?from={next}">{after} →</a></p>
-<div class="table-wrap"><table class="week" id="week-table"><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table></div>
-<p class="muted">{legend}</p>"#,
-        before = page.t("Tuần trước", "Previous week"),
-        after = page.t("Tuần sau", "Next week"),
-        legend = page.t("Viền cam: bị lùi, ngắt hoặc phát lại do trùng lịch. Giờ theo múi giờ của xã.", "Orange edge: delayed, interrupted or restarted by a conflict. Times in the commune's zone."),
-    );
-    Ok(page.render(page.t("Lịch phát trong tuần", "This week"), &body))
+    let local = |t: chrono::DateTime<Utc>| t.with_timezone(&page.tz);
+    let prev = (start - Duration::days(7)).format("%Y-%m-%d").to_string();
+    let next = (start + Duration::days(7)).format("%Y-%m-%d").to_string();
+    let body = html! {
+        p.row {
+            a href={ "/ui/week?from=" (prev) } { "← " (page.t("Tuần trước", "Previous week")) }
+            a href={ "/ui/week?from=" (next) } { (page.t("Tuần sau", "Next week")) " →" }
+        }
+        div.table-wrap { table.week #week-table {
+            thead { tr {
+                th {}
+                @for d in &days {
+                    @let (_, vi, en) = DAYS[d.weekday().num_days_from_monday() as usize];
+                    th { (page.t(vi, en)) " " (d.format("%d/%m")) }
+                }
+            } }
+            tbody { @for (v, plays) in &rows { tr {
+                th { (v.name) }
+                @for d in &days { td {
+                    @for pl in plays.iter().filter(|pl| pl.play.outcome != Outcome::Skipped && local(pl.play.start).date_naive() == *d) {
+                        div.play.conflict[pl.conflict] title=(pl.play.priority.as_str()) {
+                            (local(pl.play.start).format("%H:%M")) " " (pl.title)
+                        }
+                    }
+                } }
+            } } }
+        } }
+        p.muted { (page.t(
+            "Viền cam: bị lùi, ngắt hoặc phát lại do trùng lịch. Giờ theo múi giờ của xã.",
+            "Orange edge: delayed, interrupted or restarted by a conflict. Times in the commune's zone.",
+        )) }
+    };
+    Ok(page.render(page.t("Lịch phát trong tuần", "This week"), body))
 }
 
 /// The editor's fields, from a schedule being edited or the defaults of a new one.

@@ -7,7 +7,7 @@
 //!   CMS never holds the hub and there is no reference cycle.
 //! - [`Hub`]: runs sessions ([`session`], written against [`protocol::transport::Transport`]
 //!   so tests drive it without sockets) and watches liveness on an injected
-//!   [`protocol::time::Clock`]: a node silent for [`HubConfig::offline_after_ms`] goes
+//!   [`protocol::time::Clock`]: a node silent for the CMS's `node_offline_after_ms` goes
 //!   offline, with history and an optional webhook.
 //! - [`websocket`]: the WebSocket carrier — the warp route `GET /api/v1/nodes/link` and the
 //!   transport over warp's socket.
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use cms::Cms;
 use cms::store::node_link::NodeIdentity;
-use protocol::link::{Command, ControllerMsg, DEAD_AFTER_MS, OFFLINE_AFTER_MS};
+use protocol::link::{Command, ControllerMsg, DEAD_AFTER_MS};
 use protocol::time::Clock;
 use protocol::transport::Transport;
 use tokio::sync::mpsc;
@@ -104,8 +104,6 @@ impl cms::FleetLink for Sessions {
 pub struct HubConfig {
     /// Gets a JSON POST on every online/offline transition.
     pub webhook: Option<String>,
-    /// Silence after which a node is marked offline (ms).
-    pub offline_after_ms: u64,
     /// A session with nothing received for this long is dropped (ms).
     pub dead_after_ms: u64,
     pub clock: Arc<dyn Clock>,
@@ -115,7 +113,6 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             webhook: None,
-            offline_after_ms: OFFLINE_AFTER_MS,
             dead_after_ms: DEAD_AFTER_MS,
             clock: protocol::time::host(),
         }
@@ -239,7 +236,7 @@ impl Hub {
     /// Marks nodes silent for longer than the threshold offline; returns their ids.
     pub async fn check_liveness(&self) -> Vec<i64> {
         let clock = self.clock();
-        let limit = self.config.offline_after_ms;
+        let limit = self.cms.config().node_offline_after_ms;
         let silent: Vec<(i64, String)> = {
             let mut map = self.lock_liveness();
             map.iter_mut()

@@ -10,6 +10,7 @@ use cms::store::node_link::NodeIdentity;
 use protocol::link::{self, ControllerMsg, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION};
 use protocol::transport::{CloseCode, Transport, TransportError};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::{Hub, Outgoing};
 
@@ -139,11 +140,14 @@ impl NodeSession {
         // frame (a clock ping queued behind a write would be skewed).
         let background =
             |fut: std::pin::Pin<Box<dyn std::future::Future<Output = cms::Result<()>> + Send>>| {
-                tokio::spawn(async move {
-                    if let Err(e) = fut.await {
-                        tracing::warn!("store failed: {e}");
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = fut.await {
+                            tracing::warn!("store failed: {e}");
+                        }
                     }
-                });
+                    .in_current_span(),
+                );
             };
         match msg {
             NodeMsg::Hello {
@@ -197,7 +201,7 @@ impl NodeSession {
                     ));
                 }
                 let (cms, tx) = (cms.clone(), self.tx.clone());
-                tokio::spawn(async move {
+                let store = async move {
                     match cms.store_playlogs(id, entries).await {
                         Ok(ids) => {
                             let _ = tx.send(Outgoing::Msg(ControllerMsg::PlayLogsAck { ids }));
@@ -209,7 +213,8 @@ impl NodeSession {
                         // Not acknowledged: the node sends them again later.
                         Err(e) => tracing::warn!("cannot store play logs: {e}"),
                     }
-                });
+                };
+                tokio::spawn(store.in_current_span());
                 Ok(Vec::new())
             }
             NodeMsg::CommandDone {

@@ -28,12 +28,12 @@ async fn fixture(offline_after_ms: u64) -> Fixture {
     let clock = TestClock::new(T0);
     let config = CmsConfig {
         data_dir: dir.path().to_path_buf(),
+        node_offline_after_ms: offline_after_ms,
         ..CmsConfig::default()
     };
     let hub = crate::open(
         config,
         HubConfig {
-            offline_after_ms,
             clock: clock.clone(),
             ..HubConfig::default()
         },

@@ -315,6 +315,13 @@ impl AgentCore {
             ));
             return;
         }
+        if state.zone().is_none() {
+            self.note_error(format!(
+                "desired state {} refused: unknown time zone {:?}",
+                state.version, state.tz
+            ));
+            return;
+        }
         let version = state.version.clone();
         if self.applied_version().as_deref() != Some(version.as_str()) {
             if let Err(e) = blocking(|| self.state.save_desired(&state)) {

@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use protocol::Tz;
 use protocol::desired::DesiredState;
 use protocol::link::{PlayLogEntry, PlayOutcome};
 use protocol::schedule::{Outcome, Play, ScheduleSpec, resolve};
@@ -37,11 +36,6 @@ fn key(p: &Play) -> PlayKey {
         scheduled_at_ns: ns(p.scheduled_at),
         attempt: p.attempt,
     }
-}
-
-/// The zone of a desired state (its rules are in local time).
-pub fn zone(state: &DesiredState) -> Tz {
-    state.tz.parse().unwrap_or(Tz::Asia__Ho_Chi_Minh)
 }
 
 pub struct Scheduler {
@@ -79,7 +73,10 @@ impl Scheduler {
         now_ns: i64,
         cache: &BlobCache,
     ) -> (Vec<Job>, Vec<PlayLogEntry>) {
-        let tz = zone(state);
+        // The owner refuses a state whose zone is unknown; one cannot get here.
+        let Some(tz) = state.zone() else {
+            return (Vec::new(), Vec::new());
+        };
         let plays = resolve(
             &state.schedules,
             tz,
@@ -206,7 +203,9 @@ fn job(
 
 /// Blobs the next [`NEEDED_DAYS`] need, nearest first, then the rest of the state's.
 pub fn needed_blobs(state: &DesiredState, now_ns: i64) -> (Vec<String>, Vec<String>) {
-    let tz = zone(state);
+    let Some(tz) = state.zone() else {
+        return (Vec::new(), Vec::new());
+    };
     let plays = resolve(
         &state.schedules,
         tz,

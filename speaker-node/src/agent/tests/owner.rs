@@ -99,6 +99,11 @@ async fn a_desired_state_is_stored_before_it_is_acknowledged_and_others_are_refu
     let mut f = start();
     f.handle
         .send(AgentCmd::Desired(Box::new(desired(2, "other", vec![]))));
+    let mut martian = desired(1, "mars", vec![]);
+    martian.tz = "Mars/Olympus_Mons".into();
+    f.handle.send(AgentCmd::Desired(Box::new(martian)));
+    let refused = f.handle.health().await.unwrap().last_error.unwrap();
+    assert!(refused.contains("unknown time zone"), "{refused}");
     let state = desired(
         1,
         "v1",
