@@ -138,6 +138,9 @@ impl From<rusqlite::Error> for CmsError {
                 let detail = msg.clone().unwrap_or_default();
                 if detail.contains("UNIQUE") {
                     unique_violation(&detail)
+                } else if detail.contains("FOREIGN KEY") {
+                    // A village, node or item named by id that does not exist.
+                    Self::not_found("Bản ghi được nhắc đến", "A record it refers to")
                 } else {
                     Self::invalid(
                         format!("Dữ liệu không hợp lệ ({detail})."),

@@ -92,6 +92,13 @@ pub async fn synthesize(template: &[String], text: &str, voice: &str, out: &Path
         .map_err(|e| CmsError::Tts(format!("{program}: {e}")))?;
     if !output.status.success() {
         let err = String::from_utf8_lossy(&output.stderr);
+        // espeak-ng: "Error: The specified espeak-ng voice does not exist."
+        if err.to_lowercase().contains("voice does not exist") {
+            return Err(CmsError::invalid(
+                format!("Không có giọng đọc {voice}."),
+                format!("There is no voice {voice}."),
+            ));
+        }
         return Err(CmsError::Tts(format!(
             "{program} failed ({}): {}",
             output.status,

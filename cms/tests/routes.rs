@@ -85,7 +85,7 @@ async fn every_route_checks_authentication_and_role() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_document_lists_what_contract_md_promises() {
+async fn the_document_lists_the_stable_routes() {
     let s = Server::start().await;
     let (code, doc) = json_of(s.anonymous().get("/api/v1/openapi.json").await).await;
     assert_eq!(code, 200);
@@ -116,15 +116,22 @@ async fn the_document_lists_what_contract_md_promises() {
     }
     // Unknown paths and methods.
     assert_eq!(s.anonymous().get("/api/v1/nothing").await.status(), 404);
-    assert_eq!(
-        s.anonymous()
-            .req(Method::DELETE, "/api/v1/content")
+    // A method the path lacks: 405 naming those it has (a literal path owns every method:
+    // PATCH /api/v1/content/tts is not PATCH /api/v1/content/{id} with id "tts").
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/v1/content", "GET, POST"),
+        (Method::PATCH, "/api/v1/content/tts", "POST"),
+        (Method::PUT, "/api/v1/schedules/preview", "GET"),
+    ] {
+        let res = s
+            .anonymous()
+            .req(method.clone(), path)
             .send()
             .await
-            .unwrap()
-            .status(),
-        405
-    );
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,4 +22,4 @@ pub mod schedule;
 pub mod time;
 pub mod transport;
 
-pub use chrono_tz::Tz;
+pub use chrono_tz::{TZ_VARIANTS, Tz};

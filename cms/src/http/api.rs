@@ -1,15 +1,14 @@
-//! JSON API handlers, one arm per route of [`super::table`]. Permission checks happened in
-//! dispatch (route level) and happen again in the service (operation level).
+//! JSON API handlers, one `async fn` per route of [`super::table`], grouped by resource.
+//! Permission checks happened in dispatch (route level) and happen again in the service
+//! (operation level); handlers go through the [`Cms`](crate::Cms) service layer.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use warp::reply::Response;
 
-use super::table::Id;
+use super::table::Ctx;
 use super::{Req, blob, openapi, reply, upload};
-use crate::Cms;
-use crate::auth::Principal;
 use crate::error::{CmsError, Result};
 use crate::model::{ContentStatus, parse_category};
 use crate::service::{
@@ -61,275 +60,34 @@ struct RelayRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RejectRequest {
     reason: String,
 }
 
-pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> Result<Response> {
-    // Public routes first; every other route had a principal checked by dispatch.
-    match id {
-        Id::Healthz => return Ok(reply::json(200, &json!({ "status": "ok" }))),
-        Id::OpenApi => return Ok(reply::json(200, &openapi::document())),
-        Id::Login => return login(cms, req).await,
-        Id::Enroll => {
-            let body: crate::EnrollRequest = req.json().await?;
-            let ip = req.ip();
-            return Ok(reply::json(200, &cms.enroll_node(body, &ip).await?));
-        }
-        _ => {}
-    }
-    let p = p.ok_or(CmsError::Unauthenticated)?;
-    match id {
-        Id::Logout | Id::Me | Id::CreateToken => session(cms, id, p, req).await,
-        Id::Communes
-        | Id::UpdateCommune
-        | Id::Users
-        | Id::CreateUser
-        | Id::DisableUser
-        | Id::EnableUser
-        | Id::Audit => admin(cms, id, p, req).await,
-        Id::Villages
-        | Id::CreateVillage
-        | Id::Groups
-        | Id::CreateGroup
-        | Id::Nodes
-        | Id::CreateNode
-        | Id::UpdateNode
-        | Id::DesiredState
-        | Id::NodeEvents
-        | Id::RevokeNode
-        | Id::NewNodeCode
-        | Id::NodeCommand
-        | Id::NodeLink => places(cms, id, p, req).await,
-        Id::Schedules
-        | Id::CreateSchedule
-        | Id::ScheduleGet
-        | Id::UpdateSchedule
-        | Id::DeleteSchedule
-        | Id::Preview
-        | Id::PlayLogs => plan(cms, id, p, req).await,
-        _ => content(cms, id, p, req).await,
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    #[serde(default)]
+    name: Option<String>,
 }
 
-/// Logout, who am I, API tokens.
-async fn session(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
-    match id {
-        Id::Logout => {
-            if let Some(secret) = req.cookie(reply::SESSION_COOKIE).map(str::to_owned) {
-                cms.logout(&secret).await?;
-            }
-            if let Some(token) = req
-                .header("authorization")
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .map(str::to_owned)
-            {
-                cms.logout(token.trim()).await?;
-            }
-            let mut res = reply::json(200, &json!({ "ok": true }));
-            reply::clear_session_cookie(&mut res);
-            Ok(res)
-        }
-        Id::Me => ok(&json!({ "user": p.user, "csrf": p.csrf })),
-        Id::CreateToken => {
-            let body: serde_json::Value = req.json().await?;
-            let name = body.get("name").and_then(|v| v.as_str()).unwrap_or("api");
-            created(&json!({ "token": cms.create_api_token(&p, name).await? }))
-        }
-        _ => Err(CmsError::not_found("Không có trang này", "Route")),
-    }
+// Public.
+
+pub async fn healthz(_: Ctx<'_>) -> Result<Response> {
+    ok(&json!({ "status": "ok" }))
 }
 
-/// Communes, users, audit log.
-async fn admin(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
-    match id {
-        Id::Communes => ok(&cms.communes(&p).await?),
-        Id::UpdateCommune => {
-            let body: CommunePatch = req.json().await?;
-            ok(&cms.update_commune(&p, req.id(0)?, body).await?)
-        }
-        Id::Users => ok(&cms.list_users(&p).await?),
-        Id::CreateUser => {
-            let body: NewUserRequest = req.json().await?;
-            created(&cms.create_user(Some(&p), body).await?)
-        }
-        Id::DisableUser | Id::EnableUser => ok(&cms
-            .set_user_disabled(&p, req.id(0)?, id == Id::DisableUser)
-            .await?),
-        Id::Audit => {
-            let scope = p.user.commune_id;
-            let limit = query_num(req, "limit")?.unwrap_or(200).min(1000) as u32;
-            ok(&cms
-                .store()
-                .call(move |c| store::audit_entries(c, scope, limit))
-                .await?)
-        }
-        _ => Err(CmsError::not_found("Không có trang này", "Route")),
-    }
+pub async fn openapi_json(_: Ctx<'_>) -> Result<Response> {
+    ok(&openapi::document())
 }
 
-/// Villages, groups, nodes.
-async fn places(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
-    match id {
-        Id::Villages => ok(&cms.villages(&p, query_num(req, "commune")?).await?),
-        Id::CreateVillage => {
-            let body: NameRequest = req.json().await?;
-            created(
-                &cms.create_village(&p, &body.name, body.kind.as_deref(), body.commune_id)
-                    .await?,
-            )
-        }
-        Id::Groups => ok(&cms.groups(&p).await?),
-        Id::CreateGroup => {
-            let body: GroupRequest = req.json().await?;
-            created(&cms.create_group(&p, &body.name, body.village_ids).await?)
-        }
-        Id::Nodes => ok(&cms.nodes(&p).await?),
-        Id::CreateNode => {
-            let body: NodeRequest = req.json().await?;
-            let (node, code) = cms.create_node(&p, body).await?;
-            let mut v = serde_json::to_value(&node).unwrap_or_default();
-            v["enrollment_code"] = json!(code);
-            created(&v)
-        }
-        Id::UpdateNode => {
-            let body: NodeRequest = req.json().await?;
-            ok(&cms.update_node(&p, req.id(0)?, body).await?)
-        }
-        Id::DesiredState => ok(&cms.desired_state(&p, req.id(0)?).await?),
-        Id::NodeEvents => ok(&cms.node_events(&p, req.id(0)?).await?),
-        Id::RevokeNode => {
-            cms.revoke_node(&p, req.id(0)?, false).await?;
-            ok(&json!({ "revoked": true }))
-        }
-        Id::NewNodeCode => {
-            let code = cms.revoke_node(&p, req.id(0)?, true).await?;
-            ok(&json!({ "enrollment_code": code }))
-        }
-        Id::NodeCommand => {
-            let body: crate::CommandRequest = req.json().await?;
-            let res = cms.send_command(&p, req.id(0)?, body).await?;
-            Ok(reply::json(202, &res))
-        }
-        _ => Err(CmsError::not_found("Không có trang này", "Route")),
-    }
-}
-
-/// The content library and its approval.
-async fn content(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
-    match id {
-        Id::ContentList => ok(&cms
-            .list_content(&p, query_num(req, "commune")?, content_filter(req)?)
-            .await?),
-        Id::Upload => {
-            let (meta, blob) = upload::receive(cms, req).await?;
-            created(&cms.upload(&p, meta, blob).await?)
-        }
-        Id::Tts => {
-            let b: TtsRequest = req.json().await?;
-            created(
-                &cms.create_tts(
-                    &p,
-                    &b.title,
-                    &b.text,
-                    b.voice.as_deref(),
-                    b.category.as_deref(),
-                )
-                .await?,
-            )
-        }
-        Id::Relay => {
-            let b: RelayRequest = req.json().await?;
-            created(
-                &cms.create_relay(&p, &b.title, &b.url, b.duration_ms)
-                    .await?,
-            )
-        }
-        Id::ContentGet => ok(&cms.content(&p, req.id(0)?).await?),
-        Id::ContentPatch => {
-            let patch: ContentPatch = req.json().await?;
-            ok(&cms.patch_content(&p, req.id(0)?, patch).await?)
-        }
-        Id::Submit => ok(&cms.submit(&p, req.id(0)?).await?),
-        Id::Approve => ok(&cms.approve(&p, req.id(0)?).await?),
-        Id::Reject => {
-            let b: RejectRequest = req.json().await?;
-            ok(&cms.reject(&p, req.id(0)?, &b.reason).await?)
-        }
-        Id::ContentAudio => {
-            let item = cms.content(&p, req.id(0)?).await?;
-            let sha = item.sha256.ok_or_else(|| {
-                CmsError::not_found(
-                    "Mục tiếp sóng không có tệp âm thanh",
-                    "Audio of a relay item",
-                )
-            })?;
-            blob::serve(cms, &sha, req).await
-        }
-        Id::Blob => {
-            let sha = req.params.first().cloned().unwrap_or_default();
-            blob::serve(cms, &sha, req).await
-        }
-        _ => Err(CmsError::not_found("Không có trang này", "Route")),
-    }
-}
-
-/// Schedules, preview, play logs.
-async fn plan(cms: &Cms, id: Id, p: Principal, req: &mut Req) -> Result<Response> {
-    match id {
-        Id::Schedules => ok(&cms.schedules(&p).await?),
-        Id::CreateSchedule => {
-            let body: ScheduleRequest = req.json().await?;
-            created(&cms.create_schedule(&p, body).await?)
-        }
-        Id::ScheduleGet => ok(&cms.schedule(&p, req.id(0)?).await?),
-        Id::UpdateSchedule => {
-            let body: ScheduleRequest = req.json().await?;
-            ok(&cms.update_schedule(&p, req.id(0)?, body).await?)
-        }
-        Id::DeleteSchedule => {
-            cms.delete_schedule(&p, req.id(0)?).await?;
-            ok(&json!({ "ok": true }))
-        }
-        Id::Preview => {
-            let target = match (query_num(req, "node")?, query_num(req, "village")?) {
-                (Some(n), None) => PreviewTarget::Node(n),
-                (None, Some(v)) => PreviewTarget::Village(v),
-                _ => {
-                    return Err(CmsError::invalid(
-                        "Cần đúng một trong hai tham số node hoặc village.",
-                        "Give exactly one of node or village.",
-                    ));
-                }
-            };
-            let (from, to) = window(req, Duration::days(7))?;
-            ok(&cms.preview(&p, target, from, to).await?)
-        }
-        Id::PlayLogs => {
-            let node = query_num(req, "node")?;
-            let (from, to) = history_window(req)?;
-            let cid = p.commune(None)?;
-            let logs = cms
-                .store()
-                .call(move |c| {
-                    store::playlogs::list(
-                        c,
-                        cid,
-                        node,
-                        from.timestamp_millis(),
-                        to.timestamp_millis(),
-                    )
-                })
-                .await?;
-            ok(&logs)
-        }
-        _ => Err(CmsError::not_found("Không có trang này", "Route")),
-    }
-}
-
-async fn login(cms: &Cms, req: &mut Req) -> Result<Response> {
-    let body: LoginRequest = req.json().await?;
-    let (secret, csrf, user) = cms.login(&body.username, &body.password, &req.ip()).await?;
+pub async fn login(c: Ctx<'_>) -> Result<Response> {
+    let body: LoginRequest = c.req.json().await?;
+    let cms = c.cms;
+    let (secret, csrf, user) = cms
+        .login(&body.username, &body.password, &c.req.ip())
+        .await?;
     let mut res = reply::json(200, &json!({ "token": secret, "csrf": csrf, "user": user }));
     let max_age = u64::from(cms.config().session_hours) * 3600;
     reply::add_cookie(
@@ -339,7 +97,283 @@ async fn login(cms: &Cms, req: &mut Req) -> Result<Response> {
     Ok(res)
 }
 
-fn query_num(req: &Req, key: &str) -> Result<Option<i64>> {
+pub async fn enroll(c: Ctx<'_>) -> Result<Response> {
+    let body: crate::EnrollRequest = c.req.json().await?;
+    ok(&c.cms.enroll_node(body, &c.req.ip()).await?)
+}
+
+/// The node link is a WebSocket the controller's hub serves; a plain request lands here.
+pub async fn node_link(_: Ctx<'_>) -> Result<Response> {
+    Err(CmsError::invalid(
+        "Cần kết nối WebSocket.",
+        "The node link is a WebSocket: send an upgrade request.",
+    ))
+}
+
+// Logout, who am I, API tokens.
+
+pub async fn logout(c: Ctx<'_>) -> Result<Response> {
+    if let Some(secret) = c.req.cookie(reply::SESSION_COOKIE).map(str::to_owned) {
+        c.cms.logout(&secret).await?;
+    }
+    let bearer = c
+        .req
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if let Some(token) = bearer {
+        c.cms.logout(token.trim()).await?;
+    }
+    let mut res = reply::json(200, &json!({ "ok": true }));
+    reply::clear_session_cookie(&mut res);
+    Ok(res)
+}
+
+pub async fn me(c: Ctx<'_>) -> Result<Response> {
+    let p = c.p()?;
+    ok(&json!({ "user": p.user, "csrf": p.csrf }))
+}
+
+pub async fn create_token(c: Ctx<'_>) -> Result<Response> {
+    let body: TokenRequest = c.req.json().await?;
+    let name = body.name.as_deref().unwrap_or("api");
+    created(&json!({ "token": c.cms.create_api_token(c.p()?, name).await? }))
+}
+
+// Communes, users, audit log.
+
+pub async fn communes(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.communes(c.p()?).await?)
+}
+
+pub async fn update_commune(c: Ctx<'_>) -> Result<Response> {
+    let body: CommunePatch = c.req.json().await?;
+    ok(&c.cms.update_commune(c.p()?, c.req.id(0)?, body).await?)
+}
+
+pub async fn users(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.list_users(c.p()?).await?)
+}
+
+pub async fn create_user(c: Ctx<'_>) -> Result<Response> {
+    let body: NewUserRequest = c.req.json().await?;
+    created(&c.cms.create_user(Some(c.p()?), body).await?)
+}
+
+pub async fn disable_user(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.set_user_disabled(c.p()?, c.req.id(0)?, true).await?)
+}
+
+pub async fn enable_user(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.set_user_disabled(c.p()?, c.req.id(0)?, false).await?)
+}
+
+pub async fn audit(c: Ctx<'_>) -> Result<Response> {
+    let scope = c.p()?.user.commune_id;
+    let limit = query_num(c.req, "limit")?.unwrap_or(200).clamp(1, 1000) as u32;
+    ok(&c
+        .cms
+        .store()
+        .call(move |conn| store::audit_entries(conn, scope, limit))
+        .await?)
+}
+
+// Villages, groups, nodes.
+
+pub async fn villages(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.villages(c.p()?, query_num(c.req, "commune")?).await?)
+}
+
+pub async fn create_village(c: Ctx<'_>) -> Result<Response> {
+    let body: NameRequest = c.req.json().await?;
+    let kind = body.kind.as_deref();
+    created(
+        &c.cms
+            .create_village(c.p()?, &body.name, kind, body.commune_id)
+            .await?,
+    )
+}
+
+pub async fn groups(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.groups(c.p()?).await?)
+}
+
+pub async fn create_group(c: Ctx<'_>) -> Result<Response> {
+    let body: GroupRequest = c.req.json().await?;
+    created(
+        &c.cms
+            .create_group(c.p()?, &body.name, body.village_ids)
+            .await?,
+    )
+}
+
+pub async fn nodes(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.nodes(c.p()?).await?)
+}
+
+pub async fn create_node(c: Ctx<'_>) -> Result<Response> {
+    let body: NodeRequest = c.req.json().await?;
+    let (node, code) = c.cms.create_node(c.p()?, body).await?;
+    let mut v = serde_json::to_value(&node).unwrap_or_default();
+    v["enrollment_code"] = json!(code);
+    created(&v)
+}
+
+pub async fn update_node(c: Ctx<'_>) -> Result<Response> {
+    let body: NodeRequest = c.req.json().await?;
+    ok(&c.cms.update_node(c.p()?, c.req.id(0)?, body).await?)
+}
+
+pub async fn desired_state(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.desired_state(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn node_events(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.node_events(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn revoke_node(c: Ctx<'_>) -> Result<Response> {
+    c.cms.revoke_node(c.p()?, c.req.id(0)?, false).await?;
+    ok(&json!({ "revoked": true }))
+}
+
+pub async fn new_node_code(c: Ctx<'_>) -> Result<Response> {
+    let code = c.cms.revoke_node(c.p()?, c.req.id(0)?, true).await?;
+    ok(&json!({ "enrollment_code": code }))
+}
+
+pub async fn node_command(c: Ctx<'_>) -> Result<Response> {
+    let body: crate::CommandRequest = c.req.json().await?;
+    let res = c.cms.send_command(c.p()?, c.req.id(0)?, body).await?;
+    Ok(reply::json(202, &res))
+}
+
+// The content library and its approval.
+
+pub async fn content_list(c: Ctx<'_>) -> Result<Response> {
+    let commune = query_num(c.req, "commune")?;
+    ok(&c
+        .cms
+        .list_content(c.p()?, commune, content_filter(c.req)?)
+        .await?)
+}
+
+pub async fn upload(c: Ctx<'_>) -> Result<Response> {
+    let (meta, blob) = upload::receive(c.cms, c.req).await?;
+    created(&c.cms.upload(c.p()?, meta, blob).await?)
+}
+
+pub async fn tts(c: Ctx<'_>) -> Result<Response> {
+    let b: TtsRequest = c.req.json().await?;
+    let (voice, category) = (b.voice.as_deref(), b.category.as_deref());
+    created(
+        &c.cms
+            .create_tts(c.p()?, &b.title, &b.text, voice, category)
+            .await?,
+    )
+}
+
+pub async fn relay(c: Ctx<'_>) -> Result<Response> {
+    let b: RelayRequest = c.req.json().await?;
+    created(
+        &c.cms
+            .create_relay(c.p()?, &b.title, &b.url, b.duration_ms)
+            .await?,
+    )
+}
+
+pub async fn content_get(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.content(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn content_patch(c: Ctx<'_>) -> Result<Response> {
+    let patch: ContentPatch = c.req.json().await?;
+    ok(&c.cms.patch_content(c.p()?, c.req.id(0)?, patch).await?)
+}
+
+pub async fn submit(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.submit(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn approve(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.approve(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn reject(c: Ctx<'_>) -> Result<Response> {
+    let b: RejectRequest = c.req.json().await?;
+    ok(&c.cms.reject(c.p()?, c.req.id(0)?, &b.reason).await?)
+}
+
+pub async fn content_audio(c: Ctx<'_>) -> Result<Response> {
+    let item = c.cms.content(c.p()?, c.req.id(0)?).await?;
+    let sha = item.sha256.ok_or_else(|| {
+        CmsError::not_found(
+            "Mục tiếp sóng không có tệp âm thanh",
+            "Audio of a relay item",
+        )
+    })?;
+    blob::serve(c.cms, &sha, c.req).await
+}
+
+/// A blob by hash: for staff and for speaker nodes (dispatch let either in).
+pub async fn blob(c: Ctx<'_>) -> Result<Response> {
+    let sha = c.req.params.first().cloned().unwrap_or_default();
+    blob::serve(c.cms, &sha, c.req).await
+}
+
+// Schedules, preview, play logs.
+
+pub async fn schedules(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.schedules(c.p()?).await?)
+}
+
+pub async fn create_schedule(c: Ctx<'_>) -> Result<Response> {
+    let body: ScheduleRequest = c.req.json().await?;
+    created(&c.cms.create_schedule(c.p()?, body).await?)
+}
+
+pub async fn schedule_get(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.schedule(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn update_schedule(c: Ctx<'_>) -> Result<Response> {
+    let body: ScheduleRequest = c.req.json().await?;
+    ok(&c.cms.update_schedule(c.p()?, c.req.id(0)?, body).await?)
+}
+
+pub async fn delete_schedule(c: Ctx<'_>) -> Result<Response> {
+    c.cms.delete_schedule(c.p()?, c.req.id(0)?).await?;
+    ok(&json!({ "ok": true }))
+}
+
+pub async fn preview(c: Ctx<'_>) -> Result<Response> {
+    let target = match (query_num(c.req, "node")?, query_num(c.req, "village")?) {
+        (Some(n), None) => PreviewTarget::Node(n),
+        (None, Some(v)) => PreviewTarget::Village(v),
+        _ => {
+            return Err(CmsError::invalid(
+                "Cần đúng một trong hai tham số node hoặc village.",
+                "Give exactly one of node or village.",
+            ));
+        }
+    };
+    let (from, to) = window(c.req, Duration::days(7))?;
+    ok(&c.cms.preview(c.p()?, target, from, to).await?)
+}
+
+pub async fn playlogs(c: Ctx<'_>) -> Result<Response> {
+    let node = query_num(c.req, "node")?;
+    let (from, to) = history_window(c.req)?;
+    let cid = c.p()?.commune(None)?;
+    let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+    ok(&c
+        .cms
+        .store()
+        .call(move |conn| store::playlogs::list(conn, cid, node, from, to))
+        .await?)
+}
+
+pub(super) fn query_num(req: &Req, key: &str) -> Result<Option<i64>> {
     req.q(key)
         .map(|v| {
             v.parse::<i64>().map_err(|_| {

@@ -204,12 +204,7 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
     let started = Instant::now();
     let (route, params) = match table::find(&req.method, &req.path) {
         Found::Route(r, p) => (r, p),
-        Found::WrongMethod => {
-            let err = CmsError::invalid("Phương thức không được hỗ trợ.", "Method not allowed.");
-            let mut res = reply::error(&err, req.lang);
-            *res.status_mut() = warp::http::StatusCode::METHOD_NOT_ALLOWED;
-            return res;
-        }
+        Found::WrongMethod(allowed) => return method_not_allowed(&allowed, req.lang),
         Found::None => {
             return reply::error(&CmsError::not_found("Không có trang này", "Page"), req.lang);
         }
@@ -223,28 +218,17 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         req.lang = Lang::choose(req.q("lang"), req.cookie("lang"), None);
     }
     let result = async {
-        if let Some(token) = node_bearer(&req) {
-            // A speaker node: only the node routes and blobs are open to it.
+        let principal = if let Some(token) = node_bearer(&req) {
+            // A speaker node: only the routes open to nodes.
             cms.authenticate_node(token).await?;
-            return match route.id {
-                table::Id::Blob => {
-                    let sha = req.params.first().cloned().unwrap_or_default();
-                    blob::serve(&cms, &sha, &req).await
-                }
-                _ if route.perm == crate::auth::Perm::Public => {
-                    api::handle(&cms, route.id, None, &mut req).await
-                }
-                table::Id::NodeLink => Err(CmsError::invalid(
-                    "Cần kết nối WebSocket.",
-                    "The node link is a WebSocket: send an upgrade request.",
-                )),
-                _ => Err(CmsError::forbidden(
+            if !route.nodes {
+                return Err(CmsError::forbidden(
                     "Mã của cụm loa không dùng được ở đây.",
                     "A node token cannot be used here.",
-                )),
-            };
-        }
-        let principal = if route.perm == crate::auth::Perm::Public {
+                ));
+            }
+            None
+        } else if route.perm == crate::auth::Perm::Public {
             authenticate(&cms, &req).await.ok()
         } else {
             let p = authenticate(&cms, &req).await?;
@@ -252,11 +236,12 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
             p.require(route.perm)?;
             Some(p)
         };
-        if api {
-            api::handle(&cms, route.id, principal, &mut req).await
-        } else {
-            ui::handle(&cms, route.id, principal, &mut req).await
-        }
+        let ctx = table::Ctx {
+            cms: &cms,
+            principal,
+            req: &mut req,
+        };
+        (route.handler)(ctx).await
     }
     .await;
     let res = match result {
@@ -272,6 +257,18 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         tracing::warn!(status, ms, "request failed");
     } else {
         tracing::debug!(status, ms, "request");
+    }
+    res
+}
+
+/// 405 with the methods the path does take (RFC 9110 §15.5.6).
+fn method_not_allowed(allowed: &[Method], lang: Lang) -> Response {
+    let err = CmsError::invalid("Phương thức không được hỗ trợ.", "Method not allowed.");
+    let mut res = reply::error(&err, lang);
+    *res.status_mut() = warp::http::StatusCode::METHOD_NOT_ALLOWED;
+    let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    if let Ok(v) = warp::http::HeaderValue::from_str(&list.join(", ")) {
+        res.headers_mut().insert(warp::http::header::ALLOW, v);
     }
     res
 }

@@ -1,73 +1,48 @@
-//! Every route in one place: method, path pattern, the permission it needs, and what it
-//! does. Dispatch, the OpenAPI document and the route x role test all read this table, so
-//! a route cannot exist without a permission.
+//! Every route in one place: method, path pattern, the permission it needs, its handler
+//! and what the OpenAPI document says of it. Dispatch, the document and the route x role
+//! test all read this table, so a route cannot exist without a permission or a handler.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use warp::http::Method;
+use warp::reply::Response;
 
-use crate::auth::Perm;
+use super::{Req, api, openapi};
+use crate::Cms;
+use crate::auth::{Perm, Principal};
+use crate::error::{CmsError, Result};
+use crate::ui;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Id {
-    Healthz,
-    OpenApi,
-    Login,
-    Logout,
-    Me,
-    CreateToken,
-    Communes,
-    UpdateCommune,
-    Users,
-    CreateUser,
-    DisableUser,
-    EnableUser,
-    Villages,
-    CreateVillage,
-    Groups,
-    CreateGroup,
-    Nodes,
-    CreateNode,
-    UpdateNode,
-    DesiredState,
-    Enroll,
-    NodeLink,
-    RevokeNode,
-    NewNodeCode,
-    NodeEvents,
-    NodeCommand,
-    ContentList,
-    Upload,
-    Tts,
-    Relay,
-    ContentGet,
-    ContentPatch,
-    Submit,
-    Approve,
-    Reject,
-    ContentAudio,
-    Schedules,
-    CreateSchedule,
-    Preview,
-    ScheduleGet,
-    UpdateSchedule,
-    DeleteSchedule,
-    PlayLogs,
-    Audit,
-    Blob,
-    // Web UI
-    UiLogin,
-    UiLoginPost,
-    UiLogout,
-    UiAsset,
-    UiDashboard,
-    UiContent,
-    UiNewContent,
-    UiApprovals,
-    UiSchedules,
-    UiWeek,
-    UiPlaces,
-    UiNode,
-    UiUsers,
-    UiAudit,
+/// What a handler gets: the CMS, the caller (checked against the route's permission by
+/// dispatch; `None` on public routes and for speaker nodes) and the request.
+pub struct Ctx<'a> {
+    pub cms: &'a Cms,
+    pub principal: Option<Principal>,
+    pub req: &'a mut Req,
+}
+
+impl Ctx<'_> {
+    /// The logged-in caller (every non-public route has one).
+    pub fn p(&self) -> Result<&Principal> {
+        self.principal.as_ref().ok_or(CmsError::Unauthenticated)
+    }
+}
+
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
+/// A route's handler: an `async fn(Ctx) -> Result<Response>`, boxed by [`routes!`].
+pub type Handler = for<'a> fn(Ctx<'a>) -> HandlerFuture<'a>;
+
+/// What the OpenAPI document says of a route beyond its row.
+#[derive(Clone, Copy)]
+pub struct Doc {
+    /// The success status.
+    pub ok: u16,
+    /// The request body's schema.
+    pub body: Option<fn() -> serde_json::Value>,
+    /// Error statuses besides those every route may answer (400, and 401/403 behind a
+    /// login): 404, 409, 413, 415, 429...
+    pub errors: &'static [u16],
 }
 
 pub struct Route {
@@ -75,8 +50,13 @@ pub struct Route {
     /// `/api/v1/content/{id}`: `{name}` matches one path segment.
     pub path: &'static str,
     pub perm: Perm,
-    pub id: Id,
+    /// A speaker node's token may call it (besides whoever `perm` lets in).
+    pub nodes: bool,
+    /// The handler's name: the OpenAPI operation id.
+    pub name: &'static str,
     pub summary: &'static str,
+    pub handler: Handler,
+    pub doc: Doc,
 }
 
 impl Route {
@@ -88,122 +68,161 @@ impl Route {
     }
 }
 
+/// One row per route: `METHOD "path" Perm nodes handler ok [errors] body "summary";`.
+/// The handler is a path to an `async fn(Ctx) -> Result<Response>`: a row without one
+/// does not compile, and there is no other place to add a route.
 macro_rules! routes {
-    ($($method:ident $path:literal $perm:ident $id:ident $summary:literal;)*) => {
+    ($($method:ident $path:literal $perm:ident $nodes:literal $handler:path, $ok:literal [$($err:literal),*] $body:expr, $summary:literal;)*) => {
         pub static ROUTES: &[Route] = &[
-            $(Route { method: Method::$method, path: $path, perm: Perm::$perm, id: Id::$id, summary: $summary },)*
+            $(Route {
+                method: Method::$method,
+                path: $path,
+                perm: Perm::$perm,
+                nodes: $nodes,
+                name: stringify!($handler),
+                summary: $summary,
+                handler: {
+                    fn boxed(c: Ctx<'_>) -> HandlerFuture<'_> {
+                        Box::pin($handler(c))
+                    }
+                    boxed
+                },
+                doc: Doc { ok: $ok, body: $body, errors: &[$($err),*] },
+            },)*
         ];
     };
 }
 
+use openapi::body as b;
+
 routes! {
-    GET    "/healthz"                          Public       Healthz        "Liveness: 200 when the process serves requests.";
-    GET    "/api/v1/openapi.json"              Public       OpenApi        "This API's OpenAPI 3.0 document.";
-    POST   "/api/v1/auth/login"                Public       Login          "Log in with username and password: a token and a session cookie.";
-    POST   "/api/v1/auth/logout"               Read         Logout         "End this session.";
-    GET    "/api/v1/me"                        Read         Me             "Who is logged in, with role and commune.";
-    POST   "/api/v1/tokens"                    Read         CreateToken    "Create a long-lived API token for your account (shown once).";
-    GET    "/api/v1/communes"                  Read         Communes       "Communes you can see.";
-    PATCH  "/api/v1/communes/{id}"             ManagePlaces UpdateCommune  "Change a commune's name, time zone, quiet hours or loudness target.";
-    GET    "/api/v1/users"                     ManageUsers  Users          "Users of your commune.";
-    POST   "/api/v1/users"                     ManageUsers  CreateUser     "Add a user with a role.";
-    POST   "/api/v1/users/{id}/disable"        ManageUsers  DisableUser    "Disable a user and end their sessions.";
-    POST   "/api/v1/users/{id}/enable"         ManageUsers  EnableUser     "Enable a user again.";
-    GET    "/api/v1/villages"                  Read         Villages       "Villages (thôn / tổ dân phố) of the commune.";
-    POST   "/api/v1/villages"                  ManagePlaces CreateVillage  "Add a village.";
-    GET    "/api/v1/groups"                    Read         Groups         "Named groups of villages.";
-    POST   "/api/v1/groups"                    ManagePlaces CreateGroup    "Add a group of villages.";
-    GET    "/api/v1/nodes"                     Read         Nodes          "Speaker nodes with their state.";
-    POST   "/api/v1/nodes"                     ManageNodes  CreateNode     "Add a speaker node: returns its one-time enrolment code.";
-    PUT    "/api/v1/nodes/{id}"                ManageNodes  UpdateNode     "Change a node's name, village, position or notes.";
-    GET    "/api/v1/nodes/{id}/desired"        Read         DesiredState   "The state the node should hold: its schedules and content references, versioned.";
-    GET    "/api/v1/nodes/{id}/events"         Read         NodeEvents     "A node's history: online/offline, enrolment, commands, newest first.";
-    POST   "/api/v1/nodes/{id}/revoke"         ManageNodes  RevokeNode     "Revoke a node's token: its link ends at once.";
-    POST   "/api/v1/nodes/{id}/code"           ManageNodes  NewNodeCode    "Revoke the node's token and issue a new one-time enrolment code.";
-    POST   "/api/v1/nodes/{id}/commands"       ManageNodes  NodeCommand    "Send a node a command: set_volume, stop, play_now, test_tone, resync, restart.";
-    POST   "/api/v1/nodes/enroll"              Public       Enroll         "A node trades its one-time enrolment code for its node token.";
-    GET    "/api/v1/nodes/link"                Node         NodeLink       "The node link: a WebSocket for speaker nodes (node token).";
-    GET    "/api/v1/content"                   Read         ContentList    "The content library (filters: q, category, status, limit, offset).";
-    POST   "/api/v1/content"                   EditContent  Upload         "Upload audio (multipart: file, title, category, description).";
-    POST   "/api/v1/content/tts"               EditContent  Tts            "Create an announcement from text (text to speech).";
-    POST   "/api/v1/content/relay"             EditContent  Relay          "Create a relay item from an external stream URL.";
-    GET    "/api/v1/content/{id}"              Read         ContentGet     "One content item.";
-    PATCH  "/api/v1/content/{id}"              EditContent  ContentPatch   "Edit title, category, description or the public flag.";
-    POST   "/api/v1/content/{id}/submit"       EditContent  Submit         "Submit a draft for approval.";
-    POST   "/api/v1/content/{id}/approve"      Approve      Approve        "Approve a submitted item.";
-    POST   "/api/v1/content/{id}/reject"       Approve      Reject         "Reject an item, with a reason.";
-    GET    "/api/v1/content/{id}/audio"        Read         ContentAudio   "The item's audio (Range requests supported).";
-    GET    "/api/v1/schedules"                 Read         Schedules      "Schedules of the commune.";
-    POST   "/api/v1/schedules"                 Schedule     CreateSchedule "Create a schedule (approved items only; quiet hours checked).";
-    GET    "/api/v1/schedules/preview"         Read         Preview        "The exact plays on a node or in a village over a window, conflicts resolved.";
-    GET    "/api/v1/schedules/{id}"            Read         ScheduleGet    "One schedule.";
-    PUT    "/api/v1/schedules/{id}"            Schedule     UpdateSchedule "Replace a schedule.";
-    DELETE "/api/v1/schedules/{id}"            Schedule     DeleteSchedule "Delete a schedule.";
-    GET    "/api/v1/playlogs"                  Read         PlayLogs       "Play logs reported by nodes (filters: node, from, to).";
-    GET    "/api/v1/audit"                     Audit        Audit          "The audit log, newest first.";
-    GET    "/content/{sha256}"                 Read         Blob           "An audio blob by SHA-256 (immutable; Range requests supported).";
-    GET    "/login"                            Public       UiLogin        "Login page.";
-    POST   "/login"                            Public       UiLoginPost    "Login form.";
-    POST   "/logout"                           Read         UiLogout       "Log out.";
-    GET    "/static/{file}"                    Public       UiAsset        "Stylesheet and script.";
-    GET    "/"                                 Read         UiDashboard    "Dashboard.";
-    GET    "/ui/content"                       Read         UiContent      "Content library.";
-    GET    "/ui/content/new"                   EditContent  UiNewContent   "Upload and text-to-speech forms.";
-    GET    "/ui/approvals"                     Approve      UiApprovals    "Approval queue.";
-    GET    "/ui/schedules"                     Read         UiSchedules    "Schedules and the schedule editor.";
-    GET    "/ui/week"                          Read         UiWeek         "What plays in each village this week.";
-    GET    "/ui/places"                        Read         UiPlaces       "Villages, groups and speaker nodes.";
-    GET    "/ui/nodes/{id}"                    Read         UiNode         "One speaker node: health, history, remote control.";
-    GET    "/ui/users"                         ManageUsers  UiUsers        "Users.";
-    GET    "/ui/audit"                         Audit        UiAudit        "Audit log.";
+    GET    "/healthz"                    Public       true  api::healthz, 200 [] None, "Liveness: 200 when the process serves requests.";
+    GET    "/api/v1/openapi.json"        Public       true  api::openapi_json, 200 [] None, "This API's OpenAPI 3.0 document.";
+    POST   "/api/v1/auth/login"          Public       true  api::login, 200 [401, 429] Some(b::login), "Log in with username and password: a token and a session cookie.";
+    POST   "/api/v1/auth/logout"         Read         false api::logout, 200 [] None, "End this session.";
+    GET    "/api/v1/me"                  Read         false api::me, 200 [] None, "Who is logged in, with role and commune.";
+    POST   "/api/v1/tokens"              Read         false api::create_token, 201 [] Some(b::token), "Create a long-lived API token for your account (shown once).";
+    GET    "/api/v1/communes"            Read         false api::communes, 200 [] None, "Communes you can see.";
+    PATCH  "/api/v1/communes/{id}"       ManagePlaces false api::update_commune, 200 [404] Some(b::commune), "Change a commune's name, time zone, quiet hours or loudness target.";
+    GET    "/api/v1/users"               ManageUsers  false api::users, 200 [] None, "Users of your commune.";
+    POST   "/api/v1/users"               ManageUsers  false api::create_user, 201 [404, 409] Some(b::user), "Add a user with a role.";
+    POST   "/api/v1/users/{id}/disable"  ManageUsers  false api::disable_user, 200 [404, 409] None, "Disable a user and end their sessions.";
+    POST   "/api/v1/users/{id}/enable"   ManageUsers  false api::enable_user, 200 [404, 409] None, "Enable a user again.";
+    GET    "/api/v1/villages"            Read         false api::villages, 200 [] None, "Villages (thôn / tổ dân phố) of the commune.";
+    POST   "/api/v1/villages"            ManagePlaces false api::create_village, 201 [404, 409] Some(b::village), "Add a village.";
+    GET    "/api/v1/groups"              Read         false api::groups, 200 [] None, "Named groups of villages.";
+    POST   "/api/v1/groups"              ManagePlaces false api::create_group, 201 [404, 409] Some(b::group), "Add a group of villages.";
+    GET    "/api/v1/nodes"               Read         false api::nodes, 200 [] None, "Speaker nodes with their state.";
+    POST   "/api/v1/nodes"               ManageNodes  false api::create_node, 201 [404, 409] Some(b::node), "Add a speaker node: returns its one-time enrolment code.";
+    PUT    "/api/v1/nodes/{id}"          ManageNodes  false api::update_node, 200 [404, 409] Some(b::node), "Change a node's name, village, position or notes.";
+    GET    "/api/v1/nodes/{id}/desired"  Read         false api::desired_state, 200 [404] None, "The state the node should hold: its schedules and content references, versioned.";
+    GET    "/api/v1/nodes/{id}/events"   Read         false api::node_events, 200 [404] None, "A node's history: online/offline, enrolment, commands, newest first.";
+    POST   "/api/v1/nodes/{id}/revoke"   ManageNodes  false api::revoke_node, 200 [404] None, "Revoke a node's token: its link ends at once.";
+    POST   "/api/v1/nodes/{id}/code"     ManageNodes  false api::new_node_code, 200 [404] None, "Revoke the node's token and issue a new one-time enrolment code.";
+    POST   "/api/v1/nodes/{id}/commands" ManageNodes  false api::node_command, 202 [404] Some(b::command), "Send a node a command: set_volume, stop, play_now, test_tone, resync, restart.";
+    POST   "/api/v1/nodes/enroll"        Public       true  api::enroll, 200 [403, 429] Some(b::enroll), "A node trades its one-time enrolment code for its node token.";
+    GET    "/api/v1/nodes/link"          Node         true  api::node_link, 101 [] None, "The node link: a WebSocket for speaker nodes (node token).";
+    GET    "/api/v1/content"             Read         false api::content_list, 200 [] None, "The content library (filters: q, category, status, limit, offset).";
+    POST   "/api/v1/content"             EditContent  false api::upload, 201 [413, 415] Some(b::upload), "Upload audio (multipart: file, title, category, description).";
+    POST   "/api/v1/content/tts"         EditContent  false api::tts, 201 [] Some(b::tts), "Create an announcement from text (text to speech).";
+    POST   "/api/v1/content/relay"       EditContent  false api::relay, 201 [] Some(b::relay), "Create a relay item from an external stream URL.";
+    GET    "/api/v1/content/{id}"        Read         false api::content_get, 200 [404] None, "One content item.";
+    PATCH  "/api/v1/content/{id}"        EditContent  false api::content_patch, 200 [404, 409] Some(b::content_patch), "Edit title, category, description or the public flag.";
+    POST   "/api/v1/content/{id}/submit" EditContent  false api::submit, 200 [404, 409] None, "Submit a draft for approval.";
+    POST   "/api/v1/content/{id}/approve" Approve     false api::approve, 200 [404, 409] None, "Approve a submitted item.";
+    POST   "/api/v1/content/{id}/reject" Approve      false api::reject, 200 [404, 409] Some(b::reject), "Reject an item, with a reason.";
+    GET    "/api/v1/content/{id}/audio"  Read         false api::content_audio, 200 [404, 416] None, "The item's audio (Range requests supported).";
+    GET    "/api/v1/schedules"           Read         false api::schedules, 200 [] None, "Schedules of the commune.";
+    POST   "/api/v1/schedules"           Schedule     false api::create_schedule, 201 [404, 409] Some(b::schedule), "Create a schedule (approved items only; quiet hours checked).";
+    GET    "/api/v1/schedules/preview"   Read         false api::preview, 200 [404] None, "The exact plays on a node or in a village over a window, conflicts resolved.";
+    GET    "/api/v1/schedules/{id}"      Read         false api::schedule_get, 200 [404] None, "One schedule.";
+    PUT    "/api/v1/schedules/{id}"      Schedule     false api::update_schedule, 200 [404, 409] Some(b::schedule), "Replace a schedule.";
+    DELETE "/api/v1/schedules/{id}"      Schedule     false api::delete_schedule, 200 [404] None, "Delete a schedule.";
+    GET    "/api/v1/playlogs"            Read         false api::playlogs, 200 [] None, "Play logs reported by nodes (filters: node, from, to; default the last day up to now).";
+    GET    "/api/v1/audit"               Audit        false api::audit, 200 [] None, "The audit log, newest first.";
+    GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] None, "An audio blob by SHA-256 (immutable; Range requests supported).";
+    GET    "/login"                      Public       false ui::login_form, 200 [] None, "Login page.";
+    POST   "/login"                      Public       false ui::login_post, 303 [] None, "Login form.";
+    POST   "/logout"                     Read         false ui::logout, 303 [] None, "Log out.";
+    GET    "/static/{file}"              Public       false ui::asset, 200 [] None, "Stylesheet and script.";
+    GET    "/"                           Read         false ui::dashboard, 200 [] None, "Dashboard.";
+    GET    "/ui/content"                 Read         false ui::content, 200 [] None, "Content library.";
+    GET    "/ui/content/new"             EditContent  false ui::new_content, 200 [] None, "Upload and text-to-speech forms.";
+    GET    "/ui/approvals"               Approve      false ui::approvals, 200 [] None, "Approval queue.";
+    GET    "/ui/schedules"               Read         false ui::schedules, 200 [] None, "Schedules and the schedule editor.";
+    GET    "/ui/week"                    Read         false ui::week, 200 [] None, "What plays in each village this week.";
+    GET    "/ui/places"                  Read         false ui::places, 200 [] None, "Villages, groups and speaker nodes.";
+    GET    "/ui/nodes/{id}"              Read         false ui::node, 200 [] None, "One speaker node: health, history, remote control.";
+    GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] None, "Users.";
+    GET    "/ui/audit"                   Audit        false ui::audit, 200 [] None, "Audit log.";
 }
 
 pub enum Found<'a> {
     Route(&'a Route, Vec<String>),
-    /// The path exists with other methods.
-    WrongMethod,
+    /// The path exists with these methods only.
+    WrongMethod(Vec<Method>),
     None,
 }
 
 /// Finds the route for a request; path parameters in order.
+///
+/// The most literal pattern matching the path owns it (`/schedules/preview` before
+/// `/schedules/{id}`, for every method): a method that pattern lacks is a 405 naming the
+/// methods it has, never a parameter route taking `preview` as an id.
 pub fn find<'a>(method: &Method, path: &str) -> Found<'a> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let segments = if path == "/" { vec![""] } else { segments };
-    let mut path_matched = false;
-    // Literal segments win over parameters (`/schedules/preview` before `/schedules/{id}`).
-    let mut best: Option<(&Route, Vec<String>, usize)> = None;
+    // (pattern, params) of the matching patterns with the fewest parameters.
+    let mut owners: Vec<(&'static Route, Vec<String>)> = Vec::new();
     for route in ROUTES {
-        let pattern: Vec<&str> = if route.path == "/" {
-            vec![""]
-        } else {
-            route.path.split('/').collect()
+        let Some(params) = matches(route.path, &segments) else {
+            continue;
         };
-        if pattern.len() != segments.len() {
-            continue;
+        match owners.first().map(|(_, p)| p.len()) {
+            Some(n) if params.len() > n => continue,
+            Some(n) if params.len() < n => owners.clear(),
+            _ => {}
         }
-        let mut params = Vec::new();
-        let ok = pattern.iter().zip(&segments).all(|(p, s)| {
-            if p.starts_with('{') {
-                params.push(percent_decode(s));
-                !s.is_empty()
-            } else {
-                p == s
+        owners.push((route, params));
+    }
+    if let Some(at) = owners.iter().position(|(r, _)| r.method == *method) {
+        let (route, params) = owners.swap_remove(at);
+        return Found::Route(route, params);
+    }
+    let mut allowed: Vec<Method> = Vec::new();
+    for (r, _) in &owners {
+        if !allowed.contains(&r.method) {
+            allowed.push(r.method.clone());
+        }
+    }
+    match allowed.is_empty() {
+        true => Found::None,
+        false => Found::WrongMethod(allowed),
+    }
+}
+
+/// The path parameters when `pattern` matches the path's segments.
+fn matches(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
+    let parts: Vec<&str> = if pattern == "/" {
+        vec![""]
+    } else {
+        pattern.split('/').collect()
+    };
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (p, s) in parts.iter().zip(segments) {
+        if p.starts_with('{') {
+            if s.is_empty() {
+                return None;
             }
-        });
-        if !ok {
-            continue;
-        }
-        path_matched = true;
-        if route.method == *method && best.as_ref().is_none_or(|b| params.len() < b.2) {
-            let n = params.len();
-            best = Some((route, params, n));
+            params.push(percent_decode(s));
+        } else if p != s {
+            return None;
         }
     }
-    match best {
-        Some((r, params, _)) => Found::Route(r, params),
-        None if path_matched => Found::WrongMethod,
-        None => Found::None,
-    }
+    Some(params)
 }
 
 /// A path segment, percent-decoded (`+` stays `+` in paths).
@@ -225,22 +244,31 @@ mod tests {
     #[test]
     fn literal_beats_parameter() {
         match find(&Method::GET, "/api/v1/schedules/preview") {
-            Found::Route(r, _) => assert_eq!(r.id, Id::Preview),
+            Found::Route(r, _) => assert_eq!(r.name, "api::preview"),
             _ => panic!("no route"),
         }
         match find(&Method::GET, "/api/v1/schedules/7") {
             Found::Route(r, p) => {
-                assert_eq!(r.id, Id::ScheduleGet);
+                assert_eq!(r.name, "api::schedule_get");
                 assert_eq!(p, ["7"]);
             }
             _ => panic!("no route"),
         }
-        assert!(matches!(
-            find(&Method::DELETE, "/api/v1/content"),
-            Found::WrongMethod
-        ));
+        match find(&Method::DELETE, "/api/v1/content") {
+            Found::WrongMethod(allowed) => assert_eq!(allowed, [Method::GET, Method::POST]),
+            _ => panic!("DELETE /api/v1/content is not a route"),
+        }
+        // A literal path owns every method: not `PATCH /api/v1/content/{id}` with id "tts".
+        match find(&Method::PATCH, "/api/v1/content/tts") {
+            Found::WrongMethod(allowed) => assert_eq!(allowed, [Method::POST]),
+            _ => panic!("PATCH /api/v1/content/tts is not a route"),
+        }
+        match find(&Method::PUT, "/api/v1/schedules/preview") {
+            Found::WrongMethod(allowed) => assert_eq!(allowed, [Method::GET]),
+            _ => panic!("PUT /api/v1/schedules/preview is not a route"),
+        }
         assert!(matches!(find(&Method::GET, "/nope"), Found::None));
-        assert!(matches!(find(&Method::GET, "/"), Found::Route(r, _) if r.id == Id::UiDashboard));
+        assert!(matches!(find(&Method::GET, "/"), Found::Route(r, _) if r.name == "ui::dashboard"));
     }
 
     #[test]

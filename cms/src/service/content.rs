@@ -31,6 +31,14 @@ pub struct ContentPatch {
     pub public: Option<bool>,
 }
 
+/// An http(s) URL with a host, as a node's HTTP client will take it.
+fn is_stream_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<warp::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
+}
+
 fn what() -> Text {
     Text::new("Không tìm thấy nội dung", "Content item")
 }
@@ -157,10 +165,10 @@ impl Cms {
         let commune = p.commune(None)?;
         let title = required(title, MAX_TITLE, "tiêu đề", "Title")?;
         let url = required(url, 2000, "địa chỉ luồng", "Stream URL")?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !is_stream_url(&url) {
             return Err(CmsError::invalid(
-                "Địa chỉ luồng phải bắt đầu bằng http:// hoặc https://",
-                "The stream URL must start with http:// or https://",
+                "Địa chỉ luồng phải là một địa chỉ http:// hoặc https:// đầy đủ.",
+                "The stream URL must be a whole http:// or https:// address.",
             ));
         }
         if duration_ms == 0 || duration_ms > 24 * 3_600_000 {

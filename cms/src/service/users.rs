@@ -10,6 +10,7 @@ use crate::model::{Commune, Role, User};
 use crate::store::{self as q, NewUser, TokenKind};
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
     pub username: String,
     pub password: String,
@@ -248,7 +249,7 @@ impl Cms {
                             p.check_commune(cid, crate::Text::new("Người dùng", "User"))?;
                         }
                         if id == p.user.id {
-                            return Err(CmsError::invalid(
+                            return Err(CmsError::conflict(
                                 "Không thể tự khoá tài khoản của mình.",
                                 "You cannot disable yourself.",
                             ));

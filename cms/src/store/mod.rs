@@ -117,9 +117,14 @@ impl Store {
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
+    let mut conn = Connection::open(path)
         .map_err(|e| CmsError::Storage(format!("cannot open database {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Every transaction here writes. Taken IMMEDIATE, it waits (busy timeout) for the write
+    // lock up front; a DEFERRED one that read first and then writes cannot wait — SQLite
+    // answers "database is locked" at once when another connection wrote in between
+    // (found by schemathesis with two workers).
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -57,9 +57,10 @@ pub fn insert_group(
             })
             .optional()?;
         if owner != Some(commune_id) {
-            return Err(CmsError::invalid(
-                format!("Thôn {v} không thuộc xã này."),
-                format!("Village {v} is not in this commune."),
+            // Another commune's village is as absent as a missing one.
+            return Err(CmsError::not_found(
+                format!("Không tìm thấy thôn {v} trong xã này"),
+                format!("Village {v} in this commune"),
             ));
         }
         tx.execute(
@@ -153,9 +154,9 @@ pub fn update_node(conn: &Connection, id: i64, n: &NodeUpdate) -> Result<()> {
 
 fn check_village(conn: &Connection, commune_id: i64, village_id: i64) -> Result<()> {
     if village(conn, village_id)?.commune_id != commune_id {
-        return Err(CmsError::invalid(
-            "Thôn không thuộc xã này.",
-            "The village is not in this commune.",
+        return Err(CmsError::not_found(
+            "Không tìm thấy thôn trong xã này",
+            "Village in this commune",
         ));
     }
     Ok(())

@@ -17,48 +17,96 @@ use warp::reply::Response;
 use crate::Cms;
 use crate::auth::{Perm, Principal};
 use crate::error::{CmsError, Result};
-use crate::http::table::Id;
+use crate::http::table::Ctx;
 use crate::http::{Req, reply};
 use crate::i18n::Lang;
 
 const CSS: &str = include_str!("../../static/app.css");
 const JS: &str = include_str!("../../static/app.js");
 
-pub async fn handle(cms: &Cms, id: Id, p: Option<Principal>, req: &mut Req) -> Result<Response> {
-    let lang = req.lang;
-    match id {
-        Id::UiAsset => return asset(req),
-        Id::UiLogin => return Ok(login_page(lang, None, req.q("lang").is_some())),
-        Id::UiLoginPost => return login_post(cms, req).await,
-        _ => {}
-    }
-    let p = p.ok_or(CmsError::Unauthenticated)?;
-    let page = Page::new(cms, &p, req).await?;
-    let mut res = match id {
-        Id::UiLogout => {
-            if let Some(secret) = req.cookie(reply::SESSION_COOKIE).map(str::to_owned) {
-                cms.logout(&secret).await?;
-            }
-            let mut res = reply::redirect("/login");
-            reply::clear_session_cookie(&mut res);
-            return Ok(res);
-        }
-        Id::UiDashboard => library::dashboard(cms, &page).await?,
-        Id::UiContent => library::content(cms, &page, req).await?,
-        Id::UiNewContent => library::new_content(&page),
-        Id::UiApprovals => library::approvals(cms, &page).await?,
-        Id::UiSchedules => plan::schedules(cms, &page, req).await?,
-        Id::UiWeek => plan::week(cms, &page, req).await?,
-        Id::UiPlaces => admin::places(cms, &page).await?,
-        Id::UiNode => nodes::node(cms, &page, req.id(0)?).await?,
-        Id::UiUsers => admin::users(cms, &page).await?,
-        Id::UiAudit => admin::audit(cms, &page).await?,
-        _ => return Err(CmsError::not_found("Không có trang này", "Page")),
+// Handlers of the UI routes (see `http::table`).
+
+pub async fn login_form(c: Ctx<'_>) -> Result<Response> {
+    Ok(login_page(c.req.lang, None, c.req.q("lang").is_some()))
+}
+
+pub async fn asset(c: Ctx<'_>) -> Result<Response> {
+    let (body, kind) = match c.req.params.first().map(String::as_str) {
+        Some("app.css") => (CSS, "text/css; charset=utf-8"),
+        Some("app.js") => (JS, "text/javascript; charset=utf-8"),
+        _ => return Err(CmsError::not_found("Không có tệp này", "File")),
     };
+    let mut res = reply::with_status(200, kind, body);
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+pub async fn logout(c: Ctx<'_>) -> Result<Response> {
+    if let Some(secret) = c.req.cookie(reply::SESSION_COOKIE).map(str::to_owned) {
+        c.cms.logout(&secret).await?;
+    }
+    let mut res = reply::redirect("/login");
+    reply::clear_session_cookie(&mut res);
+    Ok(res)
+}
+
+/// A page's response, remembering a language picked with `?lang=`.
+fn finish(req: &Req, mut res: Response) -> Result<Response> {
     if let Some(l) = req.q("lang").and_then(Lang::parse) {
         reply::lang_cookie(&mut res, l);
     }
     Ok(res)
+}
+
+pub async fn dashboard(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, library::dashboard(c.cms, &page).await?)
+}
+
+pub async fn content(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, library::content(c.cms, &page, c.req).await?)
+}
+
+pub async fn new_content(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, library::new_content(&page))
+}
+
+pub async fn approvals(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, library::approvals(c.cms, &page).await?)
+}
+
+pub async fn schedules(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, plan::schedules(c.cms, &page, c.req).await?)
+}
+
+pub async fn week(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, plan::week(c.cms, &page, c.req).await?)
+}
+
+pub async fn places(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, admin::places(c.cms, &page).await?)
+}
+
+pub async fn node(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, nodes::node(c.cms, &page, c.req.id(0)?).await?)
+}
+
+pub async fn users(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, admin::users(c.cms, &page).await?)
+}
+
+pub async fn audit(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, admin::audit(c.cms, &page).await?)
 }
 
 /// What every page needs: language, user, commune and its zone.
@@ -172,18 +220,6 @@ fn bare_head(title: &str) -> Markup {
     }
 }
 
-fn asset(req: &Req) -> Result<Response> {
-    let (body, kind) = match req.params.first().map(String::as_str) {
-        Some("app.css") => (CSS, "text/css; charset=utf-8"),
-        Some("app.js") => (JS, "text/javascript; charset=utf-8"),
-        _ => return Err(CmsError::not_found("Không có tệp này", "File")),
-    };
-    let mut res = reply::with_status(200, kind, body);
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(res)
-}
-
 pub fn error_page(err: &CmsError, lang: Lang) -> Response {
     let page = html! {
         (DOCTYPE)
@@ -229,7 +265,8 @@ fn login_page(lang: Lang, error: Option<&str>, remember_lang: bool) -> Response 
 }
 
 /// The login form posts here (a plain form: works before any script loads).
-async fn login_post(cms: &Cms, req: &mut Req) -> Result<Response> {
+pub async fn login_post(c: Ctx<'_>) -> Result<Response> {
+    let (cms, req) = (c.cms, c.req);
     let lang = req.lang;
     let form = req.form().await?;
     let field = |k: &str| {
