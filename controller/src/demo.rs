@@ -72,12 +72,26 @@ pub async fn seed(
         as_p(cms, tech),
     );
 
+    let (village_ids, coast) = seed_places(cms, &admin, &tech, nodes).await?;
+    let approved = seed_content(cms, samples, &editor, &approver).await?;
+    seed_schedules(cms, &approver, &approved, village_ids, coast).await;
+    Ok(logins)
+}
+
+/// Five villages, a group of the two on the coast, and the nodes; returns the village
+/// ids and the group's.
+async fn seed_places(
+    cms: &Cms,
+    admin: &Principal,
+    tech: &Principal,
+    nodes: u32,
+) -> cms::Result<(Vec<i64>, i64)> {
     let mut village_ids = Vec::new();
     for (name, kind) in VILLAGES {
-        village_ids.push(cms.create_village(&admin, name, Some(kind), None).await?.id);
+        village_ids.push(cms.create_village(admin, name, Some(kind), None).await?.id);
     }
     let coast = cms
-        .create_group(&admin, "Ven biển", vec![village_ids[1], village_ids[3]])
+        .create_group(admin, "Ven biển", vec![village_ids[1], village_ids[3]])
         .await?;
     for i in 0..nodes as usize {
         let village = village_ids[i % village_ids.len()];
@@ -87,9 +101,19 @@ pub async fn seed(
             20.95 + i as f64 * 0.01,
             107.07,
         );
-        cms.create_node(&tech, req).await?;
+        cms.create_node(tech, req).await?;
     }
 
+    Ok((village_ids, coast.id))
+}
+
+/// The sample recordings and a typed announcement, submitted and approved; their ids.
+async fn seed_content(
+    cms: &Cms,
+    samples: &Path,
+    editor: &Principal,
+    approver: &Principal,
+) -> cms::Result<Vec<i64>> {
     let mut approved = Vec::new();
     for (file, title, category) in [
         ("news.mp3", "Bản tin sáng", "news"),
@@ -105,11 +129,11 @@ pub async fn seed(
             category: category.into(),
             ..UploadMeta::default()
         };
-        approved.push(cms.upload_file(&editor, meta, &path).await?.id);
+        approved.push(cms.upload_file(editor, meta, &path).await?.id);
     }
     let tts = cms
         .create_tts(
-            &editor,
+            editor,
             "Thông báo tiêm chủng",
             "Trạm y tế xã thông báo: tiêm chủng mở rộng cho trẻ em dưới năm tuổi vào sáng thứ bảy tại nhà văn hoá thôn.",
             None,
@@ -121,11 +145,23 @@ pub async fn seed(
         Err(e) => tracing::warn!(cause = %e, "demo: text to speech unavailable"),
     }
     for id in &approved {
-        cms.submit(&editor, *id).await?;
-        cms.approve(&approver, *id).await?;
+        cms.submit(editor, *id).await?;
+        cms.approve(approver, *id).await?;
     }
+    Ok(approved)
+}
+
+/// The morning news every day, a play a minute after start, and a vaccination notice
+/// three evenings running on the coast (each skipped, with a warning, if refused).
+async fn seed_schedules(
+    cms: &Cms,
+    approver: &Principal,
+    approved: &[i64],
+    village_ids: Vec<i64>,
+    coast: i64,
+) {
     let Some(&first) = approved.first() else {
-        return Ok(logins);
+        return;
     };
     let all = Targets {
         villages: village_ids.clone(),
@@ -162,7 +198,7 @@ pub async fn seed(
             vec![*approved.last().unwrap_or(&first)],
             serde_json::json!({ "daily": ["19:00"], "from": today, "until": today + Duration::days(2) }),
             Targets {
-                groups: vec![coast.id],
+                groups: vec![coast],
                 ..Targets::default()
             },
             "priority",
@@ -172,7 +208,7 @@ pub async fn seed(
         match plan {
             Ok(req) => {
                 let title = req.title.clone();
-                if let Err(e) = cms.create_schedule(&approver, req).await {
+                if let Err(e) = cms.create_schedule(approver, req).await {
                     // E.g. the one-minute play when the demo starts in quiet hours.
                     tracing::warn!(cause = %e, schedule = %title, "demo schedule not created");
                 }
@@ -180,7 +216,6 @@ pub async fn seed(
             Err(e) => tracing::warn!(cause = %e, "demo schedule"),
         }
     }
-    Ok(logins)
 }
 
 /// `at`, or when that falls in the default quiet hours, a minute after they end (the demo

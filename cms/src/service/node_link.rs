@@ -249,39 +249,7 @@ impl Cms {
             })
             .await?;
         let (item, req) = item;
-        let command = match req {
-            CommandRequest::SetVolume { volume } if volume <= 100 => Command::SetVolume { volume },
-            CommandRequest::SetVolume { .. } => {
-                return Err(CmsError::invalid(
-                    "Âm lượng từ 0 đến 100.",
-                    "Volume is 0 to 100.",
-                ));
-            }
-            CommandRequest::Stop => Command::Stop,
-            CommandRequest::TestTone { seconds } => Command::TestTone {
-                seconds: seconds.unwrap_or(5).clamp(1, 60),
-            },
-            CommandRequest::Resync => Command::Resync,
-            CommandRequest::Restart => Command::Restart,
-            CommandRequest::PlayNow { .. } => {
-                let c = item.ok_or_else(|| CmsError::not_found("Không tìm thấy", "Content"))?;
-                p.check_commune(c.commune_id, Text::new("Không tìm thấy", "Content"))?;
-                match (c.status, c.sha256) {
-                    (ContentStatus::Approved, Some(sha256)) => Command::PlayNow {
-                        content_id: c.id,
-                        sha256,
-                        duration_ms: c.duration_ms,
-                        gain_db: c.gain_db as f32,
-                    },
-                    _ => {
-                        return Err(CmsError::invalid(
-                            "Chỉ phát được tệp âm thanh đã duyệt.",
-                            "Only approved audio items can be played.",
-                        ));
-                    }
-                }
-            }
-        };
+        let command = to_command(p, req, item)?;
         let id = rand::random::<u32>() as u64;
         let detail = protocol::link::encode(&command);
         let delivered = self
@@ -309,6 +277,48 @@ impl Cms {
             .await?;
         Ok(CommandResponse { id, delivered })
     }
+}
+
+/// The wire command for a technician's request (`play_now` only of an approved audio
+/// item of the caller's commune).
+fn to_command(
+    p: &Principal,
+    req: CommandRequest,
+    item: Option<crate::model::Content>,
+) -> Result<Command> {
+    Ok(match req {
+        CommandRequest::SetVolume { volume } if volume <= 100 => Command::SetVolume { volume },
+        CommandRequest::SetVolume { .. } => {
+            return Err(CmsError::invalid(
+                "Âm lượng từ 0 đến 100.",
+                "Volume is 0 to 100.",
+            ));
+        }
+        CommandRequest::Stop => Command::Stop,
+        CommandRequest::TestTone { seconds } => Command::TestTone {
+            seconds: seconds.unwrap_or(5).clamp(1, 60),
+        },
+        CommandRequest::Resync => Command::Resync,
+        CommandRequest::Restart => Command::Restart,
+        CommandRequest::PlayNow { .. } => {
+            let c = item.ok_or_else(|| CmsError::not_found("Không tìm thấy", "Content"))?;
+            p.check_commune(c.commune_id, Text::new("Không tìm thấy", "Content"))?;
+            match (c.status, c.sha256) {
+                (ContentStatus::Approved, Some(sha256)) => Command::PlayNow {
+                    content_id: c.id,
+                    sha256,
+                    duration_ms: c.duration_ms,
+                    gain_db: c.gain_db as f32,
+                },
+                _ => {
+                    return Err(CmsError::invalid(
+                        "Chỉ phát được tệp âm thanh đã duyệt.",
+                        "Only approved audio items can be played.",
+                    ));
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -44,6 +44,19 @@ pub struct ScheduleRequest {
     pub max_delay_ms: Option<u64>,
 }
 
+impl ScheduleRequest {
+    /// The program as stored: items, gap, repeats with pauses, chime.
+    fn program(&self) -> StoredProgram {
+        StoredProgram {
+            content_ids: self.content_ids.clone(),
+            gap_ms: self.gap_ms.unwrap_or(0),
+            repeat: self.repeat.unwrap_or(1),
+            pause_ms: self.pause_ms.unwrap_or(0),
+            chime_id: self.chime_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum PreviewTarget {
     Node(i64),
@@ -77,6 +90,57 @@ pub fn commune_tz(c: &Commune) -> Result<Tz> {
             c.id, c.tz
         ))
     })
+}
+
+/// Every item is the commune's and approved.
+fn check_items(items: &HashMap<i64, Content>, cid: i64) -> Result<()> {
+    for item in items.values() {
+        if item.commune_id != cid {
+            return Err(CmsError::NotFound(Text::new(
+                "Không tìm thấy nội dung",
+                "Content item",
+            )));
+        }
+        if item.status != ContentStatus::Approved {
+            return Err(CmsError::conflict(
+                format!(
+                    "“{}” chưa được phê duyệt: chỉ nội dung đã duyệt mới được lên lịch.",
+                    item.title
+                ),
+                format!(
+                    "“{}” is not approved: only approved items can be scheduled.",
+                    item.title
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A non-emergency schedule never plays in the commune's quiet hours (checked 400 days
+/// ahead, the program's length included).
+fn check_quiet_hours(
+    spec: Option<ScheduleSpec>,
+    commune: &Commune,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let tz = commune_tz(commune)?;
+    let Some(at) =
+        spec.and_then(|s| schedule::first_quiet_conflict(&s, tz, quiet_hours(commune), now))
+    else {
+        return Ok(());
+    };
+    let local = at.with_timezone(&tz).format("%d/%m/%Y %H:%M");
+    Err(CmsError::invalid(
+        format!(
+            "Lịch phát vào giờ yên tĩnh ({}–{}), lần đầu lúc {local}. Chỉ tin khẩn cấp được phát trong giờ này.",
+            commune.quiet_start, commune.quiet_end
+        ),
+        format!(
+            "This schedule plays in quiet hours ({}–{}), first at {local}. Only emergencies may play then.",
+            commune.quiet_start, commune.quiet_end
+        ),
+    ))
 }
 
 pub fn quiet_hours(c: &Commune) -> QuietHours {
@@ -127,13 +191,7 @@ impl Cms {
                 format!("Invalid rule: {e}"),
             )
         })?;
-        let program = StoredProgram {
-            content_ids: req.content_ids.clone(),
-            gap_ms: req.gap_ms.unwrap_or(0),
-            repeat: req.repeat.unwrap_or(1),
-            pause_ms: req.pause_ms.unwrap_or(0),
-            chime_id: req.chime_id,
-        };
+        let program = req.program();
         check_program(&program, req.volume)?;
         if req.targets.is_empty() {
             return Err(CmsError::invalid(
@@ -144,56 +202,51 @@ impl Cms {
         let p2 = p.clone();
         let now = Utc::now();
         self.write(move |c| {
-                let tx = c.transaction()?;
-                check_targets(&tx, cid, &req.targets)?;
-                let items = load_items(&tx, &program)?;
-                for item in items.values() {
-                    if item.commune_id != cid {
-                        return Err(CmsError::NotFound(Text::new("Không tìm thấy nội dung", "Content item")));
-                    }
-                    if item.status != ContentStatus::Approved {
-                        return Err(CmsError::conflict(
-                            format!("“{}” chưa được phê duyệt: chỉ nội dung đã duyệt mới được lên lịch.", item.title),
-                            format!("“{}” is not approved: only approved items can be scheduled.", item.title),
-                        ));
-                    }
+            let tx = c.transaction()?;
+            check_targets(&tx, cid, &req.targets)?;
+            let items = load_items(&tx, &program)?;
+            check_items(&items, cid)?;
+            let row = ScheduleRow {
+                commune_id: cid,
+                title: &title,
+                priority: req.priority,
+                volume: req.volume.unwrap_or(100),
+                rule: &req.rule,
+                program: &program,
+                targets: &req.targets,
+                max_delay_ms: req.max_delay_ms,
+                created_by: Some(p2.user.id),
+            };
+            let spec = to_spec(
+                0,
+                &title,
+                req.priority,
+                row.volume,
+                &req.rule,
+                &program,
+                req.max_delay_ms,
+                &items,
+            );
+            check_quiet_hours(spec, &commune, now)?;
+            let (id, before) = match id {
+                Some(id) => {
+                    let before = q::schedules::get(&tx, id)?;
+                    p2.check_commune(before.commune_id, what())?;
+                    q::schedules::update(&tx, id, &row)?;
+                    (id, to_json(&before))
                 }
-                let row = ScheduleRow {
-                    commune_id: cid,
-                    title: &title,
-                    priority: req.priority,
-                    volume: req.volume.unwrap_or(100),
-                    rule: &req.rule,
-                    program: &program,
-                    targets: &req.targets,
-                    max_delay_ms: req.max_delay_ms,
-                    created_by: Some(p2.user.id),
-                };
-                let tz = commune_tz(&commune)?;
-                let spec = to_spec(0, &title, req.priority, row.volume, &req.rule, &program, req.max_delay_ms, &items);
-                if let Some(at) = spec.and_then(|s| schedule::first_quiet_conflict(&s, tz, quiet_hours(&commune), now)) {
-                    let local = at.with_timezone(&tz).format("%d/%m/%Y %H:%M");
-                    return Err(CmsError::invalid(
-                        format!("Lịch phát vào giờ yên tĩnh ({}–{}), lần đầu lúc {local}. Chỉ tin khẩn cấp được phát trong giờ này.", commune.quiet_start, commune.quiet_end),
-                        format!("This schedule plays in quiet hours ({}–{}), first at {local}. Only emergencies may play then.", commune.quiet_start, commune.quiet_end),
-                    ));
-                }
-                let (id, before) = match id {
-                    Some(id) => {
-                        let before = q::schedules::get(&tx, id)?;
-                        p2.check_commune(before.commune_id, what())?;
-                        q::schedules::update(&tx, id, &row)?;
-                        (id, to_json(&before))
-                    }
-                    None => (q::schedules::insert(&tx, &row)?, None),
-                };
-                let after = q::schedules::get(&tx, id)?;
-                let action = if before.is_some() { "update" } else { "create" };
-                q::audit(&tx, &audit_by(&p2, cid, action, "schedule", id, before, to_json(&after)))?;
-                tx.commit()?;
-                Ok(after)
-            })
-            .await
+                None => (q::schedules::insert(&tx, &row)?, None),
+            };
+            let after = q::schedules::get(&tx, id)?;
+            let action = if before.is_some() { "update" } else { "create" };
+            q::audit(
+                &tx,
+                &audit_by(&p2, cid, action, "schedule", id, before, to_json(&after)),
+            )?;
+            tx.commit()?;
+            Ok(after)
+        })
+        .await
     }
 
     pub async fn delete_schedule(&self, p: &Principal, id: i64) -> Result<()> {

@@ -40,6 +40,28 @@ pub struct CommunePatch {
     pub loudness_target: Option<f64>,
 }
 
+/// The new user's role and username, once the request's rules hold.
+fn checked_user(req: &NewUserRequest) -> Result<(Role, String)> {
+    let role = Role::parse(&req.role)?;
+    let username = required(&req.username, 64, "tên đăng nhập", "Username")?;
+    if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || "._-".contains(c))
+    {
+        return Err(CmsError::invalid(
+            "Tên đăng nhập chỉ gồm chữ, số và . _ -",
+            "Usernames may hold only letters, digits and . _ -",
+        ));
+    }
+    if req.password.chars().count() < MIN_PASSWORD {
+        return Err(CmsError::invalid(
+            format!("Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự."),
+            format!("Passwords need at least {MIN_PASSWORD} characters."),
+        ));
+    }
+    Ok((role, username))
+}
+
 impl Cms {
     /// Checks a password; on success a new session: `(secret, csrf, user)`.
     pub async fn login(
@@ -145,23 +167,7 @@ impl Cms {
         if let Some(p) = p {
             p.require(Perm::ManageUsers)?;
         }
-        let role = Role::parse(&req.role)?;
-        let username = required(&req.username, 64, "tên đăng nhập", "Username")?;
-        if !username
-            .chars()
-            .all(|c| c.is_alphanumeric() || "._-".contains(c))
-        {
-            return Err(CmsError::invalid(
-                "Tên đăng nhập chỉ gồm chữ, số và . _ -",
-                "Usernames may hold only letters, digits and . _ -",
-            ));
-        }
-        if req.password.chars().count() < MIN_PASSWORD {
-            return Err(CmsError::invalid(
-                format!("Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự."),
-                format!("Passwords need at least {MIN_PASSWORD} characters."),
-            ));
-        }
+        let (role, username) = checked_user(&req)?;
         let commune_id = match (req.province_wide, p) {
             (true, _) if role != Role::Admin => {
                 return Err(CmsError::invalid(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cms::store::node_link::NodeIdentity;
-use protocol::link::{self, ControllerMsg, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION};
+use protocol::link::{
+    self, ControllerMsg, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION, PlayLogEntry,
+};
 use protocol::transport::{CloseCode, Transport, TransportError};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -124,56 +126,17 @@ impl NodeSession {
 
     /// Answers one message; `Err` closes the link with that reason.
     async fn handle(&mut self, msg: NodeMsg, t1: i64) -> Result<Vec<ControllerMsg>, String> {
-        let cms = self.hub.cms().clone();
-        let cms = &cms;
-        let id = self.node.id;
         if !self.greeted && !matches!(msg, NodeMsg::Hello { .. }) {
             return Err("hello first".into());
         }
         self.hub.heard(&self.node).await;
-        let stored = |r: cms::Result<()>| {
-            if let Err(e) = r {
-                tracing::warn!("store failed: {e}");
-            }
-        };
-        // Database writes run beside the session, so a slow disk never holds up the next
-        // frame (a clock ping queued behind a write would be skewed).
-        let background =
-            |fut: std::pin::Pin<Box<dyn std::future::Future<Output = cms::Result<()>> + Send>>| {
-                tokio::spawn(
-                    async move {
-                        if let Err(e) = fut.await {
-                            tracing::warn!("store failed: {e}");
-                        }
-                    }
-                    .in_current_span(),
-                );
-            };
+        let (cms, id) = (self.hub.cms().clone(), self.node.id);
         match msg {
             NodeMsg::Hello {
                 protocol,
                 agent,
                 applied,
-            } => {
-                if protocol != PROTOCOL_VERSION {
-                    return Err(format!(
-                        "protocol {protocol} not spoken here ({PROTOCOL_VERSION})"
-                    ));
-                }
-                tracing::info!(%agent, ?applied, "hello");
-                self.greeted = true;
-                stored(cms.node_seen(id, None).await);
-                if let Some(v) = applied {
-                    stored(cms.node_applied(id, v).await);
-                }
-                let mut out = vec![ControllerMsg::Welcome {
-                    protocol: PROTOCOL_VERSION,
-                    node_id: id,
-                    name: self.node.name.clone(),
-                }];
-                out.extend(self.desired_if_changed().await);
-                Ok(out)
-            }
+            } => self.hello(protocol, &agent, applied).await,
             NodeMsg::Ping { t0 } => Ok(vec![ControllerMsg::Pong {
                 t0,
                 t1,
@@ -181,8 +144,7 @@ impl NodeSession {
             }]),
             NodeMsg::Applied { version } => {
                 tracing::debug!(%version, "applied");
-                let cms = cms.clone();
-                background(Box::pin(async move { cms.node_applied(id, version).await }));
+                beside(async move { cms.node_applied(id, version).await });
                 Ok(Vec::new())
             }
             NodeMsg::Heartbeat(health) => {
@@ -190,43 +152,17 @@ impl NodeSession {
                 if json.len() > MAX_HEALTH_BYTES {
                     return Err(format!("heartbeat of {} bytes", json.len()));
                 }
-                let cms = cms.clone();
-                background(Box::pin(async move { cms.node_seen(id, Some(json)).await }));
+                beside(async move { cms.node_seen(id, Some(json)).await });
                 Ok(Vec::new())
             }
-            NodeMsg::PlayLogs { entries } => {
-                if entries.len() > PLAYLOG_BATCH {
-                    return Err(format!(
-                        "more than {PLAYLOG_BATCH} play logs in one message"
-                    ));
-                }
-                let (cms, tx) = (cms.clone(), self.tx.clone());
-                let store = async move {
-                    match cms.store_playlogs(id, entries).await {
-                        Ok(ids) => {
-                            let _ = tx.send(Outgoing::Msg(ControllerMsg::PlayLogsAck { ids }));
-                        }
-                        Err(cms::CmsError::Invalid(t)) => {
-                            tracing::warn!("play logs refused: {}", t.en);
-                            let _ = tx.send(Outgoing::Close("malformed play log"));
-                        }
-                        // Not acknowledged: the node sends them again later.
-                        Err(e) => tracing::warn!("cannot store play logs: {e}"),
-                    }
-                };
-                tokio::spawn(store.in_current_span());
-                Ok(Vec::new())
-            }
+            NodeMsg::PlayLogs { entries } => self.play_logs(entries),
             NodeMsg::CommandDone {
                 id: cmd,
                 ok,
                 message,
             } => {
                 let detail = format!("{cmd} {} {message}", if ok { "ok" } else { "failed" });
-                let cms = cms.clone();
-                background(Box::pin(async move {
-                    cms.node_event(id, "command_done", detail).await
-                }));
+                beside(async move { cms.node_event(id, "command_done", detail).await });
                 Ok(Vec::new())
             }
             NodeMsg::Unknown => {
@@ -234,6 +170,58 @@ impl NodeSession {
                 Ok(Vec::new())
             }
         }
+    }
+
+    async fn hello(
+        &mut self,
+        protocol: u32,
+        agent: &str,
+        applied: Option<String>,
+    ) -> Result<Vec<ControllerMsg>, String> {
+        if protocol != PROTOCOL_VERSION {
+            return Err(format!(
+                "protocol {protocol} not spoken here ({PROTOCOL_VERSION})"
+            ));
+        }
+        tracing::info!(%agent, ?applied, "hello");
+        self.greeted = true;
+        let (cms, id) = (self.hub.cms(), self.node.id);
+        logged(cms.node_seen(id, None).await);
+        if let Some(v) = applied {
+            logged(cms.node_applied(id, v).await);
+        }
+        let mut out = vec![ControllerMsg::Welcome {
+            protocol: PROTOCOL_VERSION,
+            node_id: id,
+            name: self.node.name.clone(),
+        }];
+        out.extend(self.desired_if_changed().await);
+        Ok(out)
+    }
+
+    /// Stores a batch beside the session; the ack goes out once it is committed.
+    fn play_logs(&self, entries: Vec<PlayLogEntry>) -> Result<Vec<ControllerMsg>, String> {
+        if entries.len() > PLAYLOG_BATCH {
+            return Err(format!(
+                "more than {PLAYLOG_BATCH} play logs in one message"
+            ));
+        }
+        let (cms, tx, id) = (self.hub.cms().clone(), self.tx.clone(), self.node.id);
+        let store = async move {
+            match cms.store_playlogs(id, entries).await {
+                Ok(ids) => {
+                    let _ = tx.send(Outgoing::Msg(ControllerMsg::PlayLogsAck { ids }));
+                }
+                Err(cms::CmsError::Invalid(t)) => {
+                    tracing::warn!("play logs refused: {}", t.en);
+                    let _ = tx.send(Outgoing::Close("malformed play log"));
+                }
+                // Not acknowledged: the node sends them again later.
+                Err(e) => tracing::warn!("cannot store play logs: {e}"),
+            }
+        };
+        tokio::spawn(store.in_current_span());
+        Ok(Vec::new())
     }
 
     /// The node's desired state when it differs from what was last sent (once greeted).
@@ -259,4 +247,16 @@ impl NodeSession {
         self.sent_version = Some(state.version.clone());
         Some(ControllerMsg::Desired(Box::new(state)))
     }
+}
+
+fn logged(r: cms::Result<()>) {
+    if let Err(e) = r {
+        tracing::warn!("store failed: {e}");
+    }
+}
+
+/// A database write beside the session, so a slow disk never holds up the next frame (a
+/// clock ping queued behind a write would be skewed).
+fn beside(write: impl std::future::Future<Output = cms::Result<()>> + Send + 'static) {
+    tokio::spawn(async move { logged(write.await) }.in_current_span());
 }

@@ -109,13 +109,8 @@ pub async fn session<T: Transport>(
             return Err(LinkError::Dead);
         }
         if inflight.is_empty() && logs_waiting {
-            let batch = ctx.agent.pending_logs(PLAYLOG_BATCH).await;
             logs_waiting = false;
-            if !batch.is_empty() {
-                inflight = batch.iter().map(|e| e.id.clone()).collect();
-                let msg = NodeMsg::PlayLogs { entries: batch };
-                transport.send(link::encode(&msg)).await?;
-            }
+            inflight = upload_logs(ctx, &mut transport).await?;
         }
         let reply: Option<NodeMsg> = tokio::select! {
             frame = transport.recv() => {
@@ -134,22 +129,9 @@ pub async fn session<T: Transport>(
                         return Err(LinkError::BadMessage(e.to_string()));
                     }
                 };
-                match msg {
-                    ControllerMsg::Pong { t0, t1, t2 } => {
-                        ctx.clock.add_sample(SyncSample { t0, t1, t2, t3 });
-                        if syncs == FAST_SYNCS || syncs.is_multiple_of(SAVE_CLOCK_EVERY) {
-                            ctx.agent.send(AgentCmd::SaveClock);
-                        }
-                    }
-                    ControllerMsg::PlayLogsAck { ids } => {
-                        for id in &ids {
-                            inflight.remove(id);
-                        }
-                        ctx.agent.send(AgentCmd::AckLogs(ids));
-                        // More may be waiting behind the batch just acknowledged.
-                        logs_waiting = true;
-                    }
-                    other => deliver(&ctx.agent, other),
+                if received(ctx, msg, t3, syncs, &mut inflight) {
+                    // More may be waiting behind the batch just acknowledged.
+                    logs_waiting = true;
                 }
                 None
             }
@@ -175,6 +157,51 @@ pub async fn session<T: Transport>(
         };
         if let Some(m) = reply {
             transport.send(link::encode(&m)).await?;
+        }
+    }
+}
+
+/// Sends the next batch of play logs, if any; returns the ids now in flight.
+async fn upload_logs<T: Transport>(
+    ctx: &LinkContext,
+    transport: &mut T,
+) -> Result<HashSet<String>, LinkError> {
+    let batch = ctx.agent.pending_logs(PLAYLOG_BATCH).await;
+    let ids = batch.iter().map(|e| e.id.clone()).collect();
+    if !batch.is_empty() {
+        let msg = NodeMsg::PlayLogs { entries: batch };
+        transport.send(link::encode(&msg)).await?;
+    }
+    Ok(ids)
+}
+
+/// One controller message: pongs feed the clock, acks end the batch in flight (true),
+/// the rest go to the owner task.
+fn received(
+    ctx: &LinkContext,
+    msg: ControllerMsg,
+    t3: i64,
+    syncs: u32,
+    inflight: &mut HashSet<String>,
+) -> bool {
+    match msg {
+        ControllerMsg::Pong { t0, t1, t2 } => {
+            ctx.clock.add_sample(SyncSample { t0, t1, t2, t3 });
+            if syncs == FAST_SYNCS || syncs.is_multiple_of(SAVE_CLOCK_EVERY) {
+                ctx.agent.send(AgentCmd::SaveClock);
+            }
+            false
+        }
+        ControllerMsg::PlayLogsAck { ids } => {
+            for id in &ids {
+                inflight.remove(id);
+            }
+            ctx.agent.send(AgentCmd::AckLogs(ids));
+            true
+        }
+        other => {
+            deliver(&ctx.agent, other);
+            false
         }
     }
 }

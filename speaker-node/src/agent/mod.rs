@@ -120,21 +120,12 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     )
     .map_err(AgentError::Runtime)?;
     let server = cfg.server.clone().unwrap_or(stored.identity.server.clone());
-    let fetcher = Fetcher {
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| AgentError::Config(format!("HTTP client: {}", chain(&e))))?,
-        base: cfg.content_base_url.clone().unwrap_or(server.clone()),
-        token: stored.token.clone(),
-        cache: stored.cache.clone(),
-    };
+    let fetcher = fetcher(&cfg, &stored, &server)?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let handle = AgentHandle::new(cmd_tx);
     let (to_link, outbox) = mpsc::unbounded_channel();
     let (wanted, wanted_rx) = watch::channel(None);
-    let (exit, mut exit_rx) = watch::channel(None);
+    let (exit, exit_rx) = watch::channel(None);
     let fetch_now = Arc::new(Notify::new());
     let quota = cfg.cache_quota_mb.saturating_mul(1_000_000);
     let core = AgentCore::new(
@@ -160,33 +151,40 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     );
     tracing::info!(node = stored.identity.node_id, name = %stored.identity.name, "agent started");
     let owner = tokio::spawn(core.run(cmd_rx, events_rx));
-    tokio::spawn(
-        FetchLoop {
-            fetcher,
-            clock: clock.clone(),
-            wanted: wanted_rx,
-            fetch_now,
-            agent: handle.clone(),
-            quota_bytes: quota,
-        }
-        .run(),
-    );
+    let fetch = FetchLoop {
+        fetcher,
+        clock: clock.clone(),
+        wanted: wanted_rx,
+        fetch_now,
+        agent: handle.clone(),
+        quota_bytes: quota,
+    };
+    tokio::spawn(fetch.run());
     let ctx = LinkContext {
         agent: handle.clone(),
         clock,
         dead_after_ms: cfg.link_dead_after_ms,
     };
     let token = stored.token;
-    let link = tokio::spawn(link::run(ctx, outbox, move || {
+    let dial = move || {
         let (server, token) = (server.clone(), token.clone());
         async move { websocket::dial(&server, &token).await }
-    }));
+    };
+    let link = tokio::spawn(link::run(ctx, outbox, dial));
     if cfg.stop_on_stdin_eof {
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-            let _ = exit.send(Some(Exit::Stopped));
-        });
+        stop_when_stdin_closes(exit);
     }
+    Ok(stop(exit_rx, link, handle, owner).await)
+}
+
+/// Waits for a signal or a restart command, then stops: the link first, then the owner,
+/// which stops the playout and journals everything it logged on its way out.
+async fn stop(
+    mut exit_rx: watch::Receiver<Option<Exit>>,
+    link: tokio::task::JoinHandle<()>,
+    handle: AgentHandle,
+    owner: tokio::task::JoinHandle<()>,
+) -> Exit {
     let how = tokio::select! {
         _ = shutdown_signal() => Exit::Stopped,
         how = exit_rx.wait_for(Option::is_some) => how.ok().and_then(|h| *h).unwrap_or(Exit::Stopped),
@@ -194,11 +192,32 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     tracing::info!(?how, "stopping");
     link.abort();
     handle.send(AgentCmd::Shutdown);
-    // The owner stops the playout and journals everything it logged on its way out.
     if let Err(e) = owner.await {
         tracing::error!("owner task: {e}");
     }
-    Ok(how)
+    how
+}
+
+fn fetcher(cfg: &AgentConfig, stored: &Stored, server: &str) -> Result<Fetcher, AgentError> {
+    Ok(Fetcher {
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| AgentError::Config(format!("HTTP client: {}", chain(&e))))?,
+        base: cfg.content_base_url.clone().unwrap_or(server.to_owned()),
+        token: stored.token.clone(),
+        cache: stored.cache.clone(),
+    })
+}
+
+/// A supervisor that owns the node (the demo) ends it by exiting, even when killed: its
+/// end of our standard input closes.
+fn stop_when_stdin_closes(exit: watch::Sender<Option<Exit>>) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        let _ = exit.send(Some(Exit::Stopped));
+    });
 }
 
 fn playout_config(

@@ -288,39 +288,7 @@ impl Playout {
                 .is_some_and(|j| j.start_ns < t_next + frames_ns(block as u64));
             if due {
                 let job = self.pending.remove(0);
-                let lead =
-                    ((job.start_ns - t_next).max(0) as i128 * rate as i128 / 1_000_000_000) as u64;
-                buf.clear();
-                let (job_frames, more) = self.render(&mut buf, lead as usize, format);
-                sink.write(&buf)?;
-                let start_ns = t_next + frames_ns(lead);
-                if let Some(cur) = self.current.take() {
-                    // Ending within the lead-in, or cut in its last moments (decoded
-                    // lengths differ from the nominal by a few ms): it played whole.
-                    let played_ms = (cur.frames as i64 * 1000 / rate) as u64;
-                    let nominal = cur.job.nominal_ms;
-                    if !more || (nominal > 0 && played_ms + END_SLACK_MS >= nominal) {
-                        let end = t_next + frames_ns(job_frames as u64);
-                        self.end(cur, PlayOutcome::Completed, end, None);
-                    } else {
-                        self.end(cur, PlayOutcome::Interrupted, start_ns, None);
-                    }
-                }
-                if start_ns > job.deadline_ns {
-                    let a = Active::new(job, start_ns);
-                    let reason = Some("its window closed before it could start".to_string());
-                    self.end(a, PlayOutcome::Skipped, start_ns, reason);
-                    continue;
-                }
-                if start_ns - job.start_ns > LATE_MS * 1_000_000 {
-                    tracing::warn!(
-                        late_ms = (start_ns - job.start_ns) / 1_000_000,
-                        "starting late"
-                    );
-                }
-                let _ = self.events.send(PlayoutEvent::Started(job.key.clone()));
-                self.current = Some(Active::new(job, start_ns));
-                self.cfg.amp.set(true);
+                self.start(job, sink, &mut buf, t_next)?;
                 continue;
             }
             let skew = self
@@ -354,6 +322,52 @@ impl Playout {
                 .is_some_and(|j| j.start_ns - t_next < self.cfg.amp.lead_ns());
             self.cfg.amp.set(self.current.is_some() || soon);
         }
+    }
+
+    /// Starts `job` on its exact frame: writes the lead-in (the play on air, or silence)
+    /// up to the job's start, ends the play on air there, and puts the job on air — or
+    /// logs it skipped when its window closed before it could start.
+    fn start(
+        &mut self,
+        job: Job,
+        sink: &mut dyn Sink,
+        buf: &mut Vec<f32>,
+        t_next: i64,
+    ) -> Result<(), crate::Error> {
+        let format = sink.format();
+        let rate = i64::from(format.sample_rate);
+        let frames_ns = |frames: u64| frames as i64 * 1_000_000_000 / rate;
+        let lead = ((job.start_ns - t_next).max(0) as i128 * rate as i128 / 1_000_000_000) as u64;
+        buf.clear();
+        let (job_frames, more) = self.render(buf, lead as usize, format);
+        sink.write(buf)?;
+        let start_ns = t_next + frames_ns(lead);
+        if let Some(cur) = self.current.take() {
+            // Ending within the lead-in, or cut in its last moments (decoded lengths
+            // differ from the nominal by a few ms): it played whole.
+            let played_ms = (cur.frames as i64 * 1000 / rate) as u64;
+            let nominal = cur.job.nominal_ms;
+            if !more || (nominal > 0 && played_ms + END_SLACK_MS >= nominal) {
+                let end = t_next + frames_ns(job_frames as u64);
+                self.end(cur, PlayOutcome::Completed, end, None);
+            } else {
+                self.end(cur, PlayOutcome::Interrupted, start_ns, None);
+            }
+        }
+        if start_ns > job.deadline_ns {
+            let a = Active::new(job, start_ns);
+            let reason = Some("its window closed before it could start".to_string());
+            self.end(a, PlayOutcome::Skipped, start_ns, reason);
+            return Ok(());
+        }
+        if start_ns - job.start_ns > LATE_MS * 1_000_000 {
+            let late_ms = (start_ns - job.start_ns) / 1_000_000;
+            tracing::warn!(late_ms, "starting late");
+        }
+        let _ = self.events.send(PlayoutEvent::Started(job.key.clone()));
+        self.current = Some(Active::new(job, start_ns));
+        self.cfg.amp.set(true);
+        Ok(())
     }
 
     /// Fills `buf` with `frames` frames of the current job (silence after its end, or with
