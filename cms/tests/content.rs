@@ -388,3 +388,21 @@ async fn typed_text_is_escaped_on_every_page() {
         );
     }
 }
+
+/// Writes racing on one item all land: a transaction that read first could not wait for
+/// the write lock and answered 500 "database is locked" (found by schemathesis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_edits_all_land() {
+    let s = Server::start().await;
+    let editor = s.client("bientap", "editor").await;
+    let item = editor.upload_sample("Bản tin", "news.mp3").await;
+    let path = format!("/api/v1/content/{}", item["id"]);
+    let edits = (0..24).map(|i| {
+        let req = editor
+            .req(Method::PATCH, &path)
+            .json(&json!({ "description": format!("lần sửa {i}") }));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(edits).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
