@@ -45,10 +45,6 @@ impl TestClock {
     pub fn advance_ms(&self, ms: i64) {
         self.advance_ns(ms * 1_000_000);
     }
-
-    pub fn set_ns(&self, ns: i64) {
-        self.0.store(ns, Ordering::SeqCst);
-    }
 }
 
 impl Clock for TestClock {

@@ -3,7 +3,7 @@
 use maud::{Markup, html};
 use warp::reply::Response;
 
-use super::Page;
+use super::{Page, badge, form_end};
 use crate::auth::Perm;
 use crate::error::Result;
 use crate::model::{Commune, Node, Role, Village, VillageGroup};
@@ -15,14 +15,6 @@ fn text_field(id: &str, name: &str, label: &str, value: Option<&str>, required: 
     html! {
         label for=(id) { (label) }
         input type="text" id=(id) name=(name) value=[value] required[required];
-    }
-}
-
-/// The message box and the submit button that end every form.
-fn form_end(label: &str) -> Markup {
-    html! {
-        div.msg.hidden {}
-        p { button type="submit" { (label) } }
     }
 }
 
@@ -90,7 +82,7 @@ fn tables(
                 td { (village_name(n.village_id).unwrap_or("")) }
                 td {
                     @let (class, state, seen) = node_state(page, n, page.t("Trực tuyến", "Online"));
-                    span class={ "badge " (class) } { (state) }
+                    (badge(class, state))
                     div.muted { (seen) }
                 }
                 td { @if let (Some(a), Some(b)) = (n.lat, n.lon) { (format!("{a:.5}, {b:.5}")) } }

@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 use warp::reply::Response;
 
-use super::Page;
+use super::{Page, badge, form_end};
 use crate::Cms;
 use crate::auth::Perm;
 use crate::error::Result;
@@ -57,7 +57,7 @@ pub fn status_badge(page: &Page<'_>, s: ContentStatus) -> Markup {
         crate::i18n::Lang::Vi => crate::service::status_vi(s),
         crate::i18n::Lang::En => s.as_str(),
     };
-    html! { span class={ "badge " (s.as_str()) } { (label) } }
+    badge(s.as_str(), label)
 }
 
 fn duration(ms: u64) -> String {
@@ -225,14 +225,6 @@ fn category_field(page: &Page<'_>, id: &str) -> Markup {
     html! {
         label for=(id) { (page.t("Thể loại", "Category")) }
         select id=(id) name="category" { (category_options(page, None)) }
-    }
-}
-
-/// The message box and the submit button that end every form.
-fn form_end(label: &str) -> Markup {
-    html! {
-        div.msg.hidden {}
-        p { button type="submit" { (label) } }
     }
 }
 

@@ -202,6 +202,19 @@ impl<'a> Page<'a> {
     }
 }
 
+/// The message box and the submit button that end every form (the script fills the box).
+pub fn form_end(label: &str) -> Markup {
+    html! {
+        div.msg.hidden {}
+        p { button type="submit" { (label) } }
+    }
+}
+
+/// A coloured label: `class` is one of the stylesheet's badge kinds.
+pub fn badge(class: &str, text: &str) -> Markup {
+    html! { span class={ "badge " (class) } { (text) } }
+}
+
 /// The other language, as the switch offers it.
 fn other_lang(lang: Lang) -> (&'static str, &'static str) {
     match lang {

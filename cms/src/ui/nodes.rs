@@ -5,7 +5,7 @@ use maud::{Markup, html};
 use protocol::link::Health;
 use warp::reply::Response;
 
-use super::Page;
+use super::{Page, badge};
 use crate::Cms;
 use crate::auth::Perm;
 use crate::error::Result;
@@ -168,7 +168,7 @@ async fn sync_table(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<Markup> {
         @if !rows.is_empty() {
             h2 { (page.t("Nội dung theo lịch", "Scheduled content")) }
             div.table-wrap { table #node-sync { tbody { @for (title, size, class, state) in &rows { tr {
-                td { (title) } td { (mb(Some(*size))) } td { span class={ "badge " (class) } { (state) } }
+                td { (title) } td { (mb(Some(*size))) } td { (badge(class, state)) }
             } } } } }
         }
     })
@@ -200,7 +200,7 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     };
     let sync = sync_table(cms, page, &n).await?;
     let body = html! {
-        p { span class={ "badge " (class) } { (state) } " " span.muted { (page.t("Lần cuối:", "Last seen:")) " " (seen) } }
+        p { (badge(class, state)) " " span.muted { (page.t("Lần cuối:", "Last seen:")) " " (seen) } }
         (health_table(page, &n))
         p.muted {
             (page.t("Lịch đang chạy", "Running schedule")) ": " (short(n.applied_version.as_deref()))

@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use protocol::schedule::{Outcome, Priority, RuleKind};
 use warp::reply::Response;
 
-use super::Page;
+use super::{Page, badge};
 use crate::auth::Perm;
 use crate::error::Result;
 use crate::http::Req;
@@ -25,7 +25,7 @@ fn priority_name<'a>(page: &Page<'_>, p: Priority) -> &'a str {
 }
 
 fn priority_label(page: &Page<'_>, p: Priority) -> Markup {
-    html! { span class={ "badge " (p.as_str()) } { (priority_name(page, p)) } }
+    badge(p.as_str(), priority_name(page, p))
 }
 
 const DAYS: [(&str, &str, &str); 7] = [

@@ -100,6 +100,13 @@ fn hello() -> NodeMsg {
     }
 }
 
+/// Hello, and the welcome and desired state it brings.
+async fn greet(t: &mut MemoryTransport) {
+    send(t, &hello()).await;
+    next(t).await.unwrap();
+    next(t).await.unwrap();
+}
+
 async fn events(f: &Fixture) -> Vec<String> {
     let cms = f.hub.cms();
     cms.store()
@@ -162,9 +169,7 @@ async fn anything_before_hello_or_malformed_closes_the_session() {
 async fn play_logs_are_acknowledged_once_stored_and_counted_once() {
     let f = fixture(30_000).await;
     let (mut t, _task) = connect(&f);
-    send(&mut t, &hello()).await;
-    next(&mut t).await.unwrap();
-    next(&mut t).await.unwrap();
+    greet(&mut t).await;
     let entry = PlayLogEntry {
         id: "abc".into(),
         schedule_id: None,
@@ -207,9 +212,7 @@ async fn play_logs_are_acknowledged_once_stored_and_counted_once() {
 async fn a_newer_connection_replaces_the_older() {
     let f = fixture(30_000).await;
     let (mut first, first_task) = connect(&f);
-    send(&mut first, &hello()).await;
-    next(&mut first).await.unwrap();
-    next(&mut first).await.unwrap();
+    greet(&mut first).await;
     let (mut second, _task) = connect(&f);
     assert!(matches!(
         next(&mut first).await,
@@ -229,9 +232,7 @@ async fn a_newer_connection_replaces_the_older() {
 async fn commands_and_revocation_reach_the_live_session() {
     let f = fixture(30_000).await;
     let (mut t, task) = connect(&f);
-    send(&mut t, &hello()).await;
-    next(&mut t).await.unwrap();
-    next(&mut t).await.unwrap();
+    greet(&mut t).await;
     let sessions: &dyn cms::FleetLink = f.hub.sessions().as_ref();
     assert!(sessions.command(f.node.id, 7, link::Command::Stop));
     assert!(matches!(
@@ -251,9 +252,7 @@ async fn commands_and_revocation_reach_the_live_session() {
 async fn a_silent_node_goes_offline_after_the_threshold_and_back_online_when_heard() {
     let f = fixture(30_000).await;
     let (mut t, _task) = connect(&f);
-    send(&mut t, &hello()).await;
-    next(&mut t).await.unwrap();
-    next(&mut t).await.unwrap();
+    greet(&mut t).await;
     f.clock.advance_ms(30_000);
     assert!(
         f.hub.check_liveness().await.is_empty(),

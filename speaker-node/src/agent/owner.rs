@@ -279,10 +279,6 @@ impl AgentCore {
         self.desired.as_ref().map(|d| d.version.clone())
     }
 
-    pub fn desired(&self) -> Option<&DesiredState> {
-        self.desired.as_ref()
-    }
-
     /// Play log entries waiting for the controller's ack.
     pub fn pending_logs(&self) -> &[PlayLogEntry] {
         self.journal.pending()
