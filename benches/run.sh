@@ -4,10 +4,12 @@
 #   benches/run.sh decode     decode speed vs ffmpeg and mpg123
 #   benches/run.sh playback   real-time playback RSS/CPU vs snapclient, same PulseAudio sink
 #   benches/run.sh cms        CMS API latency at 500 req/s vs nginx serving the same bodies
-# Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient.
+#   benches/run.sh play-order rewrite speaker-node/play.order: the functions playing a file
+#                             runs, traced by callgrind, which the release link lays out first
+# Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient, valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in hyperfine snapserver snapclient; do
+for tool in hyperfine snapserver snapclient valgrind; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ -n "${missing[*]:-}" ]; then
@@ -81,6 +83,7 @@ bench_playback() {
   start_pulse
   ff -i "$work/long.mp3" -t "$seconds" -c copy "$work/minute.mp3"
   echo "== real-time playback of ${seconds} s of 128 kbps MP3 through PulseAudio"
+  order_coverage
   /usr/bin/time -o "$work/ours.time" -f '%M %U %S %e' "$node" play "$work/minute.mp3" --output device
   printf 'speaker-node (pulse)     '; usage "$work/ours.time"
   /usr/bin/time -o "$work/ours-alsa.time" -f '%M %U %S %e' "$node" play "$work/minute.mp3" --output device:alsa:default
@@ -102,10 +105,63 @@ bench_playback() {
   printf 'snapclient (alsa)        '; usage "$work/snap.time"
 }
 
+# How many of play.order's functions the release binary still has (a compiler or dependency
+# update renames some; below ~90 %, run `benches/run.sh play-order` again).
+order_coverage() {
+  local listed found
+  listed=$(wc -l < speaker-node/play.order)
+  found=$(nm "$node" | awk '{ print $NF }' | sort -u | comm -12 - <(sort -u speaker-node/play.order) | wc -l)
+  echo "play.order: $found of $listed functions found in the binary"
+}
+
+# The functions of the speaker-node binary that `play` runs on each sample format, from
+# callgrind traces: those every format runs first, then each format's own.
+bench_play_order() {
+  start_pulse
+  local formats=(mp3 flac ogg m4a wav) traces=()
+  for f in "${formats[@]}"; do
+    ff -i audio-samples/news.wav -t 4 -ar 44100 "$work/s44.$f"
+    traces+=("$work/s44.$f")
+  done
+  ff -i audio-samples/news.wav -t 4 -ar 48000 "$work/s48.mp3"
+  traces+=("$work/s48.mp3")
+  for t in "${traces[@]}"; do
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$t.cg" \
+      "$node" play "$t" --output device >/dev/null 2>&1
+  done
+  python3 - "$node" "${traces[@]/%/.cg}" > speaker-node/play.order <<'PY'
+import collections, re, sys
+exe, traces = sys.argv[1], sys.argv[2:]
+per = []
+for path in traces:  # callgrind names each object and function once, then by number
+    obs, fns, ran, ob = {}, {}, [], None
+    for line in open(path, errors="replace"):
+        m = re.match(r"^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+        if not m:
+            continue
+        kind, idx, name = m.groups()
+        table = obs if kind.endswith("ob") else fns
+        if name:
+            table[idx] = name
+        if kind == "ob":
+            ob = obs.get(idx)
+        elif kind == "fn" and ob == exe and fns.get(idx) not in ran:
+            ran.append(fns[idx])
+    per.append(ran)
+everywhere = collections.Counter(n for ran in per for n in set(ran))
+order = [n for n in per[0] if everywhere[n] == len(per)]
+for ran in per:
+    order += [n for n in ran if n not in order]
+print("\n".join(order))
+PY
+  echo "speaker-node/play.order: $(wc -l < speaker-node/play.order) functions; rebuild the release binary to use it"
+}
+
 case "${1:-all}" in
   decode) bench_decode ;;
   playback) bench_playback ;;
   cms) exec benches/cms.sh ;;
+  play-order) bench_play_order ;;
   all) bench_decode; bench_playback; benches/cms.sh ;;
-  *) echo "usage: benches/run.sh [decode|playback|cms|all]" >&2; exit 2 ;;
+  *) echo "usage: benches/run.sh [decode|playback|cms|play-order|all]" >&2; exit 2 ;;
 esac
