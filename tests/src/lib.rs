@@ -219,7 +219,17 @@ impl Controller {
             String::from_utf8_lossy(&out.stderr)
         );
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0)), extra).await
+        let ctl = Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0)), extra).await;
+        // Tests schedule normal plays seconds ahead at whatever hour they run: their
+        // commune has no quiet hours (22:00-05:00 by default would refuse them).
+        let communes = ctl.api.get("/api/v1/communes").await;
+        for c in communes.as_array().into_iter().flatten() {
+            let path = format!("/api/v1/communes/{}", c["id"]);
+            let off = json!({ "quiet_start": "00:00", "quiet_end": "00:00" });
+            let (status, body) = ctl.api.call(reqwest::Method::PATCH, &path, Some(off)).await;
+            assert_eq!(status, 200, "PATCH {path}: {body}");
+        }
+        ctl
     }
 
     async fn serve(dir: &Path, data: &Path, listen: SocketAddr, extra: Vec<String>) -> Controller {

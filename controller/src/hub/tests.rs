@@ -24,6 +24,11 @@ struct Fixture {
 }
 
 async fn fixture(offline_after_ms: u64) -> Fixture {
+    fixture_with(offline_after_ms, protocol::link::DEAD_AFTER_MS).await
+}
+
+/// A hub whose sessions drop a link silent for `dead_after_ms` (of the test clock).
+async fn fixture_with(offline_after_ms: u64, dead_after_ms: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new(T0);
     let config = CmsConfig {
@@ -35,6 +40,7 @@ async fn fixture(offline_after_ms: u64) -> Fixture {
         config,
         HubConfig {
             clock: clock.clone(),
+            dead_after_ms,
             ..HubConfig::default()
         },
     )
@@ -250,7 +256,9 @@ async fn commands_and_revocation_reach_the_live_session() {
 
 #[tokio::test]
 async fn a_silent_node_goes_offline_after_the_threshold_and_back_online_when_heard() {
-    let f = fixture(30_000).await;
+    // A link that stays up (no dead-link drop within the test) on a node that says nothing:
+    // with the default 14 s dead limit the session could end, racing the ping below.
+    let f = fixture_with(30_000, 120_000).await;
     let (mut t, _task) = connect(&f);
     greet(&mut t).await;
     f.clock.advance_ms(30_000);
