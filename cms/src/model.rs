@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use protocol::schedule::{Priority, Rule};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CmsError, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -56,7 +57,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Commune {
     pub id: i64,
     pub slug: String,
@@ -67,7 +68,7 @@ pub struct Commune {
     pub loudness_target: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -79,7 +80,7 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Village {
     pub id: i64,
     pub commune_id: i64,
@@ -87,7 +88,7 @@ pub struct Village {
     pub kind: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VillageGroup {
     pub id: i64,
     pub commune_id: i64,
@@ -95,7 +96,7 @@ pub struct VillageGroup {
     pub village_ids: Vec<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Node {
     pub id: i64,
     pub commune_id: i64,
@@ -119,14 +120,14 @@ pub struct Node {
 }
 
 /// One line of a node's history: online/offline, enrolled/revoked, command results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NodeEvent {
     pub at: DateTime<Utc>,
     pub event: String,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentStatus {
     Draft,
@@ -179,7 +180,7 @@ pub fn parse_category(s: &str) -> Result<&'static str> {
         })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentKind {
     Audio,
@@ -187,7 +188,7 @@ pub enum ContentKind {
     Relay,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Content {
     pub id: i64,
     pub commune_id: i64,
@@ -219,7 +220,7 @@ pub struct Content {
 }
 
 /// What a schedule plays, as stored: content ids; durations come from the content rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredProgram {
     pub content_ids: Vec<i64>,
     #[serde(default)]
@@ -236,13 +237,17 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Targets {
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub villages: Vec<i64>,
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub groups: Vec<i64>,
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub nodes: Vec<i64>,
 }
 
@@ -252,7 +257,7 @@ impl Targets {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Schedule {
     pub id: i64,
     pub commune_id: i64,
@@ -270,7 +275,7 @@ pub struct Schedule {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -284,7 +289,7 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PlayLog {
     pub id: String,
     pub node_id: i64,

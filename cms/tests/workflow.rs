@@ -227,16 +227,33 @@ async fn schedules_need_approved_content_and_respect_quiet_hours() {
             .status(),
         403
     );
-    assert_eq!(
+    let (code, storm) = json_of(
         approver
             .post(
                 "/api/v1/schedules",
-                body(vec![id], daily(&["23:00"]), "emergency")
+                body(vec![id], daily(&["23:00"]), "emergency"),
             )
-            .await
-            .status(),
-        201
-    );
+            .await,
+    )
+    .await;
+    assert_eq!(code, 201, "{storm}");
+    // Nor change, demote or delete one a leader made; the leader may.
+    let path = format!("/api/v1/schedules/{}", storm["id"]);
+    let demoted = body(vec![id], daily(&["06:00"]), "normal");
+    let send = |api: &common::Api, method: reqwest::Method, b: Option<Value>| {
+        let req = api.req(method, &path);
+        let req = match b {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(&editor, Method::PUT, Some(demoted.clone())).await, 403);
+    assert_eq!(send(&editor, Method::DELETE, None).await, 403);
+    let kept = approver.get(&path).await.json::<Value>().await.unwrap();
+    assert_eq!(kept["priority"], "emergency", "{kept}");
+    assert_eq!(send(&approver, Method::PUT, Some(demoted)).await, 200);
+    assert_eq!(send(&approver, Method::DELETE, None).await, 200);
     // Bad rules, targets and programs.
     for bad in [
         body(vec![id], json!({ "daily": [] }), "normal"),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::schedule::{QuietHours, ScheduleSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DesiredState {
     /// Hex SHA-256 of the canonical JSON of everything below: equal states, equal versions.
     pub version: String,

@@ -109,12 +109,14 @@ pub enum ControllerMsg {
 /// `POST /api/v1/nodes/enroll`: a node trades the one-time code an admin got when adding
 /// it for its node token (over HTTP, before there is a link).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnrollRequest {
     pub code: String,
 }
 
 /// No `Debug`: it carries the token.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EnrollResponse {
     pub node_id: i64,
     pub name: String,
@@ -190,6 +192,7 @@ pub struct PlayLogEntry {
 
 /// A node's heartbeat: everything an admin looks at to judge its health.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct Health {
     pub agent: String,
@@ -218,6 +221,7 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NowPlaying {
     #[serde(default)]
     pub schedule_id: Option<i64>,

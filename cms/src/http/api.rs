@@ -3,92 +3,179 @@
 //! (operation level); handlers go through the [`Cms`](crate::Cms) service layer.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::reply::Response;
 
+use super::schema::{Category, VillageKind};
 use super::table::Ctx;
 use super::{Req, blob, openapi, reply, upload};
 use crate::error::{CmsError, Result};
-use crate::model::{ContentStatus, parse_category};
+use crate::model::{ContentStatus, Node, User, parse_category};
 use crate::service::{
     CommunePatch, ContentPatch, NewUserRequest, NodeRequest, PreviewTarget, ScheduleRequest,
 };
-use crate::store::{self, ContentFilter};
+use crate::store::ContentFilter;
 
-#[derive(Deserialize)]
-struct LoginRequest {
+// Request bodies. Their JSON Schemas (the OpenAPI document's request bodies) come from
+// these types: the `schemars` attributes state what the service checks, where JSON Schema
+// can say it (text that is not blank and not too long, ranges, patterns).
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// A village (thôn, tổ dân phố, bản, ấp).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NameRequest {
+pub struct VillageRequest {
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     name: String,
     #[serde(default)]
+    #[schemars(with = "Option<VillageKind>")]
     kind: Option<String>,
+    /// Admins only: another commune.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     commune_id: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct GroupRequest {
+pub struct GroupRequest {
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     name: String,
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     village_ids: Vec<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TtsRequest {
+pub struct TtsRequest {
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     title: String,
+    #[schemars(length(min = 1, max = 5000), regex(pattern = r"\S"))]
     text: String,
+    /// An espeak-ng voice, e.g. `vi`.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[a-z]{2,3}([-+][a-zA-Z0-9]+)*$"))]
     voice: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<Category>")]
     category: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RelayRequest {
+pub struct RelayRequest {
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     title: String,
+    /// The stream: http(s), with a host.
+    #[schemars(
+        length(max = 2000),
+        regex(
+            pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$"
+        )
+    )]
     url: String,
+    /// How long each play of it lasts.
+    #[schemars(range(min = 1, max = 86_400_000))]
     duration_ms: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectRequest {
+pub struct RejectRequest {
+    #[schemars(length(min = 1, max = 500), regex(pattern = r"\S"))]
     reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+pub struct TokenRequest {
     #[serde(default)]
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     name: Option<String>,
+}
+
+// Success bodies besides the model's types (`crate::model`).
+
+#[derive(Serialize, JsonSchema)]
+pub struct Status {
+    pub status: &'static str,
+}
+
+/// A logged-in session: the token (also set as the session cookie) and the CSRF token
+/// that cookie sessions send with every change.
+#[derive(Serialize, JsonSchema)]
+pub struct LoginReply {
+    pub token: String,
+    pub csrf: String,
+    pub user: User,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Me {
+    pub user: User,
+    pub csrf: String,
+}
+
+/// A new API token: shown this once, kept only as a hash.
+#[derive(Serialize, JsonSchema)]
+pub struct TokenCreated {
+    pub token: String,
+}
+
+/// A new node and the one-time code it enrols with.
+#[derive(Serialize, JsonSchema)]
+pub struct NodeCreated {
+    #[serde(flatten)]
+    pub node: Node,
+    pub enrollment_code: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct NodeCode {
+    pub enrollment_code: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Revoked {
+    pub revoked: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Done {
+    pub ok: bool,
 }
 
 // Public.
 
 pub async fn healthz(_: Ctx<'_>) -> Result<Response> {
-    ok(&json!({ "status": "ok" }))
+    ok(&Status { status: "ok" })
 }
 
 pub async fn openapi_json(_: Ctx<'_>) -> Result<Response> {
     ok(&openapi::document())
 }
 
-pub async fn login(c: Ctx<'_>) -> Result<Response> {
-    let body: LoginRequest = c.req.json().await?;
+pub async fn login(c: Ctx<'_>, body: LoginRequest) -> Result<Response> {
     let cms = c.cms;
     let (secret, csrf, user) = cms
         .login(&body.username, &body.password, &c.req.ip())
         .await?;
-    let mut res = reply::json(200, &json!({ "token": secret, "csrf": csrf, "user": user }));
+    let mut res = reply::json(
+        200,
+        &LoginReply {
+            token: secret.clone(),
+            csrf,
+            user,
+        },
+    );
     let max_age = u64::from(cms.config().session_hours) * 3600;
     reply::add_cookie(
         &mut res,
@@ -97,8 +184,7 @@ pub async fn login(c: Ctx<'_>) -> Result<Response> {
     Ok(res)
 }
 
-pub async fn enroll(c: Ctx<'_>) -> Result<Response> {
-    let body: crate::EnrollRequest = c.req.json().await?;
+pub async fn enroll(c: Ctx<'_>, body: crate::EnrollRequest) -> Result<Response> {
     ok(&c.cms.enroll_node(body, &c.req.ip()).await?)
 }
 
@@ -124,20 +210,23 @@ pub async fn logout(c: Ctx<'_>) -> Result<Response> {
     if let Some(token) = bearer {
         c.cms.logout(token.trim()).await?;
     }
-    let mut res = reply::json(200, &json!({ "ok": true }));
+    let mut res = reply::json(200, &Done { ok: true });
     reply::clear_session_cookie(&mut res);
     Ok(res)
 }
 
 pub async fn me(c: Ctx<'_>) -> Result<Response> {
     let p = c.p()?;
-    ok(&json!({ "user": p.user, "csrf": p.csrf }))
+    ok(&Me {
+        user: p.user.clone(),
+        csrf: p.csrf.clone(),
+    })
 }
 
-pub async fn create_token(c: Ctx<'_>) -> Result<Response> {
-    let body: TokenRequest = c.req.json().await?;
+pub async fn create_token(c: Ctx<'_>, body: TokenRequest) -> Result<Response> {
     let name = body.name.as_deref().unwrap_or("api");
-    created(&json!({ "token": c.cms.create_api_token(c.p()?, name).await? }))
+    let token = c.cms.create_api_token(c.p()?, name).await?;
+    created(&TokenCreated { token })
 }
 
 // Communes, users, audit log.
@@ -146,8 +235,7 @@ pub async fn communes(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.communes(c.p()?).await?)
 }
 
-pub async fn update_commune(c: Ctx<'_>) -> Result<Response> {
-    let body: CommunePatch = c.req.json().await?;
+pub async fn update_commune(c: Ctx<'_>, body: CommunePatch) -> Result<Response> {
     ok(&c.cms.update_commune(c.p()?, c.req.id(0)?, body).await?)
 }
 
@@ -155,8 +243,7 @@ pub async fn users(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.list_users(c.p()?).await?)
 }
 
-pub async fn create_user(c: Ctx<'_>) -> Result<Response> {
-    let body: NewUserRequest = c.req.json().await?;
+pub async fn create_user(c: Ctx<'_>, body: NewUserRequest) -> Result<Response> {
     created(&c.cms.create_user(Some(c.p()?), body).await?)
 }
 
@@ -169,13 +256,8 @@ pub async fn enable_user(c: Ctx<'_>) -> Result<Response> {
 }
 
 pub async fn audit(c: Ctx<'_>) -> Result<Response> {
-    let scope = c.p()?.user.commune_id;
     let limit = query_num(c.req, "limit")?.unwrap_or(200).clamp(1, 1000) as u32;
-    ok(&c
-        .cms
-        .store()
-        .call(move |conn| store::audit_entries(conn, scope, limit))
-        .await?)
+    ok(&c.cms.audit_log(c.p()?, limit).await?)
 }
 
 // Villages, groups, nodes.
@@ -184,8 +266,7 @@ pub async fn villages(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.villages(c.p()?, query_num(c.req, "commune")?).await?)
 }
 
-pub async fn create_village(c: Ctx<'_>) -> Result<Response> {
-    let body: NameRequest = c.req.json().await?;
+pub async fn create_village(c: Ctx<'_>, body: VillageRequest) -> Result<Response> {
     let kind = body.kind.as_deref();
     created(
         &c.cms
@@ -198,8 +279,7 @@ pub async fn groups(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.groups(c.p()?).await?)
 }
 
-pub async fn create_group(c: Ctx<'_>) -> Result<Response> {
-    let body: GroupRequest = c.req.json().await?;
+pub async fn create_group(c: Ctx<'_>, body: GroupRequest) -> Result<Response> {
     created(
         &c.cms
             .create_group(c.p()?, &body.name, body.village_ids)
@@ -211,16 +291,15 @@ pub async fn nodes(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.nodes(c.p()?).await?)
 }
 
-pub async fn create_node(c: Ctx<'_>) -> Result<Response> {
-    let body: NodeRequest = c.req.json().await?;
-    let (node, code) = c.cms.create_node(c.p()?, body).await?;
-    let mut v = serde_json::to_value(&node).unwrap_or_default();
-    v["enrollment_code"] = json!(code);
-    created(&v)
+pub async fn create_node(c: Ctx<'_>, body: NodeRequest) -> Result<Response> {
+    let (node, enrollment_code) = c.cms.create_node(c.p()?, body).await?;
+    created(&NodeCreated {
+        node,
+        enrollment_code,
+    })
 }
 
-pub async fn update_node(c: Ctx<'_>) -> Result<Response> {
-    let body: NodeRequest = c.req.json().await?;
+pub async fn update_node(c: Ctx<'_>, body: NodeRequest) -> Result<Response> {
     ok(&c.cms.update_node(c.p()?, c.req.id(0)?, body).await?)
 }
 
@@ -234,16 +313,18 @@ pub async fn node_events(c: Ctx<'_>) -> Result<Response> {
 
 pub async fn revoke_node(c: Ctx<'_>) -> Result<Response> {
     c.cms.revoke_node(c.p()?, c.req.id(0)?, false).await?;
-    ok(&json!({ "revoked": true }))
+    ok(&Revoked { revoked: true })
 }
 
 pub async fn new_node_code(c: Ctx<'_>) -> Result<Response> {
     let code = c.cms.revoke_node(c.p()?, c.req.id(0)?, true).await?;
-    ok(&json!({ "enrollment_code": code }))
+    ok(&NodeCode {
+        // Always a code when one is asked for.
+        enrollment_code: code.unwrap_or_default(),
+    })
 }
 
-pub async fn node_command(c: Ctx<'_>) -> Result<Response> {
-    let body: crate::CommandRequest = c.req.json().await?;
+pub async fn node_command(c: Ctx<'_>, body: crate::CommandRequest) -> Result<Response> {
     let res = c.cms.send_command(c.p()?, c.req.id(0)?, body).await?;
     Ok(reply::json(202, &res))
 }
@@ -263,8 +344,7 @@ pub async fn upload(c: Ctx<'_>) -> Result<Response> {
     created(&c.cms.upload(c.p()?, meta, blob).await?)
 }
 
-pub async fn tts(c: Ctx<'_>) -> Result<Response> {
-    let b: TtsRequest = c.req.json().await?;
+pub async fn tts(c: Ctx<'_>, b: TtsRequest) -> Result<Response> {
     let (voice, category) = (b.voice.as_deref(), b.category.as_deref());
     created(
         &c.cms
@@ -273,8 +353,7 @@ pub async fn tts(c: Ctx<'_>) -> Result<Response> {
     )
 }
 
-pub async fn relay(c: Ctx<'_>) -> Result<Response> {
-    let b: RelayRequest = c.req.json().await?;
+pub async fn relay(c: Ctx<'_>, b: RelayRequest) -> Result<Response> {
     created(
         &c.cms
             .create_relay(c.p()?, &b.title, &b.url, b.duration_ms)
@@ -286,8 +365,7 @@ pub async fn content_get(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.content(c.p()?, c.req.id(0)?).await?)
 }
 
-pub async fn content_patch(c: Ctx<'_>) -> Result<Response> {
-    let patch: ContentPatch = c.req.json().await?;
+pub async fn content_patch(c: Ctx<'_>, patch: ContentPatch) -> Result<Response> {
     ok(&c.cms.patch_content(c.p()?, c.req.id(0)?, patch).await?)
 }
 
@@ -299,8 +377,7 @@ pub async fn approve(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.approve(c.p()?, c.req.id(0)?).await?)
 }
 
-pub async fn reject(c: Ctx<'_>) -> Result<Response> {
-    let b: RejectRequest = c.req.json().await?;
+pub async fn reject(c: Ctx<'_>, b: RejectRequest) -> Result<Response> {
     ok(&c.cms.reject(c.p()?, c.req.id(0)?, &b.reason).await?)
 }
 
@@ -327,8 +404,7 @@ pub async fn schedules(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.schedules(c.p()?).await?)
 }
 
-pub async fn create_schedule(c: Ctx<'_>) -> Result<Response> {
-    let body: ScheduleRequest = c.req.json().await?;
+pub async fn create_schedule(c: Ctx<'_>, body: ScheduleRequest) -> Result<Response> {
     created(&c.cms.create_schedule(c.p()?, body).await?)
 }
 
@@ -336,14 +412,13 @@ pub async fn schedule_get(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.schedule(c.p()?, c.req.id(0)?).await?)
 }
 
-pub async fn update_schedule(c: Ctx<'_>) -> Result<Response> {
-    let body: ScheduleRequest = c.req.json().await?;
+pub async fn update_schedule(c: Ctx<'_>, body: ScheduleRequest) -> Result<Response> {
     ok(&c.cms.update_schedule(c.p()?, c.req.id(0)?, body).await?)
 }
 
 pub async fn delete_schedule(c: Ctx<'_>) -> Result<Response> {
     c.cms.delete_schedule(c.p()?, c.req.id(0)?).await?;
-    ok(&json!({ "ok": true }))
+    ok(&Done { ok: true })
 }
 
 pub async fn preview(c: Ctx<'_>) -> Result<Response> {
@@ -364,13 +439,8 @@ pub async fn preview(c: Ctx<'_>) -> Result<Response> {
 pub async fn playlogs(c: Ctx<'_>) -> Result<Response> {
     let node = query_num(c.req, "node")?;
     let (from, to) = history_window(c.req)?;
-    let cid = c.p()?.commune(None)?;
     let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
-    ok(&c
-        .cms
-        .store()
-        .call(move |conn| store::playlogs::list(conn, cid, node, from, to))
-        .await?)
+    ok(&c.cms.play_logs(c.p()?, node, from, to).await?)
 }
 
 pub(super) fn query_num(req: &Req, key: &str) -> Result<Option<i64>> {

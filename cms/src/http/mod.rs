@@ -3,12 +3,13 @@
 //! and CSRF, then calls the API or UI handler. Errors map to statuses in one place
 //! ([`reply::error`]).
 
-mod api;
+pub(crate) mod api;
 mod blob;
 pub mod openapi;
 pub mod reply;
+pub(crate) mod schema;
 pub mod table;
-mod upload;
+pub(crate) mod upload;
 
 use std::net::SocketAddr;
 use std::pin::Pin;

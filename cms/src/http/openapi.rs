@@ -1,13 +1,23 @@
 //! The OpenAPI 3.0 document, built from the route table so it cannot drift from what is
 //! served: every path, method, permission (`x-loa-permission`), success status, error
-//! status and request body comes from the route's row.
+//! status, request body and reply comes from the route's row, and the schemas of bodies
+//! and replies from their Rust types (`schemars`; see `schema.rs` for what types cannot say).
 
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Value, json};
 
 use super::table::{ROUTES, Route};
 use crate::auth::Perm;
 
 pub fn document() -> Value {
+    // Request bodies are inlined (each states its own constraints); replies refer to the
+    // model's types under `components/schemas`. Requests are read with the deserialize
+    // contract (defaults may be left out), replies with the serialize one.
+    let mut requests = SchemaSettings::openapi3()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut replies = SchemaSettings::openapi3().for_serialize().into_generator();
     let mut paths = serde_json::Map::new();
     for route in ROUTES.iter().filter(|r| r.is_api()) {
         let entry = paths
@@ -31,16 +41,25 @@ pub fn document() -> Value {
             "summary": route.summary,
             "parameters": params,
             "x-loa-permission": format!("{:?}", route.perm),
-            "responses": responses(route),
+            "responses": responses(route, &mut replies),
         });
         if route.perm == Perm::Public {
             op["security"] = json!([]);
         }
         if let Some(body) = route.doc.body {
-            op["requestBody"] = body();
+            let media = match body.multipart {
+                true => "multipart/form-data",
+                false => "application/json",
+            };
+            let schema = (body.schema)(&mut requests);
+            let schema = transformed(&mut requests, schema);
+            op["requestBody"] =
+                json!({ "required": true, "content": { media: { "schema": schema } } });
         }
         entry[route.method.as_str().to_lowercase()] = op;
     }
+    replies.subschema_for::<ErrorBody>();
+    let schemas = replies.take_definitions(true);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -53,14 +72,31 @@ pub fn document() -> Value {
                 "bearer": { "type": "http", "scheme": "bearer" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "loa_session" },
             },
-            "schemas": {
-                "Error": { "type": "object", "required": ["error", "message"],
-                           "properties": { "error": { "type": "string" }, "message": { "type": "string" } } },
-            },
+            "schemas": schemas,
         },
         "security": [{ "bearer": [] }, { "session": [] }],
         "paths": paths,
     })
+}
+
+/// A subschema with the generator's OpenAPI 3.0 transforms applied (schemars applies them
+/// to root schemas and definitions only).
+fn transformed(generator: &mut SchemaGenerator, mut schema: Schema) -> Value {
+    for transform in generator.transforms_mut() {
+        transform.transform(&mut schema);
+    }
+    schema.into()
+}
+
+/// Every error: `{"error": CODE, "message": TEXT}`.
+#[derive(JsonSchema)]
+#[schemars(rename = "Error")]
+#[allow(dead_code)]
+struct ErrorBody {
+    /// Machine-readable: `invalid`, `not_found`, `conflict`...
+    error: String,
+    /// For people, in the language of `Accept-Language`.
+    message: String,
 }
 
 fn describe(status: u16) -> &'static str {
@@ -81,9 +117,14 @@ fn describe(status: u16) -> &'static str {
     }
 }
 
-fn responses(route: &Route) -> Value {
+fn responses(route: &Route, replies: &mut SchemaGenerator) -> Value {
     let err = json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
-    let mut r = json!({ route.doc.ok.to_string(): { "description": describe(route.doc.ok) } });
+    let mut ok = json!({ "description": describe(route.doc.ok) });
+    if let Some(schema) = (route.doc.reply)(replies) {
+        let schema = transformed(replies, schema);
+        ok["content"] = json!({ "application/json": { "schema": schema } });
+    }
+    let mut r = json!({ route.doc.ok.to_string(): ok });
     let mut errors = vec![400];
     if route.perm != Perm::Public {
         errors.extend([401, 403]);
@@ -95,222 +136,58 @@ fn responses(route: &Route) -> Value {
     r
 }
 
-/// Request bodies, one function per kind, named in the route table. They state what the
-/// handlers check where JSON Schema can say it (lengths, ranges, enums, patterns, no
-/// unknown fields); what it cannot — "decodable audio", "an approved item", "exactly one
-/// of" — is listed in the API-test configuration (`tests/schemathesis.toml`).
-pub mod body {
-    use serde_json::{Value, json};
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
 
-    /// A JSON object body with no other fields; `required` may be empty (then not
-    /// stated: OpenAPI wants a non-empty list there).
-    fn obj(props: Value, required: &[&str]) -> Value {
-        json!({ "required": true, "content": { "application/json": { "schema": schema(props, required) } } })
-    }
-
-    fn schema(props: Value, required: &[&str]) -> Value {
-        let mut schema =
-            json!({ "type": "object", "properties": props, "additionalProperties": false });
-        if !required.is_empty() {
-            schema["required"] = json!(required);
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    out.push(r);
+                }
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
         }
-        schema
     }
 
-    /// A name or title: some visible text, at most `max` characters.
-    fn text(max: u32) -> Value {
-        json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S" })
-    }
-    /// An optional field: `null` is taken as absent (an enum must list `null` as well).
-    fn opt(mut v: Value) -> Value {
-        v["nullable"] = json!(true);
-        if let Some(values) = v.get_mut("enum").and_then(Value::as_array_mut) {
-            values.push(Value::Null);
+    #[test]
+    fn schemas_come_from_the_types_and_every_reference_resolves() {
+        let doc = super::document();
+        if let Ok(path) = std::env::var("LOA_DUMP_OPENAPI") {
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).ok();
         }
-        v
-    }
-    fn id() -> Value {
-        json!({ "type": "integer", "format": "int64", "minimum": 1, "maximum": i64::MAX })
-    }
-    fn ids() -> Value {
-        json!({ "type": "array", "items": id() })
-    }
-    fn hhmm() -> Value {
-        json!({ "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$" })
-    }
-    fn category() -> Value {
-        let mut names: Vec<&str> = Vec::new();
-        for (k, vi, en) in crate::model::CATEGORIES {
-            names.extend([k, vi, en]);
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        for r in found {
+            assert!(doc.pointer(&r[1..]).is_some(), "{r} does not resolve");
         }
-        json!({ "type": "string", "enum": names })
-    }
-
-    pub fn login() -> Value {
-        let s = json!({ "type": "string" });
-        obj(
-            json!({ "username": s, "password": s }),
-            &["username", "password"],
-        )
-    }
-    pub fn token() -> Value {
-        obj(json!({ "name": opt(text(100)) }), &[])
-    }
-    /// A user of a commune, or (admins only) a province-wide admin.
-    pub fn user() -> Value {
-        let fields = |role: Value, province_wide: Value| {
-            schema(
-                json!({ "username": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[\\w.-]+$" },
-                        "password": { "type": "string", "minLength": 8 },
-                        "role": role,
-                        "display_name": opt(json!({ "type": "string" })),
-                        "commune_id": opt(id()), "province_wide": province_wide }),
-                &["username", "password", "role"],
-            )
-        };
-        let variants = json!([
-            fields(json!({ "enum": ["admin"] }), json!({ "type": "boolean" })),
-            fields(
-                json!({ "enum": ["editor", "approver", "technician", "viewer"] }),
-                json!({ "enum": [false] })
-            ),
-        ]);
-        json!({ "required": true, "content": { "application/json": { "schema": { "oneOf": variants } } } })
-    }
-    pub fn village() -> Value {
-        obj(
-            json!({ "name": text(100), "kind": opt(json!({ "enum": ["thon", "to_dan_pho", "ban", "ap"] })), "commune_id": opt(id()) }),
-            &["name"],
-        )
-    }
-    pub fn group() -> Value {
-        obj(
-            json!({ "name": text(100), "village_ids": ids() }),
-            &["name"],
-        )
-    }
-    /// A node, with a GPS position (both coordinates) or none.
-    pub fn node() -> Value {
-        let fields = |lat: Value, lon: Value, required: &[&str]| {
-            schema(
-                json!({ "name": text(100), "village_id": id(), "lat": lat, "lon": lon,
-                        "notes": opt(json!({ "type": "string" })) }),
-                required,
-            )
-        };
-        let none = json!({ "nullable": true, "enum": [null] });
-        let variants = json!([
-            fields(
-                json!({ "type": "number", "minimum": -90, "maximum": 90 }),
-                json!({ "type": "number", "minimum": -180, "maximum": 180 }),
-                &["name", "village_id", "lat", "lon"],
-            ),
-            fields(none.clone(), none, &["name", "village_id"]),
-        ]);
-        json!({ "required": true, "content": { "application/json": { "schema": { "oneOf": variants } } } })
-    }
-    pub fn command() -> Value {
-        let kind = |k: &str| json!({ "type": "string", "enum": [k] });
-        let plain = |k: &str| schema(json!({ "type": kind(k) }), &["type"]);
-        let one_of = json!([
-            schema(
-                json!({ "type": kind("set_volume"), "volume": { "type": "integer", "minimum": 0, "maximum": 100 } }),
-                &["type", "volume"]
-            ),
-            schema(
-                json!({ "type": kind("play_now"), "content_id": id() }),
-                &["type", "content_id"]
-            ),
-            schema(
-                json!({ "type": kind("test_tone"), "seconds": opt(json!({ "type": "integer", "minimum": 1, "maximum": 60 })) }),
-                &["type"]
-            ),
-            plain("stop"),
-            plain("resync"),
-            plain("restart"),
-        ]);
-        json!({ "required": true, "content": { "application/json": { "schema": { "oneOf": one_of } } } })
-    }
-    pub fn enroll() -> Value {
-        obj(json!({ "code": { "type": "string" } }), &["code"])
-    }
-    pub fn upload() -> Value {
-        json!({ "required": true, "content": { "multipart/form-data": { "schema": {
-            "type": "object", "required": ["file", "title", "category"],
-            "properties": { "file": { "type": "string", "format": "binary" }, "title": text(200),
-                            "category": category(), "description": { "type": "string" } } } } } })
-    }
-    pub fn tts() -> Value {
-        obj(
-            json!({ "title": text(200), "text": text(5000), "voice": opt(json!({ "type": "string", "pattern": "^[a-z]{2,3}([-+][a-zA-Z0-9]+)*$" })), "category": opt(category()) }),
-            &["title", "text"],
-        )
-    }
-    pub fn relay() -> Value {
-        obj(
-            json!({ "title": text(200), "url": { "type": "string", "maxLength": 2000,
-                             "pattern": "^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$" },
-                    "duration_ms": { "type": "integer", "minimum": 1, "maximum": 86_400_000 } }),
-            &["title", "url", "duration_ms"],
-        )
-    }
-    pub fn content_patch() -> Value {
-        obj(
-            json!({ "title": opt(text(200)), "category": opt(category()),
-                    "description": opt(json!({ "type": "string" })), "public": opt(json!({ "type": "boolean" })) }),
-            &[],
-        )
-    }
-    pub fn reject() -> Value {
-        obj(json!({ "reason": text(500) }), &["reason"])
-    }
-    pub fn commune() -> Value {
-        obj(
-            json!({ "name": opt(text(200)), "tz": opt(json!({ "type": "string", "enum": zones() })),
-                    "quiet_start": opt(hhmm()), "quiet_end": opt(hhmm()),
-                    "loudness_target": opt(json!({ "type": "number", "minimum": -30, "maximum": -10 })) }),
-            &[],
-        )
-    }
-    /// Every IANA zone name the server knows.
-    fn zones() -> Vec<&'static str> {
-        protocol::TZ_VARIANTS.iter().map(|z| z.name()).collect()
-    }
-    pub fn schedule() -> Value {
-        let times = json!({ "type": "array", "items": hhmm(), "minItems": 1 });
-        let day = json!({ "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] });
-        let date = opt(json!({ "type": "string", "format": "date" }));
-        let rule =
-            |kind: &str, v: Value| schema(json!({ kind: v, "from": date, "until": date }), &[kind]);
-        let rules = json!([
-            rule("once", json!({ "type": "string", "format": "date-time" })),
-            rule("daily", times.clone()),
-            rule(
-                "weekly",
-                schema(
-                    json!({ "days": { "type": "array", "items": day, "minItems": 1 }, "times": times }),
-                    &["days", "times"]
-                )
-            ),
-            rule(
-                "monthly",
-                schema(
-                    json!({ "days": { "type": "array", "items": { "type": "integer", "minimum": 1, "maximum": 31 }, "minItems": 1 }, "times": times }),
-                    &["days", "times"]
-                )
-            ),
-            rule("cron", json!({ "type": "string", "minLength": 9 })),
-        ]);
-        let ms = |max: u64| opt(json!({ "type": "integer", "minimum": 0, "maximum": max }));
-        obj(
-            json!({ "title": text(200), "content_ids": { "type": "array", "items": id(), "minItems": 1, "maxItems": 50 },
-                    "targets": schema(json!({ "villages": ids(), "groups": ids(), "nodes": ids() }), &[]),
-                    "priority": { "enum": ["background", "normal", "priority", "emergency"] },
-                    "rule": { "oneOf": rules },
-                    "volume": opt(json!({ "type": "integer", "minimum": 0, "maximum": 100 })),
-                    "gap_ms": ms(600_000), "repeat": opt(json!({ "type": "integer", "minimum": 1, "maximum": 20 })),
-                    "pause_ms": ms(3_600_000), "chime_id": opt(id()), "max_delay_ms": ms(86_400_000) }),
-            &["title", "content_ids", "targets", "priority", "rule"],
-        )
+        let village = &doc["paths"]["/api/v1/villages"]["post"];
+        let name =
+            &village["requestBody"]["content"]["application/json"]["schema"]["properties"]["name"];
+        assert_eq!(
+            (name["minLength"].as_u64(), name["maxLength"].as_u64()),
+            (Some(1), Some(100))
+        );
+        let reply = &village["responses"]["201"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(reply, "#/components/schemas/Village");
+        let user = &doc["paths"]["/api/v1/users"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(user["oneOf"].as_array().map(Vec::len), Some(2));
+        // Every JSON reply is described; only these answer something else.
+        let not_json = ["openapi_json", "node_link", "content_audio", "blob"];
+        let mut g = schemars::SchemaGenerator::default();
+        for route in super::ROUTES.iter().filter(|r| r.is_api()) {
+            let op = route.name.rsplit("::").next().unwrap_or_default();
+            let described = (route.doc.reply)(&mut g).is_some();
+            assert_eq!(described, !not_json.contains(&op), "the reply of {op}");
+        }
+        let node = &doc["components"]["schemas"]["Node"]["properties"];
+        assert!(
+            node["health"].is_object(),
+            "the node's typed heartbeat is described"
+        );
     }
 }

@@ -2,13 +2,16 @@
 //! and what the OpenAPI document says of it. Dispatch, the document and the route x role
 //! test all read this table, so a route cannot exist without a permission or a handler.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::pin::Pin;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::{Req, api, openapi};
+use super::{Req, api};
 use crate::Cms;
 use crate::auth::{Perm, Principal};
 use crate::error::{CmsError, Result};
@@ -38,11 +41,30 @@ pub type Handler = for<'a> fn(Ctx<'a>) -> HandlerFuture<'a>;
 pub struct Doc {
     /// The success status.
     pub ok: u16,
-    /// The request body's schema.
-    pub body: Option<fn() -> serde_json::Value>,
+    /// The request body: its type's JSON Schema.
+    pub body: Option<Body>,
+    /// The success response's JSON Schema, from its type (`None`: not JSON, or none).
+    pub reply: fn(&mut SchemaGenerator) -> Option<Schema>,
     /// Error statuses besides those every route may answer (400, and 401/403 behind a
     /// login): 404, 409, 413, 415, 429...
     pub errors: &'static [u16],
+}
+
+#[derive(Clone, Copy)]
+pub struct Body {
+    /// `multipart/form-data` (uploads), else `application/json`.
+    pub multipart: bool,
+    pub schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+/// The schema of `T`, for a row's body.
+pub fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// The schema of a reply of type `T`; `()` is a reply with no JSON body to describe.
+pub fn reply_schema<T: JsonSchema + 'static>(g: &mut SchemaGenerator) -> Option<Schema> {
+    (TypeId::of::<T>() != TypeId::of::<()>()).then(|| g.subschema_for::<T>())
 }
 
 pub struct Route {
@@ -68,11 +90,16 @@ impl Route {
     }
 }
 
-/// One row per route: `METHOD "path" Perm nodes handler ok [errors] body "summary";`.
+/// One row per route:
+/// `METHOD "path" Perm nodes handler, ok [errors] BODY => REPLY, "summary";`.
 /// The handler is a path to an `async fn(Ctx) -> Result<Response>`: a row without one
-/// does not compile, and there is no other place to add a route.
+/// does not compile, and there is no other place to add a route. BODY is `json(T)` (the
+/// handler is then `async fn(Ctx, T)` and gets the body parsed as `T`), `form(T)` (a
+/// multipart upload the handler streams itself; `T` describes its fields) or `none`.
+/// REPLY is the type of the success body, `()` when it is not JSON.
 macro_rules! routes {
-    ($($method:ident $path:literal $perm:ident $nodes:literal $handler:path, $ok:literal [$($err:literal),*] $body:expr, $summary:literal;)*) => {
+    ($($method:ident $path:literal $perm:ident $nodes:literal $handler:path,
+       $ok:literal [$($err:literal),*] $bkind:ident $(($body:ty))? => $reply:ty, $summary:literal;)*) => {
         pub static ROUTES: &[Route] = &[
             $(Route {
                 method: Method::$method,
@@ -81,80 +108,111 @@ macro_rules! routes {
                 nodes: $nodes,
                 name: stringify!($handler),
                 summary: $summary,
-                handler: {
-                    fn boxed(c: Ctx<'_>) -> HandlerFuture<'_> {
-                        Box::pin($handler(c))
-                    }
-                    boxed
+                handler: routes!(@handler $handler, $bkind $(($body))?),
+                doc: Doc {
+                    ok: $ok,
+                    body: routes!(@body $bkind $(($body))?),
+                    reply: reply_schema::<$reply>,
+                    errors: &[$($err),*],
                 },
-                doc: Doc { ok: $ok, body: $body, errors: &[$($err),*] },
             },)*
         ];
     };
+    (@handler $handler:path, json($body:ty)) => {{
+        fn boxed(c: Ctx<'_>) -> HandlerFuture<'_> {
+            Box::pin(async move {
+                let body: $body = c.req.json().await?;
+                $handler(c, body).await
+            })
+        }
+        boxed
+    }};
+    (@handler $handler:path, $($other:tt)*) => {{
+        fn boxed(c: Ctx<'_>) -> HandlerFuture<'_> {
+            Box::pin($handler(c))
+        }
+        boxed
+    }};
+    (@body json($body:ty)) => { Some(Body { multipart: false, schema: schema_of::<$body> }) };
+    (@body form($body:ty)) => { Some(Body { multipart: true, schema: schema_of::<$body> }) };
+    (@body none) => { None };
 }
 
-use openapi::body as b;
+use super::upload::UploadForm;
+use crate::model::{
+    AuditEntry, Commune, Content, Node, NodeEvent, PlayLog, Schedule, User, Village, VillageGroup,
+};
+use crate::service::{
+    CommandRequest, CommandResponse, CommunePatch, ContentPatch, NewUserRequest, NodeRequest,
+    PreviewPlay, ScheduleRequest,
+};
+use api::{
+    Done, GroupRequest, LoginReply, LoginRequest, Me, NodeCode, NodeCreated, RejectRequest,
+    RelayRequest, Revoked, Status, TokenCreated, TokenRequest, TtsRequest, VillageRequest,
+};
+use protocol::desired::DesiredState;
+use protocol::link::{EnrollRequest, EnrollResponse};
 
 routes! {
-    GET    "/healthz"                    Public       true  api::healthz, 200 [] None, "Liveness: 200 when the process serves requests.";
-    GET    "/api/v1/openapi.json"        Public       true  api::openapi_json, 200 [] None, "This API's OpenAPI 3.0 document.";
-    POST   "/api/v1/auth/login"          Public       true  api::login, 200 [401, 429] Some(b::login), "Log in with username and password: a token and a session cookie.";
-    POST   "/api/v1/auth/logout"         Read         false api::logout, 200 [] None, "End this session.";
-    GET    "/api/v1/me"                  Read         false api::me, 200 [] None, "Who is logged in, with role and commune.";
-    POST   "/api/v1/tokens"              Read         false api::create_token, 201 [] Some(b::token), "Create a long-lived API token for your account (shown once).";
-    GET    "/api/v1/communes"            Read         false api::communes, 200 [] None, "Communes you can see.";
-    PATCH  "/api/v1/communes/{id}"       ManagePlaces false api::update_commune, 200 [404] Some(b::commune), "Change a commune's name, time zone, quiet hours or loudness target.";
-    GET    "/api/v1/users"               ManageUsers  false api::users, 200 [] None, "Users of your commune.";
-    POST   "/api/v1/users"               ManageUsers  false api::create_user, 201 [404, 409] Some(b::user), "Add a user with a role.";
-    POST   "/api/v1/users/{id}/disable"  ManageUsers  false api::disable_user, 200 [404, 409] None, "Disable a user and end their sessions.";
-    POST   "/api/v1/users/{id}/enable"   ManageUsers  false api::enable_user, 200 [404, 409] None, "Enable a user again.";
-    GET    "/api/v1/villages"            Read         false api::villages, 200 [] None, "Villages (thôn / tổ dân phố) of the commune.";
-    POST   "/api/v1/villages"            ManagePlaces false api::create_village, 201 [404, 409] Some(b::village), "Add a village.";
-    GET    "/api/v1/groups"              Read         false api::groups, 200 [] None, "Named groups of villages.";
-    POST   "/api/v1/groups"              ManagePlaces false api::create_group, 201 [404, 409] Some(b::group), "Add a group of villages.";
-    GET    "/api/v1/nodes"               Read         false api::nodes, 200 [] None, "Speaker nodes with their state.";
-    POST   "/api/v1/nodes"               ManageNodes  false api::create_node, 201 [404, 409] Some(b::node), "Add a speaker node: returns its one-time enrolment code.";
-    PUT    "/api/v1/nodes/{id}"          ManageNodes  false api::update_node, 200 [404, 409] Some(b::node), "Change a node's name, village, position or notes.";
-    GET    "/api/v1/nodes/{id}/desired"  Read         false api::desired_state, 200 [404] None, "The state the node should hold: its schedules and content references, versioned.";
-    GET    "/api/v1/nodes/{id}/events"   Read         false api::node_events, 200 [404] None, "A node's history: online/offline, enrolment, commands, newest first.";
-    POST   "/api/v1/nodes/{id}/revoke"   ManageNodes  false api::revoke_node, 200 [404] None, "Revoke a node's token: its link ends at once.";
-    POST   "/api/v1/nodes/{id}/code"     ManageNodes  false api::new_node_code, 200 [404] None, "Revoke the node's token and issue a new one-time enrolment code.";
-    POST   "/api/v1/nodes/{id}/commands" ManageNodes  false api::node_command, 202 [404] Some(b::command), "Send a node a command: set_volume, stop, play_now, test_tone, resync, restart.";
-    POST   "/api/v1/nodes/enroll"        Public       true  api::enroll, 200 [403, 429] Some(b::enroll), "A node trades its one-time enrolment code for its node token.";
-    GET    "/api/v1/nodes/link"          Node         true  api::node_link, 101 [] None, "The node link: a WebSocket for speaker nodes (node token).";
-    GET    "/api/v1/content"             Read         false api::content_list, 200 [] None, "The content library (filters: q, category, status, limit, offset).";
-    POST   "/api/v1/content"             EditContent  false api::upload, 201 [413, 415] Some(b::upload), "Upload audio (multipart: file, title, category, description).";
-    POST   "/api/v1/content/tts"         EditContent  false api::tts, 201 [] Some(b::tts), "Create an announcement from text (text to speech).";
-    POST   "/api/v1/content/relay"       EditContent  false api::relay, 201 [] Some(b::relay), "Create a relay item from an external stream URL.";
-    GET    "/api/v1/content/{id}"        Read         false api::content_get, 200 [404] None, "One content item.";
-    PATCH  "/api/v1/content/{id}"        EditContent  false api::content_patch, 200 [404, 409] Some(b::content_patch), "Edit title, category, description or the public flag.";
-    POST   "/api/v1/content/{id}/submit" EditContent  false api::submit, 200 [404, 409] None, "Submit a draft for approval.";
-    POST   "/api/v1/content/{id}/approve" Approve     false api::approve, 200 [404, 409] None, "Approve a submitted item.";
-    POST   "/api/v1/content/{id}/reject" Approve      false api::reject, 200 [404, 409] Some(b::reject), "Reject an item, with a reason.";
-    GET    "/api/v1/content/{id}/audio"  Read         false api::content_audio, 200 [404, 416] None, "The item's audio (Range requests supported).";
-    GET    "/api/v1/schedules"           Read         false api::schedules, 200 [] None, "Schedules of the commune.";
-    POST   "/api/v1/schedules"           Schedule     false api::create_schedule, 201 [404, 409] Some(b::schedule), "Create a schedule (approved items only; quiet hours checked).";
-    GET    "/api/v1/schedules/preview"   Read         false api::preview, 200 [404] None, "The exact plays on a node or in a village over a window, conflicts resolved.";
-    GET    "/api/v1/schedules/{id}"      Read         false api::schedule_get, 200 [404] None, "One schedule.";
-    PUT    "/api/v1/schedules/{id}"      Schedule     false api::update_schedule, 200 [404, 409] Some(b::schedule), "Replace a schedule.";
-    DELETE "/api/v1/schedules/{id}"      Schedule     false api::delete_schedule, 200 [404] None, "Delete a schedule.";
-    GET    "/api/v1/playlogs"            Read         false api::playlogs, 200 [] None, "Play logs reported by nodes (filters: node, from, to; default the last day up to now).";
-    GET    "/api/v1/audit"               Audit        false api::audit, 200 [] None, "The audit log, newest first.";
-    GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] None, "An audio blob by SHA-256 (immutable; Range requests supported).";
-    GET    "/login"                      Public       false ui::login_form, 200 [] None, "Login page.";
-    POST   "/login"                      Public       false ui::login_post, 303 [] None, "Login form.";
-    POST   "/logout"                     Read         false ui::logout, 303 [] None, "Log out.";
-    GET    "/static/{file}"              Public       false ui::asset, 200 [] None, "Stylesheet and script.";
-    GET    "/"                           Read         false ui::dashboard, 200 [] None, "Dashboard.";
-    GET    "/ui/content"                 Read         false ui::content, 200 [] None, "Content library.";
-    GET    "/ui/content/new"             EditContent  false ui::new_content, 200 [] None, "Upload and text-to-speech forms.";
-    GET    "/ui/approvals"               Approve      false ui::approvals, 200 [] None, "Approval queue.";
-    GET    "/ui/schedules"               Read         false ui::schedules, 200 [] None, "Schedules and the schedule editor.";
-    GET    "/ui/week"                    Read         false ui::week, 200 [] None, "What plays in each village this week.";
-    GET    "/ui/places"                  Read         false ui::places, 200 [] None, "Villages, groups and speaker nodes.";
-    GET    "/ui/nodes/{id}"              Read         false ui::node, 200 [] None, "One speaker node: health, history, remote control.";
-    GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] None, "Users.";
-    GET    "/ui/audit"                   Audit        false ui::audit, 200 [] None, "Audit log.";
+    GET    "/healthz"                    Public       true  api::healthz, 200 [] none => Status, "Liveness: 200 when the process serves requests.";
+    GET    "/api/v1/openapi.json"        Public       true  api::openapi_json, 200 [] none => (), "This API's OpenAPI 3.0 document.";
+    POST   "/api/v1/auth/login"          Public       true  api::login, 200 [401, 429] json(LoginRequest) => LoginReply, "Log in with username and password: a token and a session cookie.";
+    POST   "/api/v1/auth/logout"         Read         false api::logout, 200 [] none => Done, "End this session.";
+    GET    "/api/v1/me"                  Read         false api::me, 200 [] none => Me, "Who is logged in, with role and commune.";
+    POST   "/api/v1/tokens"              Read         false api::create_token, 201 [] json(TokenRequest) => TokenCreated, "Create a long-lived API token for your account (shown once).";
+    GET    "/api/v1/communes"            Read         false api::communes, 200 [] none => Vec<Commune>, "Communes you can see.";
+    PATCH  "/api/v1/communes/{id}"       ManagePlaces false api::update_commune, 200 [404] json(CommunePatch) => Commune, "Change a commune's name, time zone, quiet hours or loudness target.";
+    GET    "/api/v1/users"               ManageUsers  false api::users, 200 [] none => Vec<User>, "Users of your commune.";
+    POST   "/api/v1/users"               ManageUsers  false api::create_user, 201 [404, 409] json(NewUserRequest) => User, "Add a user with a role.";
+    POST   "/api/v1/users/{id}/disable"  ManageUsers  false api::disable_user, 200 [404, 409] none => User, "Disable a user and end their sessions.";
+    POST   "/api/v1/users/{id}/enable"   ManageUsers  false api::enable_user, 200 [404, 409] none => User, "Enable a user again.";
+    GET    "/api/v1/villages"            Read         false api::villages, 200 [] none => Vec<Village>, "Villages (thôn / tổ dân phố) of the commune.";
+    POST   "/api/v1/villages"            ManagePlaces false api::create_village, 201 [404, 409] json(VillageRequest) => Village, "Add a village.";
+    GET    "/api/v1/groups"              Read         false api::groups, 200 [] none => Vec<VillageGroup>, "Named groups of villages.";
+    POST   "/api/v1/groups"              ManagePlaces false api::create_group, 201 [404, 409] json(GroupRequest) => VillageGroup, "Add a group of villages.";
+    GET    "/api/v1/nodes"               Read         false api::nodes, 200 [] none => Vec<Node>, "Speaker nodes with their state.";
+    POST   "/api/v1/nodes"               ManageNodes  false api::create_node, 201 [404, 409] json(NodeRequest) => NodeCreated, "Add a speaker node: returns its one-time enrolment code.";
+    PUT    "/api/v1/nodes/{id}"          ManageNodes  false api::update_node, 200 [404, 409] json(NodeRequest) => Node, "Change a node's name, village, position or notes.";
+    GET    "/api/v1/nodes/{id}/desired"  Read         false api::desired_state, 200 [404] none => DesiredState, "The state the node should hold: its schedules and content references, versioned.";
+    GET    "/api/v1/nodes/{id}/events"   Read         false api::node_events, 200 [404] none => Vec<NodeEvent>, "A node's history: online/offline, enrolment, commands, newest first.";
+    POST   "/api/v1/nodes/{id}/revoke"   ManageNodes  false api::revoke_node, 200 [404] none => Revoked, "Revoke a node's token: its link ends at once.";
+    POST   "/api/v1/nodes/{id}/code"     ManageNodes  false api::new_node_code, 200 [404] none => NodeCode, "Revoke the node's token and issue a new one-time enrolment code.";
+    POST   "/api/v1/nodes/{id}/commands" ManageNodes  false api::node_command, 202 [404] json(CommandRequest) => CommandResponse, "Send a node a command: set_volume, stop, play_now, test_tone, resync, restart.";
+    POST   "/api/v1/nodes/enroll"        Public       true  api::enroll, 200 [403, 429] json(EnrollRequest) => EnrollResponse, "A node trades its one-time enrolment code for its node token.";
+    GET    "/api/v1/nodes/link"          Node         true  api::node_link, 101 [] none => (), "The node link: a WebSocket for speaker nodes (node token).";
+    GET    "/api/v1/content"             Read         false api::content_list, 200 [] none => Vec<Content>, "The content library (filters: q, category, status, limit, offset).";
+    POST   "/api/v1/content"             EditContent  false api::upload, 201 [413, 415] form(UploadForm) => Content, "Upload audio (multipart: file, title, category, description).";
+    POST   "/api/v1/content/tts"         EditContent  false api::tts, 201 [] json(TtsRequest) => Content, "Create an announcement from text (text to speech).";
+    POST   "/api/v1/content/relay"       EditContent  false api::relay, 201 [] json(RelayRequest) => Content, "Create a relay item from an external stream URL.";
+    GET    "/api/v1/content/{id}"        Read         false api::content_get, 200 [404] none => Content, "One content item.";
+    PATCH  "/api/v1/content/{id}"        EditContent  false api::content_patch, 200 [404, 409] json(ContentPatch) => Content, "Edit title, category, description or the public flag.";
+    POST   "/api/v1/content/{id}/submit" EditContent  false api::submit, 200 [404, 409] none => Content, "Submit a draft for approval.";
+    POST   "/api/v1/content/{id}/approve" Approve     false api::approve, 200 [404, 409] none => Content, "Approve a submitted item.";
+    POST   "/api/v1/content/{id}/reject" Approve      false api::reject, 200 [404, 409] json(RejectRequest) => Content, "Reject an item, with a reason.";
+    GET    "/api/v1/content/{id}/audio"  Read         false api::content_audio, 200 [404, 416] none => (), "The item's audio (Range requests supported).";
+    GET    "/api/v1/schedules"           Read         false api::schedules, 200 [] none => Vec<Schedule>, "Schedules of the commune.";
+    POST   "/api/v1/schedules"           Schedule     false api::create_schedule, 201 [404, 409] json(ScheduleRequest) => Schedule, "Create a schedule (approved items only; quiet hours checked).";
+    GET    "/api/v1/schedules/preview"   Read         false api::preview, 200 [404] none => Vec<PreviewPlay>, "The exact plays on a node or in a village over a window, conflicts resolved.";
+    GET    "/api/v1/schedules/{id}"      Read         false api::schedule_get, 200 [404] none => Schedule, "One schedule.";
+    PUT    "/api/v1/schedules/{id}"      Schedule     false api::update_schedule, 200 [404, 409] json(ScheduleRequest) => Schedule, "Replace a schedule.";
+    DELETE "/api/v1/schedules/{id}"      Schedule     false api::delete_schedule, 200 [404] none => Done, "Delete a schedule.";
+    GET    "/api/v1/playlogs"            Read         false api::playlogs, 200 [] none => Vec<PlayLog>, "Play logs reported by nodes (filters: node, from, to; default the last day up to now).";
+    GET    "/api/v1/audit"               Audit        false api::audit, 200 [] none => Vec<AuditEntry>, "The audit log, newest first.";
+    GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] none => (), "An audio blob by SHA-256 (immutable; Range requests supported).";
+    GET    "/login"                      Public       false ui::login_form, 200 [] none => (), "Login page.";
+    POST   "/login"                      Public       false ui::login_post, 303 [] none => (), "Login form.";
+    POST   "/logout"                     Read         false ui::logout, 303 [] none => (), "Log out.";
+    GET    "/static/{file}"              Public       false ui::asset, 200 [] none => (), "Stylesheet and script.";
+    GET    "/"                           Read         false ui::dashboard, 200 [] none => (), "Dashboard.";
+    GET    "/ui/content"                 Read         false ui::content, 200 [] none => (), "Content library.";
+    GET    "/ui/content/new"             EditContent  false ui::new_content, 200 [] none => (), "Upload and text-to-speech forms.";
+    GET    "/ui/approvals"               Approve      false ui::approvals, 200 [] none => (), "Approval queue.";
+    GET    "/ui/schedules"               Read         false ui::schedules, 200 [] none => (), "Schedules and the schedule editor.";
+    GET    "/ui/week"                    Read         false ui::week, 200 [] none => (), "What plays in each village this week.";
+    GET    "/ui/places"                  Read         false ui::places, 200 [] none => (), "Villages, groups and speaker nodes.";
+    GET    "/ui/nodes/{id}"              Read         false ui::node, 200 [] none => (), "One speaker node: health, history, remote control.";
+    GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] none => (), "Users.";
+    GET    "/ui/audit"                   Audit        false ui::audit, 200 [] none => (), "Audit log.";
 }
 
 pub enum Found<'a> {

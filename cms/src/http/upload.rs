@@ -10,6 +10,22 @@ use crate::blobs::PendingBlob;
 use crate::error::{CmsError, Result};
 use crate::service::UploadMeta;
 
+/// The parts of an upload (`multipart/form-data`), for the OpenAPI document: the handler
+/// streams them rather than parsing them into this type.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The audio file.
+    #[schemars(extend("format" = "binary"))]
+    file: String,
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
+    title: String,
+    #[schemars(with = "super::schema::Category")]
+    category: String,
+    #[serde(default)]
+    description: String,
+}
+
 /// Longest accepted text field.
 const MAX_FIELD: usize = 10_000;
 

@@ -2,6 +2,7 @@
 //! draft -> pending -> approved | rejected; an edit of an approved item sends it back to
 //! pending, and nobody approves their own item unless the deployment allows it.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{audit_by, change_audited, required, to_json};
@@ -22,10 +23,12 @@ pub struct UploadMeta {
     pub commune_id: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentPatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub title: Option<String>,
+    #[schemars(with = "Option<crate::http::schema::Category>")]
     pub category: Option<String>,
     pub description: Option<String>,
     pub public: Option<bool>,

@@ -4,13 +4,14 @@
 
 use protocol::link::{Command, PlayLogEntry};
 pub use protocol::link::{EnrollRequest, EnrollResponse};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::audit_by;
 use crate::Cms;
 use crate::auth::{self, Perm, Principal};
 use crate::error::{CmsError, Result, Text};
-use crate::model::{ContentStatus, NodeEvent};
+use crate::model::{ContentStatus, NodeEvent, PlayLog};
 use crate::store::{self as q, node_link::NodeIdentity};
 
 /// Node tokens start with this, so a request's bearer says which kind it is.
@@ -27,19 +28,33 @@ pub trait FleetLink: Send + Sync {
     fn disconnect(&self, node_id: i64);
 }
 
-/// A technician's command, as the API takes it (`play_now` names an approved item).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A technician's command, as the API takes it (`play_now` names an approved item). The
+/// variants without fields are empty structs so that unknown fields are refused there too
+/// (serde ignores them on unit variants of an internally tagged enum).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CommandRequest {
-    SetVolume { volume: u8 },
-    Stop,
-    PlayNow { content_id: i64 },
-    TestTone { seconds: Option<u32> },
-    Resync,
-    Restart,
+    SetVolume {
+        #[schemars(range(max = 100))]
+        volume: u8,
+    },
+    Stop {},
+    /// Play an approved item at once.
+    PlayNow {
+        #[schemars(range(min = 1))]
+        content_id: i64,
+    },
+    /// A 1 kHz tone, 1-60 s (default 5).
+    TestTone {
+        #[serde(default)]
+        #[schemars(range(min = 1, max = 60))]
+        seconds: Option<u32>,
+    },
+    Resync {},
+    Restart {},
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CommandResponse {
     pub id: u64,
     /// The node had a live session and the command went to it.
@@ -70,6 +85,22 @@ fn normalise_code(code: &str) -> Option<String> {
 }
 
 impl Cms {
+    /// Play logs the nodes of the caller's commune reported, started within `[from, to)`
+    /// (milliseconds since the epoch), optionally of one node.
+    pub async fn play_logs(
+        &self,
+        p: &Principal,
+        node: Option<i64>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<PlayLog>> {
+        p.require(Perm::Read)?;
+        let cid = p.commune(None)?;
+        self.store()
+            .call(move |c| q::playlogs::list(c, cid, node, from, to))
+            .await
+    }
+
     /// Trades a one-time enrolment code for a node token. Failures count against the
     /// caller's address like failed logins.
     pub async fn enroll_node(&self, req: EnrollRequest, ip: &str) -> Result<EnrollResponse> {
@@ -294,12 +325,18 @@ fn to_command(
                 "Volume is 0 to 100.",
             ));
         }
-        CommandRequest::Stop => Command::Stop,
-        CommandRequest::TestTone { seconds } => Command::TestTone {
-            seconds: seconds.unwrap_or(5).clamp(1, 60),
+        CommandRequest::Stop {} => Command::Stop,
+        CommandRequest::TestTone { seconds } => match seconds.unwrap_or(5) {
+            seconds @ 1..=60 => Command::TestTone { seconds },
+            _ => {
+                return Err(CmsError::invalid(
+                    "Âm thử dài từ 1 đến 60 giây.",
+                    "A test tone lasts 1 to 60 seconds.",
+                ));
+            }
         },
-        CommandRequest::Resync => Command::Resync,
-        CommandRequest::Restart => Command::Restart,
+        CommandRequest::Resync {} => Command::Resync,
+        CommandRequest::Restart {} => Command::Restart,
         CommandRequest::PlayNow { .. } => {
             let c = item.ok_or_else(|| CmsError::not_found("Không tìm thấy", "Content"))?;
             p.check_commune(c.commune_id, Text::new("Không tìm thấy", "Content"))?;

@@ -1,5 +1,6 @@
 //! Villages, groups of villages and speaker nodes.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{audit_by, change_audited, required, to_json};
@@ -9,14 +10,19 @@ use crate::error::{CmsError, Result, Text};
 use crate::model::{Node, Village, VillageGroup};
 use crate::store::{self as q, NodeUpdate};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = crate::http::schema::position_both_or_neither)]
 pub struct NodeRequest {
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     pub name: String,
+    #[schemars(range(min = 1))]
     pub village_id: i64,
     #[serde(default)]
+    #[schemars(range(min = -90.0, max = 90.0))]
     pub lat: Option<f64>,
     #[serde(default)]
+    #[schemars(range(min = -180.0, max = 180.0))]
     pub lon: Option<f64>,
     #[serde(default)]
     pub notes: Option<String>,

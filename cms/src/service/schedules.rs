@@ -10,6 +10,7 @@ use protocol::desired::DesiredState;
 use protocol::schedule::{
     self, LocalTime, Outcome, Play, Priority, Program, ProgramItem, QuietHours, Rule, ScheduleSpec,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{audit_by, required, to_json};
@@ -22,25 +23,40 @@ use crate::model::{
 use crate::store::{self as q, ScheduleRow};
 
 /// `POST /api/v1/schedules` (docs/INTERFACES.md), plus the program options (gap, repeat, chime).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub title: String,
+    /// Approved items, played in this order.
+    #[schemars(length(min = 1, max = 50), inner(range(min = 1)))]
     pub content_ids: Vec<i64>,
     pub targets: Targets,
     pub priority: Priority,
     pub rule: Rule,
+    /// 0-100 (default 80).
     #[serde(default)]
+    #[schemars(range(max = 100))]
     pub volume: Option<u8>,
+    /// Silence between items.
     #[serde(default)]
+    #[schemars(range(max = 600_000))]
     pub gap_ms: Option<u64>,
+    /// Times the whole program plays (default 1).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 20))]
     pub repeat: Option<u32>,
+    /// Silence between repeats.
     #[serde(default)]
+    #[schemars(range(max = 3_600_000))]
     pub pause_ms: Option<u64>,
+    /// An approved item played before the program.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub chime_id: Option<i64>,
+    /// How late the program may still start (waiting behind another).
     #[serde(default)]
+    #[schemars(range(max = 86_400_000))]
     pub max_delay_ms: Option<u64>,
 }
 
@@ -64,7 +80,7 @@ pub enum PreviewTarget {
 }
 
 /// One play in a preview (the resolver's [`Play`]), with what staff need to read it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PreviewPlay {
     #[serde(flatten)]
     pub play: Play,
@@ -157,6 +173,15 @@ fn what() -> Text {
     Text::new("Không tìm thấy lịch phát", "Schedule")
 }
 
+/// Emergencies cut into everything: leaders (approvers, admins) decide them, Circular
+/// 39/2020. Creating one, and changing, demoting or deleting an existing one, need them.
+fn leaders_alone_touch_emergencies(p: &Principal, priority: Priority) -> Result<()> {
+    if priority == Priority::Emergency {
+        p.require(Perm::Approve)?;
+    }
+    Ok(())
+}
+
 impl Cms {
     pub async fn create_schedule(&self, p: &Principal, req: ScheduleRequest) -> Result<Schedule> {
         self.save_schedule(p, None, req).await
@@ -178,10 +203,7 @@ impl Cms {
         req: ScheduleRequest,
     ) -> Result<Schedule> {
         p.require(Perm::Schedule)?;
-        if req.priority == Priority::Emergency {
-            // Emergencies cut into everything: leaders decide them (Circular 39/2020).
-            p.require(Perm::Approve)?;
-        }
+        leaders_alone_touch_emergencies(p, req.priority)?;
         let cid = p.commune(None)?;
         let commune = self.commune(cid).await?;
         let title = required(&req.title, 200, "tên lịch", "Title")?;
@@ -232,6 +254,7 @@ impl Cms {
                 Some(id) => {
                     let before = q::schedules::get(&tx, id)?;
                     p2.check_commune(before.commune_id, what())?;
+                    leaders_alone_touch_emergencies(&p2, before.priority)?;
                     q::schedules::update(&tx, id, &row)?;
                     (id, to_json(&before))
                 }
@@ -256,6 +279,7 @@ impl Cms {
             let tx = c.transaction()?;
             let before = q::schedules::get(&tx, id)?;
             p.check_commune(before.commune_id, what())?;
+            leaders_alone_touch_emergencies(&p, before.priority)?;
             q::schedules::delete(&tx, id)?;
             q::audit(
                 &tx,

@@ -1,24 +1,30 @@
 //! Logins, sessions, API tokens and user accounts.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{audit_by, change_audited, required, to_json};
 use crate::Cms;
 use crate::auth::{self, Perm, Principal, Via};
 use crate::error::{CmsError, Result};
-use crate::model::{Commune, Role, User};
+use crate::model::{AuditEntry, Commune, Role, User};
 use crate::store::{self as q, NewUser, TokenKind};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = crate::http::schema::admins_alone_province_wide)]
 pub struct NewUserRequest {
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[\w.-]+$"))]
     pub username: String,
+    #[schemars(length(min = 8))]
     pub password: String,
+    #[schemars(with = "crate::model::Role")]
     pub role: String,
     #[serde(default)]
     pub display_name: Option<String>,
     /// Admins only: another commune, or `null` with `province_wide` for a province admin.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub commune_id: Option<i64>,
     #[serde(default)]
     pub province_wide: bool,
@@ -27,16 +33,21 @@ pub struct NewUserRequest {
 pub const MIN_PASSWORD: usize = 8;
 
 /// Commune settings an admin may change.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommunePatch {
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub name: Option<String>,
     /// IANA zone, e.g. `Asia/Ho_Chi_Minh`.
+    #[schemars(with = "Option<crate::http::schema::Zone>")]
     pub tz: Option<String>,
     /// `HH:MM`; equal start and end turn quiet hours off.
+    #[schemars(with = "Option<crate::http::schema::ClockTime>")]
     pub quiet_start: Option<String>,
+    #[schemars(with = "Option<crate::http::schema::ClockTime>")]
     pub quiet_end: Option<String>,
     /// Integrated loudness items are normalised to, LUFS (-30 to -10).
+    #[schemars(range(min = -30.0, max = -10.0))]
     pub loudness_target: Option<f64>,
 }
 
@@ -234,6 +245,16 @@ impl Cms {
         p.require(Perm::ManageUsers)?;
         let scope = p.user.commune_id;
         self.store().call(move |c| q::users::users(c, scope)).await
+    }
+
+    /// The audit log, newest first: the caller's commune, or everything for a
+    /// province-wide admin.
+    pub async fn audit_log(&self, p: &Principal, limit: u32) -> Result<Vec<AuditEntry>> {
+        p.require(Perm::Audit)?;
+        let scope = p.user.commune_id;
+        self.store()
+            .call(move |c| q::audit_entries(c, scope, limit))
+            .await
     }
 
     pub async fn set_user_disabled(&self, p: &Principal, id: i64, disabled: bool) -> Result<User> {

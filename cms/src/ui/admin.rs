@@ -4,11 +4,11 @@ use maud::{Markup, html};
 use warp::reply::Response;
 
 use super::{Page, badge, form_end};
+use crate::Cms;
 use crate::auth::Perm;
 use crate::error::Result;
 use crate::model::{Commune, Node, Role, Village, VillageGroup};
 use crate::service::VILLAGE_KINDS;
-use crate::{Cms, store};
 
 /// A labelled text input.
 fn text_field(id: &str, name: &str, label: &str, value: Option<&str>, required: bool) -> Markup {
@@ -218,11 +218,7 @@ pub async fn users(cms: &Cms, page: &Page<'_>) -> Result<Response> {
 }
 
 pub async fn audit(cms: &Cms, page: &Page<'_>) -> Result<Response> {
-    let scope = page.p.user.commune_id;
-    let entries = cms
-        .store()
-        .call(move |c| store::audit_entries(c, scope, 300))
-        .await?;
+    let entries = cms.audit_log(page.p, 300).await?;
     let change = |v: &Option<serde_json::Value>| {
         v.as_ref()
             .and_then(|v| {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// Hours when only emergencies may sound (default 22:00-05:00), in the commune's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QuietHours {
     pub start: LocalTime,
     pub end: LocalTime,

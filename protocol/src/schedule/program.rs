@@ -8,6 +8,7 @@ use super::Rule;
 /// Priorities, low to high (docs/ARCHITECTURE.md, "Rules that hold everywhere"): background (relays, music) < normal < priority <
 /// emergency — the three levels of Circular 39/2020 plus background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Background,
@@ -52,6 +53,7 @@ impl Priority {
 
 /// One piece of audio in a program, with what a node needs to play it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProgramItem {
     pub content_id: i64,
     /// Blob address; `None` for a relay (stream) item.
@@ -73,6 +75,7 @@ pub struct ProgramItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Program {
     pub items: Vec<ProgramItem>,
     /// Times the item list plays (at least 1).
@@ -113,6 +116,7 @@ impl Program {
 /// Everything the resolver needs about one schedule. The CMS builds these from its
 /// database; the node from its stored desired state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ScheduleSpec {
     pub id: i64,
     #[serde(default)]

@@ -18,6 +18,7 @@ pub const MAX_OCCURRENCES: usize = 20_000;
 /// A schedule's timing: one of the kinds below, optionally bounded by local dates
 /// (`from` and `until` both inclusive).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rule {
     #[serde(flatten)]
     pub kind: RuleKind,
@@ -28,25 +29,33 @@ pub struct Rule {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RuleKind {
     /// One instant (RFC 3339, any offset).
     Once(DateTime<Utc>),
     /// Every day at these local times.
-    Daily(Vec<LocalTime>),
+    Daily(#[cfg_attr(feature = "schema", schemars(length(min = 1)))] Vec<LocalTime>),
     Weekly {
+        #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
         days: Vec<Day>,
+        #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
         times: Vec<LocalTime>,
     },
     /// On these days of the month (1-31; a day a month lacks is skipped that month).
     Monthly {
+        #[cfg_attr(
+            feature = "schema",
+            schemars(length(min = 1), inner(range(min = 1, max = 31)))
+        )]
         days: Vec<u8>,
+        #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
         times: Vec<LocalTime>,
     },
     /// A cron expression in local time: 5 fields (minute first) or 6-7 (seconds first,
     /// optional year), as the `cron` crate reads them. For the API; the UI never asks
     /// staff to type one.
-    Cron(String),
+    Cron(#[cfg_attr(feature = "schema", schemars(length(min = 9)))] String),
 }
 
 /// A wall-clock time of day, written `HH:MM` (or `HH:MM:SS`).
@@ -56,6 +65,19 @@ pub struct LocalTime(pub NaiveTime);
 impl LocalTime {
     pub fn hm(hour: u32, minute: u32) -> Option<Self> {
         NaiveTime::from_hms_opt(hour, minute, 0).map(Self)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for LocalTime {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LocalTime".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+        })
     }
 }
 
@@ -84,6 +106,7 @@ impl<'de> Deserialize<'de> for LocalTime {
 
 /// A day of the week, written `mon` ... `sun`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Day {
     Mon,
