@@ -7,6 +7,8 @@
 //! played (`wav:PATH` + `PATH.json`, docs/INTERFACES.md) to measure timing against the host clock.
 //! Every process is killed when its handle drops, so a failing test leaves nothing behind.
 
+pub mod impair;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -458,6 +460,18 @@ pub struct Node {
 impl Node {
     /// Adds a node in `village` through the API and enrols it with `speaker-node enroll`.
     pub async fn enroll(ctl: &Controller, dir: &Path, name: &str, village: i64) -> Node {
+        Self::enroll_via(ctl, &ctl.url, dir, name, village).await
+    }
+
+    /// [`Node::enroll`] with the node dialling `server` (an impairing proxy in front of
+    /// the controller, say) for its enrolment and from then on.
+    pub async fn enroll_via(
+        ctl: &Controller,
+        server: &str,
+        dir: &Path,
+        name: &str,
+        village: i64,
+    ) -> Node {
         let created = ctl
             .api
             .post(
@@ -471,7 +485,7 @@ impl Node {
             .to_string();
         let state = dir.join(name);
         let out = Command::new(bin("speaker-node"))
-            .args(["enroll", "--server", &ctl.url, "--code", &code, "--state"])
+            .args(["enroll", "--server", server, "--code", &code, "--state"])
             .arg(&state)
             .output()
             .unwrap_or_else(|e| panic!("enroll: {e}"));
@@ -512,13 +526,20 @@ impl Node {
     /// Waits until the controller reports the node online with its desired state applied
     /// and every blob cached.
     pub async fn wait_ready(&self, api: &Api) {
+        self.wait_ready_within(api, 5.0, Duration::from_secs(30))
+            .await
+    }
+
+    /// [`Node::wait_ready`] with the clock settled once it rests on an exchange faster
+    /// than `round_trip_ms` (over an impaired link), waiting up to `timeout`.
+    pub async fn wait_ready_within(&self, api: &Api, round_trip_ms: f64, timeout: Duration) {
         let what = format!("node {} ready", self.id);
-        wait_for(&what, Duration::from_secs(30), || async {
+        wait_for(&what, timeout, || async {
             let n = api.node(self.id).await;
             // A settled clock too: an estimate resting on a fast exchange.
             let settled = n["health"]["round_trip_ms"]
                 .as_f64()
-                .is_some_and(|rtt| rtt < 5.0);
+                .is_some_and(|rtt| rtt < round_trip_ms);
             let ready = n["online"] == true
                 && n["lagging"] == false
                 && settled
