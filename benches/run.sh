@@ -17,7 +17,9 @@ if [ -n "${missing[*]:-}" ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release -q --workspace --bins
+# The release binaries, for the benchmarks that run them (sync runs the tests' debug build,
+# cms builds its own controller).
+build() { cargo build --release -q --workspace --bins; }
 node=$PWD/target/release/speaker-node
 work=$(mktemp -d)
 pids=()
@@ -159,11 +161,11 @@ PY
 }
 
 case "${1:-all}" in
-  decode) bench_decode ;;
-  playback) bench_playback ;;
+  decode) build; bench_decode ;;
+  playback) build; bench_playback ;;
   cms) exec benches/cms.sh ;;
-  play-order) bench_play_order ;;
+  play-order) build; bench_play_order ;;
   sync) exec cargo test -q -p loa-tests --test sync -- --ignored --nocapture ;;
-  all) bench_decode; bench_playback; benches/cms.sh ;;
+  all) build; bench_decode; bench_playback; benches/cms.sh ;;
   *) echo "usage: benches/run.sh [decode|playback|cms|sync|play-order|all]" >&2; exit 2 ;;
 esac

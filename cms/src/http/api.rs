@@ -312,16 +312,13 @@ pub async fn node_events(c: Ctx<'_>) -> Result<Response> {
 }
 
 pub async fn revoke_node(c: Ctx<'_>) -> Result<Response> {
-    c.cms.revoke_node(c.p()?, c.req.id(0)?, false).await?;
+    c.cms.revoke_node(c.p()?, c.req.id(0)?).await?;
     ok(&Revoked { revoked: true })
 }
 
 pub async fn new_node_code(c: Ctx<'_>) -> Result<Response> {
-    let code = c.cms.revoke_node(c.p()?, c.req.id(0)?, true).await?;
-    ok(&NodeCode {
-        // Always a code when one is asked for.
-        enrollment_code: code.unwrap_or_default(),
-    })
+    let enrollment_code = c.cms.renew_node_code(c.p()?, c.req.id(0)?).await?;
+    ok(&NodeCode { enrollment_code })
 }
 
 pub async fn node_command(c: Ctx<'_>, body: crate::CommandRequest) -> Result<Response> {

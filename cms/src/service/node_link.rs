@@ -143,17 +143,22 @@ impl Cms {
             .ok_or(CmsError::Unauthenticated)
     }
 
-    /// Revokes a node's token (its session ends at once) and, with `new_code`, issues a
-    /// fresh one-time enrolment code, returned.
-    pub async fn revoke_node(
-        &self,
-        p: &Principal,
-        id: i64,
-        new_code: bool,
-    ) -> Result<Option<String>> {
+    /// Revokes a node's token: its session ends at once.
+    pub async fn revoke_node(&self, p: &Principal, id: i64) -> Result<()> {
+        self.revoke_with(p, id, None).await
+    }
+
+    /// Revokes a node's token and issues a fresh one-time enrolment code, returned.
+    pub async fn renew_node_code(&self, p: &Principal, id: i64) -> Result<String> {
+        let code = super::places::enrollment_code();
+        self.revoke_with(p, id, Some(auth::secret_hash(&code)))
+            .await?;
+        Ok(code)
+    }
+
+    /// Revokes the token, storing `code_hash` as the node's new enrolment code if given.
+    async fn revoke_with(&self, p: &Principal, id: i64, code_hash: Option<String>) -> Result<()> {
         p.require(Perm::ManageNodes)?;
-        let code = new_code.then(super::places::enrollment_code);
-        let code_hash = code.as_deref().map(auth::secret_hash);
         let who = p.clone();
         self.store()
             .call(move |c| {
@@ -175,7 +180,7 @@ impl Cms {
             })
             .await?;
         self.end_session(id);
-        Ok(code)
+        Ok(())
     }
 
     /// A fresh one-time enrolment code for a node (its old token stops working), for the
