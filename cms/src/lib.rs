@@ -34,9 +34,9 @@ use std::sync::Arc;
 pub use config::CmsConfig;
 pub use error::{CmsError, Result, Text};
 pub use service::{
-    CommandRequest, CommandResponse, ContentPatch, EnrollRequest, EnrollResponse, FleetLink,
-    NODE_TOKEN_PREFIX, NewUserRequest, NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest,
-    UploadMeta, VILLAGE_KINDS,
+    CommandRequest, CommandResponse, ContentPatch, EMERGENCY_LEAD_MS, EmergencyRequest,
+    EmergencyTargets, EnrollRequest, EnrollResponse, FleetLink, NODE_TOKEN_PREFIX, NewUserRequest,
+    NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest, UploadMeta, VILLAGE_KINDS,
 };
 
 /// A node record request (for seeding and tools).
@@ -68,6 +68,10 @@ struct Inner {
     default_commune: i64,
     /// Bumped by every write that can change what plays where (see `write`).
     generation: std::sync::atomic::AtomicU64,
+    /// The generation again, for those who wait on it (node sessions push at once).
+    generation_tx: tokio::sync::watch::Sender<u64>,
+    /// Moves on whenever an emergency or a node's reach of one changes.
+    emergencies_tx: tokio::sync::watch::Sender<u64>,
     preview_cache: service::PreviewCache,
     /// How staff actions reach live node sessions (commands, revocation): the
     /// controller's session registry, given at open; `None` where no hub runs (tools,
@@ -104,6 +108,8 @@ impl Cms {
                 limiter: LoginLimiter::default(),
                 default_commune: commune,
                 generation: std::sync::atomic::AtomicU64::new(0),
+                generation_tx: tokio::sync::watch::Sender::new(0),
+                emergencies_tx: tokio::sync::watch::Sender::new(0),
                 preview_cache: service::PreviewCache::default(),
                 fleet,
             }),
@@ -138,9 +144,26 @@ impl Cms {
         F: FnOnce(&mut rusqlite::Connection) -> Result<T> + Send + 'static,
     {
         let result = self.store().call(f).await;
-        self.inner
+        let generation = self
+            .inner
             .generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        self.inner.generation_tx.send_replace(generation);
         result
+    }
+
+    /// Wakes when the generation moves (a node session then recomputes its state).
+    pub fn watch_generation(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.generation_tx.subscribe()
+    }
+
+    /// Wakes when an emergency, or a node's reach of one, changes.
+    pub fn watch_emergencies(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.emergencies_tx.subscribe()
+    }
+
+    pub(crate) fn emergencies_changed(&self) {
+        self.inner.emergencies_tx.send_modify(|n| *n += 1);
     }
 }

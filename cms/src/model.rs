@@ -273,6 +273,8 @@ pub struct Schedule {
     pub created_by: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Stopped early by staff (an emergency ended): nothing of it plays from then on.
+    pub stopped_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -304,4 +306,48 @@ pub struct PlayLog {
 
 pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// An emergency broadcast: an approved item (or text spoken on the spot) cut in at once
+/// on chosen villages, and where it stands on every node it was sent to.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Emergency {
+    pub id: i64,
+    pub commune_id: i64,
+    /// The emergency-priority schedule that carries it to the nodes.
+    pub schedule_id: i64,
+    pub title: String,
+    pub content_id: i64,
+    /// When the first sample leaves on every node (the controller's clock).
+    pub starts_at: DateTime<Utc>,
+    /// Its nominal end (repeats included).
+    pub ends_at: DateTime<Utc>,
+    pub created_by: Option<i64>,
+    pub created_by_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub stopped_by: Option<i64>,
+    /// On air now: not stopped, and before its nominal end.
+    pub active: bool,
+    /// Nodes that confirmed playing it.
+    pub reached: u32,
+    /// Nodes it was sent to (enrolled nodes of the chosen places).
+    pub total: u32,
+    pub nodes: Vec<EmergencyNode>,
+}
+
+/// One node's reach of an emergency.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EmergencyNode {
+    pub node_id: i64,
+    pub name: String,
+    pub village_id: i64,
+    pub village: String,
+    /// `sent`, `waiting` (fetching the audio), `playing`, `ended` or `failed`.
+    pub state: String,
+    /// Why it waits or failed.
+    pub message: String,
+    /// When it first confirmed playing.
+    pub reached_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
 }

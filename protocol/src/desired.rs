@@ -72,6 +72,7 @@ mod tests {
             },
             volume: 100,
             max_delay_ms: None,
+            stopped_at: None,
         };
         let state = DesiredState {
             version: String::new(),

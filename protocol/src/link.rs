@@ -14,6 +14,7 @@
 //!                                    <-  PlayLogsAck {ids}          once durably stored
 //!                                    <-  Command {id, command}
 //!  CommandDone {id, ok, message}     ->
+//!  PlayState {schedule_id, state..}  ->  when a play goes on air, ends, or waits for audio
 //! ```
 //!
 //! Both sides ignore (and log) message kinds they do not know, so either may be newer; a
@@ -25,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::DesiredState;
+use crate::schedule::Priority;
 
 /// Spoken by this build. Bump when a message changes meaning.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -70,6 +72,17 @@ pub enum NodeMsg {
     CommandDone {
         id: u64,
         ok: bool,
+        #[serde(default)]
+        message: String,
+    },
+    /// A scheduled play went on air, ended, or cannot start yet: what the controller
+    /// shows live (an emergency's reach). The play log stays the record of what played.
+    PlayState {
+        schedule_id: i64,
+        scheduled_at: DateTime<Utc>,
+        priority: Priority,
+        state: PlayStage,
+        /// Why it waits or failed; empty otherwise.
         #[serde(default)]
         message: String,
     },
@@ -146,6 +159,31 @@ pub enum Command {
     Resync,
     /// Restart the agent (systemd brings it back).
     Restart,
+}
+
+/// Where a scheduled play stands on a node, as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlayStage {
+    /// Due, but its audio is not on the node yet (being fetched).
+    Waiting,
+    /// On air.
+    Playing,
+    /// Played to its end, cut, or stopped.
+    Ended,
+    /// Could not play (the audio could not be had or decoded, no output).
+    Failed,
+}
+
+impl PlayStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayStage::Waiting => "waiting",
+            PlayStage::Playing => "playing",
+            PlayStage::Ended => "ended",
+            PlayStage::Failed => "failed",
+        }
+    }
 }
 
 /// What became of a play, as logged.

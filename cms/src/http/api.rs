@@ -508,6 +508,60 @@ fn content_filter(req: &Req) -> Result<ContentFilter> {
     })
 }
 
+// Emergencies.
+
+pub async fn emergency_create(c: Ctx<'_>, body: crate::EmergencyRequest) -> Result<Response> {
+    created(&c.cms.create_emergency(c.p()?, body).await?)
+}
+
+pub async fn emergencies(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.emergencies(c.p()?).await?)
+}
+
+pub async fn emergency_get(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.emergency(c.p()?, c.req.id(0)?).await?)
+}
+
+pub async fn emergency_stop(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.stop_emergency(c.p()?, c.req.id(0)?).await?)
+}
+
+/// Server-sent events: the emergency as `GET /api/v1/emergency/{id}` gives it, once at
+/// once and again after every change of its reach (coalesced over a tenth of a second),
+/// for as long as the client listens.
+pub async fn emergency_events(c: Ctx<'_>) -> Result<Response> {
+    use warp::Reply;
+    let (cms, p, id) = (c.cms.clone(), c.p()?.clone(), c.req.id(0)?);
+    // Unknown or another commune's: a plain 404 before the stream starts.
+    cms.emergency(&p, id).await?;
+    let mut changes = cms.watch_emergencies();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(4);
+    tokio::spawn(async move {
+        loop {
+            let Ok(e) = cms.emergency(&p, id).await else {
+                return;
+            };
+            let Ok(event) = warp::sse::Event::default().event("reach").json_data(&e) else {
+                return;
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            changes.borrow_and_update();
+        }
+    });
+    let events = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|e| e.map(Ok::<_, std::convert::Infallible>))
+    });
+    Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
+}
+
 fn ok<T: serde::Serialize>(v: &T) -> Result<Response> {
     Ok(reply::json(200, v))
 }

@@ -100,22 +100,47 @@ pub fn admins_alone_province_wide(schema: &mut Schema) {
     );
 }
 
+/// An optional property's schema as a required one: no longer nullable.
+fn required_value(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("nullable");
+    }
+    v
+}
+
 /// A node's GPS position: both coordinates or neither.
 pub fn position_both_or_neither(schema: &mut Schema) {
     let none = json!({ "nullable": true, "enum": [null] });
     let props = schema.get("properties").cloned().unwrap_or_default();
     let (lat, lon) = (props["lat"].clone(), props["lon"].clone());
-    let strip = |mut v: Value| {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("nullable");
-        }
-        v
-    };
     variants(
         schema,
         &[
-            (&[("lat", strip(lat)), ("lon", strip(lon))], &["lat", "lon"]),
+            (
+                &[("lat", required_value(lat)), ("lon", required_value(lon))],
+                &["lat", "lon"],
+            ),
             (&[("lat", none.clone()), ("lon", none)], &[]),
+        ],
+    );
+}
+
+/// An emergency says an approved item or text to speak: exactly one of the two.
+pub fn content_or_text(schema: &mut Schema) {
+    let props = schema.get("properties").cloned().unwrap_or_default();
+    let (item, text) = (props["content_id"].clone(), props["text"].clone());
+    let none = json!({ "nullable": true, "enum": [null] });
+    variants(
+        schema,
+        &[
+            (
+                &[("content_id", required_value(item)), ("text", none.clone())],
+                &["content_id"],
+            ),
+            (
+                &[("content_id", none), ("text", required_value(text))],
+                &["text"],
+            ),
         ],
     );
 }

@@ -139,8 +139,10 @@ macro_rules! routes {
 }
 
 use super::upload::UploadForm;
+use crate::EmergencyRequest;
 use crate::model::{
-    AuditEntry, Commune, Content, Node, NodeEvent, PlayLog, Schedule, User, Village, VillageGroup,
+    AuditEntry, Commune, Content, Emergency, Node, NodeEvent, PlayLog, Schedule, User, Village,
+    VillageGroup,
 };
 use crate::service::{
     CommandRequest, CommandResponse, CommunePatch, ContentPatch, NewUserRequest, NodeRequest,
@@ -196,6 +198,11 @@ routes! {
     GET    "/api/v1/schedules/{id}"      Read         false api::schedule_get, 200 [404] none => Schedule, "One schedule.";
     PUT    "/api/v1/schedules/{id}"      Schedule     false api::update_schedule, 200 [404, 409] json(ScheduleRequest) => Schedule, "Replace a schedule.";
     DELETE "/api/v1/schedules/{id}"      Schedule     false api::delete_schedule, 200 [404] none => Done, "Delete a schedule.";
+    POST   "/api/v1/emergency"           Approve      false api::emergency_create, 201 [404, 409] json(EmergencyRequest) => Emergency, "Cut in at once with an approved item or text spoken on the spot, on chosen villages or all (approvers and admins).";
+    GET    "/api/v1/emergency"           Read         false api::emergencies, 200 [] none => Vec<Emergency>, "The commune's latest emergencies, newest first.";
+    GET    "/api/v1/emergency/{id}"      Read         false api::emergency_get, 200 [404] none => Emergency, "An emergency: reached of total (nodes that confirmed playing it) and every node's state.";
+    DELETE "/api/v1/emergency/{id}"      Approve      false api::emergency_stop, 200 [404, 409] none => Emergency, "Stop an emergency on every node; the schedule resumes.";
+    GET    "/api/v1/emergency/{id}/events" Read       false api::emergency_events, 200 [404] none => (), "The emergency's reach as server-sent events (text/event-stream), at every change.";
     GET    "/api/v1/playlogs"            Read         false api::playlogs, 200 [] none => Vec<PlayLog>, "Play logs reported by nodes (filters: node, from, to; default the last day up to now).";
     GET    "/api/v1/audit"               Audit        false api::audit, 200 [] none => Vec<AuditEntry>, "The audit log, newest first.";
     GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] none => (), "An audio blob by SHA-256 (immutable; Range requests supported).";

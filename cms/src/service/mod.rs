@@ -3,6 +3,7 @@
 //! log in that same transaction.
 
 mod content;
+mod emergencies;
 mod node_link;
 mod places;
 mod schedules;
@@ -10,6 +11,7 @@ mod users;
 
 pub(crate) use content::status_vi;
 pub use content::{ContentPatch, UploadMeta};
+pub use emergencies::{EMERGENCY_LEAD_MS, EmergencyRequest, EmergencyTargets};
 pub use node_link::{
     CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, FleetLink, NODE_TOKEN_PREFIX,
 };

@@ -280,6 +280,7 @@ impl Cms {
             let before = q::schedules::get(&tx, id)?;
             p.check_commune(before.commune_id, what())?;
             leaders_alone_touch_emergencies(&p, before.priority)?;
+            Cms::emergency_of_schedule(&tx, id)?;
             q::schedules::delete(&tx, id)?;
             q::audit(
                 &tx,
@@ -478,7 +479,7 @@ fn check_program(p: &StoredProgram, volume: Option<u8>) -> Result<()> {
     Ok(())
 }
 
-fn check_targets(c: &rusqlite::Connection, cid: i64, t: &Targets) -> Result<()> {
+pub(super) fn check_targets(c: &rusqlite::Connection, cid: i64, t: &Targets) -> Result<()> {
     let foreign = || {
         CmsError::invalid(
             "Nơi phát không thuộc xã này.",
@@ -526,16 +527,22 @@ pub fn specs_of(
             Err(_) => continue,
         };
         titles.insert(s.id, s.title.clone());
-        specs.extend(to_spec(
-            s.id,
-            &s.title,
-            s.priority,
-            s.volume,
-            &s.rule,
-            &s.program,
-            s.max_delay_ms,
-            &items,
-        ));
+        specs.extend(
+            to_spec(
+                s.id,
+                &s.title,
+                s.priority,
+                s.volume,
+                &s.rule,
+                &s.program,
+                s.max_delay_ms,
+                &items,
+            )
+            .map(|spec| ScheduleSpec {
+                stopped_at: s.stopped_at,
+                ..spec
+            }),
+        );
     }
     Ok((specs, titles))
 }
@@ -584,5 +591,6 @@ fn to_spec(
         },
         volume,
         max_delay_ms,
+        stopped_at: None,
     })
 }

@@ -181,8 +181,37 @@ CREATE TABLE node_events (
 CREATE INDEX node_events_node ON node_events(node_id, id DESC);
 "#;
 
+/// Emergencies: a schedule stopped early, the emergency behind it, and each node's reach.
+const V3: &str = r#"
+ALTER TABLE schedules ADD COLUMN stopped_at INTEGER;
+CREATE TABLE emergencies (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    schedule_id INTEGER NOT NULL UNIQUE REFERENCES schedules(id),
+    title TEXT NOT NULL,
+    content_id INTEGER NOT NULL REFERENCES content(id),
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    created_by INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    stopped_at INTEGER,
+    stopped_by INTEGER REFERENCES users(id)
+);
+CREATE INDEX emergencies_commune ON emergencies(commune_id, id DESC);
+-- Every node an emergency was sent to, and where it stands there.
+CREATE TABLE emergency_nodes (
+    emergency_id INTEGER NOT NULL REFERENCES emergencies(id) ON DELETE CASCADE,
+    node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    state TEXT NOT NULL DEFAULT 'sent' CHECK (state IN ('sent','waiting','playing','ended','failed')),
+    message TEXT NOT NULL DEFAULT '',
+    reached_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (emergency_id, node_id)
+);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -10,6 +10,7 @@
 
 mod audit;
 pub mod content;
+pub mod emergencies;
 mod migrations;
 pub mod node_link;
 pub mod places;

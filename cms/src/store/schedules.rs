@@ -22,7 +22,7 @@ pub struct ScheduleRow<'a> {
     pub created_by: Option<i64>,
 }
 
-const COLS: &str = "id, commune_id, title, priority, volume, rule, program, max_delay_ms, enabled, created_by, created_at, updated_at";
+const COLS: &str = "id, commune_id, title, priority, volume, rule, program, max_delay_ms, enabled, created_by, created_at, updated_at, stopped_at";
 
 fn row(r: &Row) -> rusqlite::Result<Schedule> {
     let priority: String = r.get(3)?;
@@ -45,6 +45,7 @@ fn row(r: &Row) -> rusqlite::Result<Schedule> {
         created_by: r.get(9)?,
         created_at: ms_to_time(r.get(10)?),
         updated_at: ms_to_time(r.get(11)?),
+        stopped_at: r.get::<_, Option<i64>>(12)?.map(ms_to_time),
     })
 }
 
@@ -83,6 +84,18 @@ pub fn update(tx: &Connection, id: i64, s: &ScheduleRow) -> Result<()> {
     tx.execute("DELETE FROM schedule_targets WHERE schedule_id = ?1", [id])?;
     tx.execute("DELETE FROM schedule_content WHERE schedule_id = ?1", [id])?;
     write_links(tx, id, s)?;
+    Ok(())
+}
+
+/// Stops the schedule at `at_ms` (its play on air ends there; nothing starts after).
+pub fn stop(conn: &Connection, id: i64, at_ms: i64) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE schedules SET stopped_at = ?2, updated_at = ?2 WHERE id = ?1 AND stopped_at IS NULL",
+        params![id, at_ms],
+    )?;
+    if n == 0 {
+        return Err(not_found());
+    }
     Ok(())
 }
 

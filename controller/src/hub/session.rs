@@ -10,13 +10,15 @@ use cms::store::node_link::NodeIdentity;
 use protocol::link::{
     self, ControllerMsg, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION, PlayLogEntry,
 };
+use protocol::schedule::Priority;
 use protocol::transport::{CloseCode, Transport, TransportError};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::{Hub, Outgoing};
 
-/// How often a session looks for a new desired state (the CMS generation is one atomic).
+/// How often a session checks its link and looks for a new desired state (besides being
+/// woken by every change of the CMS generation).
 const DESIRED_CHECK: Duration = Duration::from_millis(300);
 /// A heartbeat is a few hundred bytes; one this large is refused (it is stored each time).
 const MAX_HEALTH_BYTES: usize = 64 * 1024;
@@ -57,6 +59,8 @@ impl NodeSession {
         mut rx: mpsc::UnboundedReceiver<Outgoing>,
     ) -> String {
         let mut desired_tick = tokio::time::interval(DESIRED_CHECK);
+        // A change is pushed at once (an emergency cannot wait for the next check).
+        let mut generation = self.hub.cms().watch_generation();
         let mut keepalive = tokio::time::interval(Duration::from_millis(KEEPALIVE_MS));
         let mut last_rx = self.hub.clock().now_ns();
         loop {
@@ -94,6 +98,9 @@ impl NodeSession {
                     if self.hub.clock().ms_since(last_rx) > self.hub.dead_after_ms() {
                         return "no traffic: link dead".into();
                     }
+                    self.desired_if_changed().await.into_iter().collect()
+                }
+                Ok(()) = generation.changed() => {
                     self.desired_if_changed().await.into_iter().collect()
                 }
                 _ = keepalive.tick() => {
@@ -163,6 +170,20 @@ impl NodeSession {
             } => {
                 let detail = format!("{cmd} {} {message}", if ok { "ok" } else { "failed" });
                 beside(async move { cms.node_event(id, "command_done", detail).await });
+                Ok(Vec::new())
+            }
+            NodeMsg::PlayState {
+                schedule_id,
+                state,
+                priority,
+                message,
+                ..
+            } => {
+                // In order (waiting, playing, ended follow each other closely); rare
+                // enough not to hold up the clock exchanges.
+                if priority == Priority::Emergency {
+                    logged(cms.emergency_report(id, schedule_id, state, message).await);
+                }
                 Ok(Vec::new())
             }
             NodeMsg::Unknown => {

@@ -130,6 +130,10 @@ pub struct ScheduleSpec {
     /// Latest start after the scheduled time; `None` = the priority's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_ms: Option<u64>,
+    /// Stopped by staff at this instant (an emergency ended early): a play on air then
+    /// ends there, and nothing of the schedule starts from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn full_volume() -> u8 {

@@ -4,7 +4,9 @@
 //!   interrupted and restarts from its beginning afterwards if its window is still open;
 //! - at equal priority the one already playing finishes and the other waits if its
 //!   window allows, else it is skipped;
-//! - a play's window runs from its scheduled time to that plus its schedule's max delay.
+//! - a play's window runs from its scheduled time to that plus its schedule's max delay;
+//! - a schedule stopped by staff (`stopped_at`) ends its play on air there (interrupted,
+//!   by nobody) and starts nothing from then on; what it had interrupted restarts.
 //!
 //! One pure function, [`resolve`], run by the CMS preview and by the node's scheduler, so
 //! what staff see is what plays. It simulates one speaker over the window: events are the
@@ -25,7 +27,7 @@ use super::{Priority, ScheduleSpec};
 pub enum Outcome {
     /// Played to the end.
     Complete,
-    /// Cut off by a higher priority at `end`.
+    /// Cut off at `end` by a higher priority (`because_of`), or stopped by staff.
     Interrupted,
     /// Never started: its window closed while others played. `start == end`.
     Skipped,
@@ -94,6 +96,8 @@ struct Occurrence {
     deadline: DateTime<Utc>,
     duration: Duration,
     attempt: u32,
+    /// The schedule was stopped then.
+    stop: Option<DateTime<Utc>>,
 }
 
 impl Occurrence {
@@ -115,9 +119,11 @@ fn expand(
         .flat_map(|s| {
             let duration = Duration::milliseconds(s.program.duration_ms() as i64);
             let max_delay = Duration::milliseconds(s.max_delay_ms() as i64);
+            let stop = s.stopped_at;
             s.rule
                 .occurrences(tz, from, to)
                 .into_iter()
+                .filter(move |at| stop.is_none_or(|stop| *at < stop))
                 .map(move |at| Occurrence {
                     schedule_id: s.id,
                     priority: s.priority,
@@ -125,6 +131,7 @@ fn expand(
                     deadline: at + max_delay,
                     duration,
                     attempt: 0,
+                    stop,
                 })
         })
         .collect();
@@ -138,8 +145,16 @@ struct Current {
 }
 
 impl Current {
+    /// When it ends: its natural end, or earlier where staff stopped it.
     fn end(&self) -> DateTime<Utc> {
-        self.start + self.occ.duration
+        let natural = self.start + self.occ.duration;
+        self.occ.stop.map_or(natural, |stop| natural.min(stop))
+    }
+
+    fn stopped(&self) -> bool {
+        self.occ
+            .stop
+            .is_some_and(|stop| stop < self.start + self.occ.duration)
     }
 }
 
@@ -205,17 +220,22 @@ fn finish(
 ) {
     let played_by = current.as_ref().map(|c| c.occ.schedule_id);
     if let Some(cur) = current.take() {
-        plays.push(play(&cur.occ, cur.start, now, Outcome::Complete, None));
+        let outcome = match cur.stopped() {
+            true => Outcome::Interrupted,
+            false => Outcome::Complete,
+        };
+        plays.push(play(&cur.occ, cur.start, now, outcome, None));
     }
     waiting.sort_by_key(Occurrence::rank);
     let mut rest = std::mem::take(waiting).into_iter();
     for occ in rest.by_ref() {
-        if occ.deadline >= now {
+        let stopped = occ.stop.is_some_and(|stop| stop <= now);
+        if occ.deadline >= now && !stopped {
             *current = Some(Current { occ, start: now });
             break;
         }
-        // Window closed. An interrupted play already has its record; a never-started one
-        // is logged as skipped.
+        // Window closed (or the schedule was stopped). An interrupted play already has
+        // its record; a never-started one is logged as skipped.
         if occ.attempt == 0 {
             plays.push(play(&occ, occ.at, occ.at, Outcome::Skipped, played_by));
         }

@@ -41,6 +41,7 @@ fn spec(id: i64, priority: Priority, rule: RuleKind, secs: u64) -> ScheduleSpec 
         },
         volume: 100,
         max_delay_ms: None,
+        stopped_at: None,
     }
 }
 
@@ -329,16 +330,21 @@ fn lone_play_is_complete_on_time() {
     assert_eq!(plays[0].end, utc("2026-12-01T06:01:00Z"));
 }
 
+/// Every play on 1 December 2026 (UTC).
+fn first_of_december(specs: &[ScheduleSpec]) -> Vec<Play> {
+    resolve(
+        specs,
+        HCM,
+        utc("2026-12-01T00:00:00Z"),
+        utc("2026-12-02T00:00:00Z"),
+    )
+}
+
 #[test]
 fn emergency_interrupts_and_the_news_restarts() {
     let news = spec(1, Priority::Normal, once("2026-12-01T06:00:00Z"), 600);
     let storm = spec(2, Priority::Emergency, once("2026-12-01T06:05:00Z"), 120);
-    let plays = resolve(
-        &[news, storm],
-        HCM,
-        utc("2026-12-01T00:00:00Z"),
-        utc("2026-12-02T00:00:00Z"),
-    );
+    let plays = first_of_december(&[news, storm]);
     let summary: Vec<_> = plays
         .iter()
         .map(|p| {
@@ -360,6 +366,78 @@ fn emergency_interrupts_and_the_news_restarts() {
     );
     assert_eq!(plays[0].end, utc("2026-12-01T06:05:00Z"));
     assert_eq!(plays[0].because_of, Some(2));
+}
+
+#[test]
+fn a_stopped_emergency_ends_there_and_the_news_restarts_at_once() {
+    let news = spec(1, Priority::Normal, once("2026-12-01T06:00:00Z"), 600);
+    let mut storm = spec(2, Priority::Emergency, once("2026-12-01T06:05:00Z"), 120);
+    storm.stopped_at = Some(utc("2026-12-01T06:05:30Z"));
+    let plays = first_of_december(&[news, storm]);
+    let summary: Vec<_> = plays
+        .iter()
+        .map(|p| {
+            (
+                p.schedule_id,
+                p.outcome,
+                p.start.format("%H:%M:%S").to_string(),
+                p.end.format("%H:%M:%S").to_string(),
+                p.because_of,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                1,
+                Outcome::Interrupted,
+                "06:00:00".into(),
+                "06:05:00".into(),
+                Some(2)
+            ),
+            (
+                2,
+                Outcome::Interrupted,
+                "06:05:00".into(),
+                "06:05:30".into(),
+                None
+            ),
+            (
+                1,
+                Outcome::Complete,
+                "06:05:30".into(),
+                "06:15:30".into(),
+                None
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_stopped_schedule_starts_nothing_afterwards() {
+    let mut daily = spec(1, Priority::Normal, RuleKind::Daily(vec![t("06:00")]), 60);
+    daily.stopped_at = Some(utc("2026-12-01T12:00:00Z"));
+    let plays = resolve(
+        &[daily.clone()],
+        HCM,
+        utc("2026-11-30T00:00:00Z"),
+        utc("2026-12-05T00:00:00Z"),
+    );
+    // 06:00 in Ho Chi Minh City is 23:00 UTC the day before.
+    let starts: Vec<_> = plays.iter().map(|p| p.start.to_rfc3339()).collect();
+    assert_eq!(starts, ["2026-11-30T23:00:00+00:00"]);
+    // Stopped before it fired: nothing; and one stopped long after plays as before.
+    daily.stopped_at = Some(utc("2026-11-29T00:00:00Z"));
+    assert!(
+        resolve(
+            &[daily],
+            HCM,
+            utc("2026-11-30T00:00:00Z"),
+            utc("2026-12-05T00:00:00Z")
+        )
+        .is_empty()
+    );
 }
 
 #[test]

@@ -137,6 +137,7 @@ impl AgentCore {
             content_id,
             volume: 100,
             nominal_ms,
+            emergency: false,
         }));
     }
 }

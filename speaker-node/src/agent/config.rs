@@ -18,6 +18,8 @@ pub struct AgentConfig {
     pub output: String,
     /// The node's volume until a technician sets one remotely.
     pub volume: u8,
+    /// Emergencies play at this volume (0-100), whatever the node's own.
+    pub emergency_volume: u8,
     pub cache_quota_mb: u64,
     pub amplifier_on_command: Option<String>,
     pub amplifier_off_command: Option<String>,
@@ -47,6 +49,7 @@ impl Default for AgentConfig {
             content_base_url: None,
             output: "device".into(),
             volume: 100,
+            emergency_volume: 100,
             cache_quota_mb: 2048,
             amplifier_on_command: None,
             amplifier_off_command: None,

@@ -234,6 +234,7 @@ fn playout_config(
         open: Box::new(move || output.open_clocked(format, drift_ppm)),
         output_name: cfg.output.clone(),
         volume: stored.settings.volume.unwrap_or(cfg.volume),
+        emergency_volume: cfg.emergency_volume.min(100),
         amp: Amplifier::new(AmpConfig {
             on_command: cfg.amplifier_on_command.clone(),
             off_command: cfg.amplifier_off_command.clone(),

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use protocol::desired::DesiredState;
-use protocol::link::{Command, Health, NodeMsg, PlayLogEntry};
+use protocol::link::{Command, Health, NodeMsg, PlayLogEntry, PlayOutcome, PlayStage};
+use protocol::schedule::Priority;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::Exit;
@@ -23,7 +24,7 @@ use super::clock::NodeClock;
 use super::error::AgentError;
 use super::fetcher::Fetcher;
 use super::journal::PlayJournal;
-use super::playout::{PlayoutCmd, PlayoutEvent, PlayoutHandle, PlayoutStatus};
+use super::playout::{PlayKey, PlayoutCmd, PlayoutEvent, PlayoutHandle, PlayoutStatus};
 use super::scheduler::Scheduler;
 use super::state::StateDir;
 
@@ -160,6 +161,10 @@ pub struct AgentCore {
     pub(super) cache_quota_bytes: u64,
     pub(super) fetcher: Fetcher,
     pub(super) links: CoreLinks,
+    /// Emergencies held for their audio, with what the controller was last told of each.
+    waiting: std::collections::HashMap<PlayKey, String>,
+    /// The fetcher's last failure, said of held emergencies.
+    fetch_error: Option<String>,
 }
 
 /// Runs blocking work (an fsync) without stalling the other tasks: on a multi-threaded
@@ -204,6 +209,8 @@ impl AgentCore {
             cache_quota_bytes,
             fetcher,
             links,
+            waiting: Default::default(),
+            fetch_error: None,
         };
         // The first heartbeat must not claim a complete cache the fetcher has not checked.
         core.set_desired(desired);
@@ -251,8 +258,18 @@ impl AgentCore {
                 let _ = reply.send(self.applied_version());
             }
             AgentCmd::LinkUp { ip } => self.ip = ip,
-            AgentCmd::Error(e) => self.note_error(e),
-            AgentCmd::Missing(missing) => self.missing = missing,
+            AgentCmd::Error(e) => {
+                if e.starts_with("fetch") {
+                    self.fetch_error = Some(e.clone());
+                }
+                self.note_error(e)
+            }
+            AgentCmd::Missing(missing) => {
+                if missing.is_empty() {
+                    self.fetch_error = None;
+                }
+                self.missing = missing
+            }
             AgentCmd::PlayNowReady { id, play, fetched } => self.play_now_ready(id, play, fetched),
             AgentCmd::Heartbeat => {
                 self.to_link(ToLink::Send(NodeMsg::Heartbeat(Box::new(self.health()))))
@@ -325,6 +342,7 @@ impl AgentCore {
                 return;
             }
             tracing::info!(%version, schedules = state.schedules.len(), "desired state applied");
+            self.cut_if_withdrawn(&state);
             self.set_desired(Some(state));
             self.tick(true);
         }
@@ -341,22 +359,89 @@ impl AgentCore {
             self.scheduler.replan();
             self.to_playout(PlayoutCmd::ClearPending);
         }
-        let (jobs, skips) = self
+        let turn = self
             .scheduler
             .tick(state, self.clock.controller_ns(), &self.cache);
-        for job in jobs {
+        for job in turn.jobs {
             tracing::debug!(schedule = ?job.schedule_id, start_ns = job.start_ns, "queued");
             self.to_playout(PlayoutCmd::Queue(job));
         }
-        for entry in skips {
+        for entry in turn.skips {
             self.log(entry);
         }
+        self.report_waiting(turn.waiting);
+    }
+
+    /// Tells the controller about emergencies held for their audio (once, and again when
+    /// the reason changes).
+    fn report_waiting(&mut self, waiting: Vec<PlayKey>) {
+        self.waiting.retain(|k, _| waiting.contains(k));
+        let why = match &self.fetch_error {
+            Some(e) => format!("the audio could not be fetched yet ({e})"),
+            None => "fetching the audio".to_string(),
+        };
+        for key in waiting {
+            if self.waiting.get(&key) == Some(&why) {
+                continue;
+            }
+            tracing::warn!(schedule = key.schedule_id, "emergency waiting: {why}");
+            self.play_state(&key, PlayStage::Waiting, why.clone());
+            self.waiting.insert(key, why.clone());
+        }
+    }
+
+    /// A desired state that drops or stops the schedule on air ends its play now
+    /// (an emergency ended by staff, a schedule deleted while it played).
+    fn cut_if_withdrawn(&self, next: &protocol::desired::DesiredState) {
+        let Some(id) = self.playout_status().playing.and_then(|p| p.schedule_id) else {
+            return;
+        };
+        let now = chrono::DateTime::from_timestamp_nanos(self.clock.controller_ns());
+        let reason = match next.schedules.iter().find(|s| s.id == id) {
+            None => "its schedule was withdrawn",
+            Some(s) if s.stopped_at.is_some_and(|t| t <= now) => "stopped by the commune",
+            Some(_) => return,
+        };
+        self.to_playout(PlayoutCmd::Cut {
+            schedule_id: id,
+            reason: reason.into(),
+        });
+    }
+
+    /// Sends the controller where a scheduled play stands (not for commands' plays).
+    fn play_state(&self, key: &PlayKey, state: PlayStage, message: String) {
+        if key.schedule_id <= 0 {
+            return;
+        }
+        let priority = self
+            .desired
+            .as_ref()
+            .and_then(|d| d.schedules.iter().find(|s| s.id == key.schedule_id))
+            .map_or(Priority::Normal, |s| s.priority);
+        self.to_link(ToLink::Send(NodeMsg::PlayState {
+            schedule_id: key.schedule_id,
+            scheduled_at: chrono::DateTime::from_timestamp_nanos(key.scheduled_at_ns),
+            priority,
+            state,
+            message,
+        }));
     }
 
     fn on_playout(&mut self, ev: PlayoutEvent) {
         match ev {
-            PlayoutEvent::Started(key) => self.scheduler.started(&key),
-            PlayoutEvent::Ended(_, entry) => self.log(entry),
+            PlayoutEvent::Started(key) => {
+                self.scheduler.started(&key);
+                self.play_state(&key, PlayStage::Playing, String::new());
+            }
+            PlayoutEvent::Ended(key, entry) => {
+                let stage = match entry.outcome {
+                    PlayOutcome::Failed | PlayOutcome::Skipped => PlayStage::Failed,
+                    PlayOutcome::Completed | PlayOutcome::Interrupted => PlayStage::Ended,
+                };
+                let message = entry.reason.clone().unwrap_or_default();
+                self.log(entry);
+                self.play_state(&key, stage, message);
+            }
         }
     }
 

@@ -80,6 +80,8 @@ pub struct Job {
     pub volume: u8,
     /// The program's air time as the schedule says (0: unknown).
     pub nominal_ms: u64,
+    /// An emergency: plays at the node's emergency volume, whatever its own.
+    pub emergency: bool,
 }
 
 pub enum PlayoutCmd {
@@ -88,6 +90,11 @@ pub enum PlayoutCmd {
     ClearPending,
     /// Stop the current play.
     Stop,
+    /// Stop the current play if it is this schedule's (withdrawn or stopped by staff).
+    Cut {
+        schedule_id: i64,
+        reason: String,
+    },
     SetVolume(u8),
     Shutdown,
 }
@@ -121,6 +128,8 @@ pub struct PlayoutConfig {
     /// The output as the technician named it, for messages.
     pub output_name: String,
     pub volume: u8,
+    /// Emergencies play at this volume (0-100) instead of the node's.
+    pub emergency_volume: u8,
     pub amp: Amplifier,
 }
 
@@ -262,6 +271,15 @@ impl Playout {
                 Ok(PlayoutCmd::Stop) => {
                     self.end_current(PlayOutcome::Interrupted, "stopped by a technician")
                 }
+                Ok(PlayoutCmd::Cut {
+                    schedule_id,
+                    reason,
+                }) => {
+                    let on_air = self.current.as_ref().and_then(|c| c.job.schedule_id);
+                    if on_air == Some(schedule_id) {
+                        self.end_current(PlayOutcome::Interrupted, &reason);
+                    }
+                }
                 Ok(PlayoutCmd::SetVolume(v)) => self.status().volume = v,
                 Ok(PlayoutCmd::Shutdown) | Err(TryRecvError::Disconnected) => return true,
                 Err(TryRecvError::Empty) => return false,
@@ -373,7 +391,10 @@ impl Playout {
     /// Fills `buf` with `frames` frames of the current job (silence after its end, or with
     /// none). Returns the job's frames among them and whether it has audio after these.
     fn render(&mut self, buf: &mut Vec<f32>, frames: usize, format: AudioFormat) -> (usize, bool) {
-        let volume = self.status().volume;
+        let volume = match self.current.as_ref().is_some_and(|c| c.job.emergency) {
+            true => self.cfg.emergency_volume,
+            false => self.status().volume,
+        };
         let channels = usize::from(format.channels);
         let want = frames * channels;
         let before = buf.len();

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use protocol::desired::DesiredState;
 use protocol::link::{PlayLogEntry, PlayOutcome};
-use protocol::schedule::{Outcome, Play, ScheduleSpec, resolve};
+use protocol::schedule::{Outcome, Play, Priority, ScheduleSpec, resolve};
 
 use super::cache::BlobCache;
 use super::journal;
@@ -36,6 +36,18 @@ fn key(p: &Play) -> PlayKey {
         scheduled_at_ns: ns(p.scheduled_at),
         attempt: p.attempt,
     }
+}
+
+/// One scheduler turn's work for the owner.
+#[derive(Default)]
+pub struct Turn {
+    /// Jobs for the playout.
+    pub jobs: Vec<Job>,
+    /// Skipped plays to log.
+    pub skips: Vec<PlayLogEntry>,
+    /// Emergencies due whose audio is not in the cache yet: held (not failed) until the
+    /// fetch brings it or their window closes.
+    pub waiting: Vec<PlayKey>,
 }
 
 pub struct Scheduler {
@@ -66,16 +78,11 @@ impl Scheduler {
         self.dispatched.retain(|_, started| *started);
     }
 
-    /// One turn: the jobs to queue now and the skip entries to log.
-    pub fn tick(
-        &mut self,
-        state: &DesiredState,
-        now_ns: i64,
-        cache: &BlobCache,
-    ) -> (Vec<Job>, Vec<PlayLogEntry>) {
+    /// One turn: the jobs to queue now, the skip entries to log, the emergencies held.
+    pub fn tick(&mut self, state: &DesiredState, now_ns: i64, cache: &BlobCache) -> Turn {
         // The owner refuses a state whose zone is unknown; one cannot get here.
         let Some(tz) = state.zone() else {
-            return (Vec::new(), Vec::new());
+            return Turn::default();
         };
         let plays = resolve(
             &state.schedules,
@@ -85,8 +92,7 @@ impl Scheduler {
         );
         let specs: HashMap<i64, &ScheduleSpec> =
             state.schedules.iter().map(|s| (s.id, s)).collect();
-        let mut jobs = Vec::new();
-        let mut skips = Vec::new();
+        let mut turn = Turn::default();
         for p in &plays {
             let k = key(p);
             let Some(spec) = specs.get(&p.schedule_id) else {
@@ -98,7 +104,7 @@ impl Scheduler {
                     && ns(p.scheduled_at) >= self.started_ns
                     && self.skips_logged.insert(k)
                 {
-                    skips.push(skip_entry(p));
+                    turn.skips.push(skip_entry(p));
                 }
                 continue;
             }
@@ -118,15 +124,31 @@ impl Scheduler {
                 }
                 start = now_ns;
             }
+            // An emergency late is far better than an emergency failed.
+            if spec.priority == Priority::Emergency && !has_audio(spec, cache) {
+                turn.waiting.push(k);
+                continue;
+            }
             self.dispatched.insert(k.clone(), false);
-            jobs.push(job(spec, p, k, start, deadline, cache));
+            turn.jobs.push(job(spec, p, k, start, deadline, cache));
         }
         // Forget what is long past.
         let horizon = now_ns - 2 * LOOKBACK_MS * 1_000_000;
         self.dispatched.retain(|k, _| k.scheduled_at_ns > horizon);
         self.skips_logged.retain(|k| k.scheduled_at_ns > horizon);
-        (jobs, skips)
+        turn
     }
+}
+
+/// Whether every blob of the program is in the cache.
+fn has_audio(spec: &ScheduleSpec, cache: &BlobCache) -> bool {
+    let program = &spec.program;
+    program
+        .chime
+        .iter()
+        .chain(program.items.iter())
+        .filter_map(|i| i.sha256.as_deref())
+        .all(|sha| cache.has(sha))
 }
 
 fn skip_entry(p: &Play) -> PlayLogEntry {
@@ -198,6 +220,7 @@ fn job(
         content_id: program.items.first().map(|i| i.content_id),
         volume: spec.volume,
         nominal_ms: program.duration_ms(),
+        emergency: spec.priority == Priority::Emergency,
     }
 }
 

@@ -25,6 +25,7 @@ fn tone_job(id: i64, start_ns: i64, ms: u64) -> Job {
         content_id: None,
         volume: 100,
         nominal_ms: ms,
+        emergency: false,
     }
 }
 

@@ -102,6 +102,7 @@ pub fn playout() -> TestPlayout {
         }),
         output_name: "test".into(),
         volume: 100,
+        emergency_volume: 100,
         amp: Amplifier::new(AmpConfig::default()),
     };
     let handle = playout::spawn(cfg, clock.clone(), tx).unwrap();
@@ -141,6 +142,7 @@ pub fn once(id: i64, priority: Priority, at_ns: i64, ms: u64) -> ScheduleSpec {
         },
         volume: 100,
         max_delay_ms: None,
+        stopped_at: None,
     }
 }
 
