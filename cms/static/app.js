@@ -91,6 +91,18 @@ function scheduleBody(form) {
   return body;
 }
 
+// Emergency form: an approved item or typed text; the whole commune or chosen villages.
+function emergencyBody(form) {
+  const f = formJson(form);
+  const body = {};
+  if (f.source === "item") body.content_id = f.content_id;
+  else { body.text = f.text; if (f.title) body.title = f.title; }
+  const all = form.querySelector('[name="all"]');
+  body.targets = all && all.checked ? "all" : { villages: (f.targets && f.targets.villages) || [] };
+  if (f.repeat) body.repeat = f.repeat;
+  return body;
+}
+
 function upload(form) {
   const bar = form.querySelector("progress");
   const xhr = new XMLHttpRequest();
@@ -110,15 +122,16 @@ function upload(form) {
 
 document.addEventListener("submit", async e => {
   const form = e.target;
-  if (!form.dataset.api && !form.dataset.upload && !form.dataset.schedule) return;
+  if (!form.dataset.api && !form.dataset.upload && !form.dataset.schedule && !form.dataset.emergency) return;
   e.preventDefault();
+  if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
   if (form.dataset.upload) return upload(form);
   const button = form.querySelector("button[type=submit]");
   if (button) button.disabled = true;
   try {
-    const body = form.dataset.schedule ? scheduleBody(form) : formJson(form);
+    const body = form.dataset.schedule ? scheduleBody(form) : form.dataset.emergency ? emergencyBody(form) : formJson(form);
     if (body.duration_min !== undefined) { body.duration_ms = Math.round(parseFloat(body.duration_min) * 60000); delete body.duration_min; }
-    const data = await api(form.dataset.method || "POST", form.dataset.api || form.dataset.schedule, body);
+    const data = await api(form.dataset.method || "POST", form.dataset.api || form.dataset.schedule || form.dataset.emergency, body);
     after(form, data);
   } catch (err) {
     show(form, err.message, false);
@@ -160,12 +173,57 @@ function ruleFields() {
     el.classList.toggle("hidden", !el.dataset.rule.split(" ").includes(sel.value));
   });
 }
+// Emergency form: show the inputs of the chosen source.
+function sourceFields() {
+  const sel = document.querySelector('select[name="source"]');
+  if (!sel) return;
+  document.querySelectorAll("[data-source]").forEach(el => el.classList.toggle("hidden", el.dataset.source !== sel.value));
+}
+
+// An emergency's live page: the reach count and every node's state, from the server's events.
+function followReach() {
+  const box = document.querySelector("[data-reach]");
+  if (!box || !window.EventSource) return;
+  const labels = JSON.parse(box.dataset.labels || "{}");
+  const time = t => t ? new Date(t).toLocaleString(lang() === "en" ? "en-GB" : "vi-VN", { timeZone: box.dataset.tz, hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
+  const events = new EventSource(box.dataset.reach);
+  events.addEventListener("reach", ev => {
+    const e = JSON.parse(ev.data);
+    box.querySelector("#reached").textContent = e.reached;
+    box.querySelector("#total").textContent = e.total;
+    const body = box.querySelector("#reach-nodes tbody");
+    body.replaceChildren(...e.nodes.map(n => {
+      const row = document.createElement("tr");
+      row.dataset.node = n.node_id;
+      const label = labels[n.state] || { class: "draft", text: n.state };
+      const link = document.createElement("a");
+      link.href = "/ui/nodes/" + n.node_id;
+      link.textContent = n.name;
+      const badge = document.createElement("span");
+      badge.className = "badge " + label.class;
+      badge.textContent = label.text;
+      for (const content of [link, n.village, badge, time(n.reached_at), n.message]) {
+        const cell = document.createElement("td");
+        cell.append(content);
+        row.append(cell);
+      }
+      return row;
+    }));
+  });
+}
+
 document.addEventListener("change", async e => {
   if (e.target.name === "rule_kind") ruleFields();
+  if (e.target.name === "source") sourceFields();
+  // Choosing a village means those villages, not the whole commune.
+  if (e.target.name === "targets.villages" && e.target.checked) {
+    const all = e.target.form && e.target.form.querySelector('[name="all"]');
+    if (all) all.checked = false;
+  }
   const box = e.target.closest("input[data-patch]");
   if (box) {
     try { await api("PATCH", box.dataset.patch, { [box.dataset.field]: box.checked }); }
     catch (err) { alert(err.message); box.checked = !box.checked; }
   }
 });
-document.addEventListener("DOMContentLoaded", ruleFields);
+document.addEventListener("DOMContentLoaded", () => { ruleFields(); sourceFields(); followReach(); });

@@ -165,6 +165,34 @@ async fn every_page_checks_login_and_role() {
     )
     .await;
     let node_id = node["id"].as_i64().unwrap().to_string();
+    // ...and an emergency for its page: the node enrolled, an approved item.
+    let code = node["enrollment_code"].as_str().unwrap();
+    let res = s
+        .anonymous()
+        .post("/api/v1/nodes/enroll", json!({ "code": code }))
+        .await;
+    assert_eq!(res.status(), 200);
+    let item = clients[1].1.upload_sample("Bão", "news.mp3").await["id"]
+        .as_i64()
+        .unwrap();
+    clients[1]
+        .1
+        .post(&format!("/api/v1/content/{item}/submit"), json!({}))
+        .await;
+    admin
+        .post(&format!("/api/v1/content/{item}/approve"), json!({}))
+        .await;
+    let (code, emergency) = json_of(
+        admin
+            .post(
+                "/api/v1/emergency",
+                json!({ "content_id": item, "targets": "all" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(code, 201, "{emergency}");
+    let emergency_id = emergency["id"].as_i64().unwrap().to_string();
     let mut pages = 0;
     for route in cms::http::table::ROUTES {
         let documented = doc["paths"][route.path][route.method.as_str().to_lowercase()].is_object();
@@ -178,10 +206,11 @@ async fn every_page_checks_login_and_role() {
         if route.is_api() || route.method != Method::GET {
             continue;
         }
-        let path = route
-            .path
-            .replace("{file}", "app.css")
-            .replace("{id}", &node_id);
+        let id = match route.path.contains("emergency") {
+            true => &emergency_id,
+            false => &node_id,
+        };
+        let path = route.path.replace("{file}", "app.css").replace("{id}", id);
         let perm = format!("{:?}", route.perm);
         // Anonymous: pages send you to the login page.
         let res = no_redirects

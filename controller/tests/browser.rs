@@ -400,3 +400,67 @@ async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
     }
     c.close().await.unwrap();
 }
+
+/// The text of the element with this id (empty while the page reloads).
+async fn text_of(c: &Client, id: &str) -> String {
+    match c.find(Locator::Id(id)).await {
+        Ok(el) => el.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_calls_an_emergency_watches_it_reach_every_node_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_browser(&dir.path().join("profile")).await;
+    // An editor has no red button.
+    login(&c, &base, "bientap").await;
+    assert!(!c.source().await.unwrap().contains("emergency-button"));
+    click(&c, Locator::Css("header form button")).await;
+    wait_path(&c, "/login").await;
+
+    login(&c, &base, "pheduyet").await;
+    click(&c, Locator::Css("a.emergency-button")).await;
+    wait_path(&c, "/ui/emergency").await;
+    type_into(&c, Locator::Id("e-title"), "Bão số 5").await;
+    type_into(
+        &c,
+        Locator::Id("e-text"),
+        "Bão số 5 sắp đổ bộ. Tàu thuyền vào nơi tránh trú ngay.",
+    )
+    .await;
+    click(&c, Locator::Css("form.emergency button[type=submit]")).await;
+    // Confirmed first: it cuts into everything.
+    let asked = c.get_alert_text().await.unwrap();
+    assert!(asked.contains("NGAY"), "{asked}");
+    c.accept_alert().await.unwrap();
+    // The live page: both demo nodes confirm, without a reload.
+    let started = Instant::now();
+    loop {
+        let path = c.current_url().await.unwrap().path().to_owned();
+        let (reached, total) = (text_of(&c, "reached").await, text_of(&c, "total").await);
+        if path.starts_with("/ui/emergency/") && total == "2" && reached == "2" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "reach never 2 / 2 at {path}: {reached} / {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let table = text_of(&c, "reach-nodes").await;
+    assert!(table.contains("Đang phát"), "{table}");
+    // The dashboard says it is on air.
+    c.goto(&base).await.unwrap();
+    wait_text(&c, "Đang phát khẩn cấp: Bão số 5").await;
+    c.back().await.unwrap();
+    // Stopped, with a confirmation; the page says so.
+    click(&c, Locator::Id("stop")).await;
+    c.accept_alert().await.unwrap();
+    wait_text(&c, "Đã dừng lúc").await;
+    c.goto(&base).await.unwrap();
+    wait_text(&c, "Tổng quan").await;
+    assert!(!c.source().await.unwrap().contains("Đang phát khẩn cấp"));
+    c.close().await.unwrap();
+}

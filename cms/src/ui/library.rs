@@ -30,7 +30,24 @@ pub async fn dashboard(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         crate::i18n::Lang::Vi => format!("Cụm loa trực tuyến / {}", nodes.len()),
         crate::i18n::Lang::En => format!("Nodes online / {}", nodes.len()),
     };
+    let on_air: Vec<_> = cms
+        .emergencies(p)
+        .await?
+        .into_iter()
+        .filter(|e| e.active)
+        .collect();
     let body = html! {
+        @for e in &on_air {
+            div.msg.error.emergency-banner {
+                a href={ "/ui/emergency/" (e.id) } {
+                    (page.t("Đang phát khẩn cấp", "Emergency on air")) ": " (e.title) " · "
+                    (e.reached) " / " (e.total)
+                }
+            }
+        }
+        @if p.can(crate::auth::Perm::Approve) {
+            p { a.button.emergency-button href="/ui/emergency" { (page.t("PHÁT KHẨN CẤP", "EMERGENCY BROADCAST")) } }
+        }
         div.grid {
             (stat(count(ContentStatus::Approved), page.t("Nội dung đã duyệt", "Approved items"), "/ui/content?status=approved"))
             (stat(count(ContentStatus::Pending), page.t("Chờ duyệt", "Awaiting approval"), "/ui/approvals"))

@@ -4,6 +4,7 @@
 //! with the session's CSRF token, which each page carries (meta tag and form fields).
 
 mod admin;
+mod emergency;
 mod library;
 mod nodes;
 mod plan;
@@ -99,6 +100,19 @@ pub async fn node(c: Ctx<'_>) -> Result<Response> {
     finish(c.req, nodes::node(c.cms, &page, c.req.id(0)?).await?)
 }
 
+pub async fn emergencies(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, emergency::emergencies(c.cms, &page).await?)
+}
+
+pub async fn emergency(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(
+        c.req,
+        emergency::emergency(c.cms, &page, c.req.id(0)?).await?,
+    )
+}
+
 pub async fn users(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
     finish(c.req, admin::users(c.cms, &page).await?)
@@ -147,8 +161,9 @@ impl<'a> Page<'a> {
 
     /// The whole page around `body`.
     pub fn render(&self, title: &str, body: Markup) -> Response {
-        let links: [(&str, &str, &str, Perm); 9] = [
+        let links: [(&str, &str, &str, Perm); 10] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
+            ("/ui/emergency", "Khẩn cấp", "Emergency", Perm::Read),
             ("/ui/content", "Nội dung", "Content", Perm::Read),
             ("/ui/content/new", "Tạo mới", "New", Perm::EditContent),
             ("/ui/approvals", "Duyệt", "Approvals", Perm::Approve),
