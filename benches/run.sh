@@ -5,6 +5,7 @@
 #   benches/run.sh playback   real-time playback RSS/CPU vs snapclient, same PulseAudio sink
 #   benches/run.sh cms        CMS API latency at 500 req/s vs nginx serving the same bodies
 #   benches/run.sh sync       3 nodes behind impairing proxies: start spread, 1-s correlation
+#   benches/run.sh reach      100 real nodes: emergency API call to every node confirmed playing
 #   benches/run.sh play-order rewrite speaker-node/play.order: the functions playing a file
 #                             runs, traced by callgrind, which the release link lays out first
 # Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient, valgrind.
@@ -166,6 +167,7 @@ case "${1:-all}" in
   cms) exec benches/cms.sh ;;
   play-order) build; bench_play_order ;;
   sync) exec cargo test -q -p loa-tests --test sync -- --ignored --nocapture ;;
+  reach) exec cargo test -q -p loa-tests --test emergency -- --ignored --nocapture ;;
   all) build; bench_decode; bench_playback; benches/cms.sh ;;
-  *) echo "usage: benches/run.sh [decode|playback|cms|sync|play-order|all]" >&2; exit 2 ;;
+  *) echo "usage: benches/run.sh [decode|playback|cms|sync|reach|play-order|all]" >&2; exit 2 ;;
 esac

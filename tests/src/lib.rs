@@ -430,6 +430,12 @@ pub fn id(v: &Value) -> i64 {
 /// A WAV of a 1 kHz tone at half scale starting at full amplitude on its first sample
 /// (a cosine), so its first sample marks the start exactly.
 pub fn tone_wav(seconds: f32) -> Vec<u8> {
+    tone_wav_with_gap(seconds, None)
+}
+
+/// [`tone_wav`] with silence over `[at, at + len)` seconds: a mark in the content whose
+/// place on each card tells where in the item a node was.
+pub fn tone_wav_with_gap(seconds: f32, gap: Option<(f32, f32)>) -> Vec<u8> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 48_000,
@@ -440,8 +446,15 @@ pub fn tone_wav(seconds: f32) -> Vec<u8> {
     {
         let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap_or_else(|e| panic!("{e}"));
         let n = (48_000.0 * seconds) as usize;
+        let silent = |i: usize| {
+            let t = i as f32 / 48_000.0;
+            gap.is_some_and(|(at, len)| t >= at && t < at + len)
+        };
         for i in 0..n {
-            let s = (i as f32 * 1000.0 * std::f32::consts::TAU / 48_000.0).cos() * 0.5;
+            let s = match silent(i) {
+                true => 0.0,
+                false => (i as f32 * 1000.0 * std::f32::consts::TAU / 48_000.0).cos() * 0.5,
+            };
             let _ = w.write_sample((s * 32767.0) as i16);
         }
         let _ = w.finalize();
@@ -504,17 +517,23 @@ impl Node {
 
     /// Runs the node with a wav card at `wav` and extra arguments (clock knobs...).
     pub fn start(&mut self, wav: &Path, extra: &[&str]) {
+        self.start_output(&format!("wav:{}", wav.display()), extra);
+        self.wav = Some(wav.to_path_buf());
+    }
+
+    /// Runs the node on `output` (`null`, `wav:PATH`...) with extra arguments.
+    pub fn start_output(&mut self, output: &str, extra: &[&str]) {
         let mut cmd = Command::new(bin("speaker-node"));
         cmd.arg("run")
             .arg("--state")
             .arg(&self.state)
             .arg("--output")
-            .arg(format!("wav:{}", wav.display()))
+            .arg(output)
             .args(extra)
             .env("SPEAKER_NODE_LOG", "info");
         let log = self.state.with_extension(format!("{}.log", now_ns()));
         self.proc = Some(Proc::spawn(&mut cmd, log).0);
-        self.wav = Some(wav.to_path_buf());
+        self.wav = None;
     }
 
     pub fn proc(&mut self) -> &mut Proc {

@@ -408,30 +408,50 @@ impl AgentCore {
         });
     }
 
+    /// Says "playing" once the play's first sample has left the output (it is committed
+    /// to the output's buffer a little earlier).
+    fn on_air(&self, key: &PlayKey, leaves_ns: i64) {
+        let Some(msg) = self.play_state_msg(key, PlayStage::Playing, String::new()) else {
+            return;
+        };
+        let wait = (leaves_ns - self.clock.controller_ns()).clamp(0, 2_000_000_000);
+        let to_link = self.links.to_link.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_nanos(wait as u64)).await;
+            let _ = to_link.send(ToLink::Send(msg));
+        });
+    }
+
     /// Sends the controller where a scheduled play stands (not for commands' plays).
     fn play_state(&self, key: &PlayKey, state: PlayStage, message: String) {
+        if let Some(msg) = self.play_state_msg(key, state, message) {
+            self.to_link(ToLink::Send(msg));
+        }
+    }
+
+    fn play_state_msg(&self, key: &PlayKey, state: PlayStage, message: String) -> Option<NodeMsg> {
         if key.schedule_id <= 0 {
-            return;
+            return None;
         }
         let priority = self
             .desired
             .as_ref()
             .and_then(|d| d.schedules.iter().find(|s| s.id == key.schedule_id))
             .map_or(Priority::Normal, |s| s.priority);
-        self.to_link(ToLink::Send(NodeMsg::PlayState {
+        Some(NodeMsg::PlayState {
             schedule_id: key.schedule_id,
             scheduled_at: chrono::DateTime::from_timestamp_nanos(key.scheduled_at_ns),
             priority,
             state,
             message,
-        }));
+        })
     }
 
     fn on_playout(&mut self, ev: PlayoutEvent) {
         match ev {
-            PlayoutEvent::Started(key) => {
+            PlayoutEvent::Started(key, leaves_ns) => {
                 self.scheduler.started(&key);
-                self.play_state(&key, PlayStage::Playing, String::new());
+                self.on_air(&key, leaves_ns);
             }
             PlayoutEvent::Ended(key, entry) => {
                 let stage = match entry.outcome {

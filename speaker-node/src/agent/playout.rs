@@ -35,6 +35,10 @@ const STEER_STOP_NS: i64 = 200_000;
 const END_SLACK_MS: u64 = 100;
 /// A job whose start has passed by more than this is started late (and logged so).
 const LATE_MS: i64 = 50;
+/// A job that reaches the output up to this late joins its neighbours where they are
+/// (its first moments are skipped) rather than echo them from its beginning; later than
+/// this (the scheduler's own limit is a second) it plays whole from its beginning.
+const JOIN_MS: i64 = 1_000;
 /// The test tone: 1 kHz at -12 dBFS.
 const TONE_HZ: f32 = 1000.0;
 const TONE_AMPLITUDE: f32 = 0.25;
@@ -100,7 +104,9 @@ pub enum PlayoutCmd {
 }
 
 pub enum PlayoutEvent {
-    Started(PlayKey),
+    /// The job is committed to the output; its first sample leaves at this instant
+    /// (controller clock, ns).
+    Started(PlayKey, i64),
     Ended(PlayKey, PlayLogEntry),
 }
 
@@ -378,12 +384,29 @@ impl Playout {
             self.end(a, PlayOutcome::Skipped, start_ns, reason);
             return Ok(());
         }
-        if start_ns - job.start_ns > LATE_MS * 1_000_000 {
-            let late_ms = (start_ns - job.start_ns) / 1_000_000;
-            tracing::warn!(late_ms, "starting late");
+        let behind = start_ns - job.start_ns;
+        if behind > LATE_MS * 1_000_000 {
+            tracing::warn!(late_ms = behind / 1_000_000, "starting late");
         }
-        let _ = self.events.send(PlayoutEvent::Started(job.key.clone()));
-        self.current = Some(Active::new(job, start_ns));
+        let _ = self
+            .events
+            .send(PlayoutEvent::Started(job.key.clone(), start_ns));
+        let mut active = Active::new(job, start_ns);
+        if behind > 0 && behind <= JOIN_MS * 1_000_000 {
+            // In step with the nodes that started on time: where they are now.
+            let skip = (behind as i128 * rate as i128 / 1_000_000_000) as usize;
+            let volume = self.volume_for(Some(&active.job));
+            let mut scratch = Vec::with_capacity(skip * usize::from(format.channels));
+            active.pull(
+                &mut scratch,
+                skip * usize::from(format.channels),
+                format,
+                volume,
+            );
+            active.started_ns = active.job.start_ns;
+            tracing::info!(skipped_ms = behind / 1_000_000, "joined in step");
+        }
+        self.current = Some(active);
         self.cfg.amp.set(true);
         Ok(())
     }
@@ -391,10 +414,7 @@ impl Playout {
     /// Fills `buf` with `frames` frames of the current job (silence after its end, or with
     /// none). Returns the job's frames among them and whether it has audio after these.
     fn render(&mut self, buf: &mut Vec<f32>, frames: usize, format: AudioFormat) -> (usize, bool) {
-        let volume = match self.current.as_ref().is_some_and(|c| c.job.emergency) {
-            true => self.cfg.emergency_volume,
-            false => self.status().volume,
-        };
+        let volume = self.volume_for(self.current.as_ref().map(|c| &c.job));
         let channels = usize::from(format.channels);
         let want = frames * channels;
         let before = buf.len();
@@ -405,6 +425,14 @@ impl Playout {
         let job_frames = (buf.len() - before) / channels;
         buf.resize(before + want, 0.0);
         (job_frames, more)
+    }
+
+    /// The volume a job plays at: the node's, or its emergency volume for an emergency.
+    fn volume_for(&self, job: Option<&Job>) -> u8 {
+        match job.is_some_and(|j| j.emergency) {
+            true => self.cfg.emergency_volume,
+            false => self.status().volume,
+        }
     }
 
     fn update_status(&self, sink: &dyn Sink, rate: i64) {

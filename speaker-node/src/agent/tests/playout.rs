@@ -97,8 +97,8 @@ fn a_later_job_cuts_the_one_on_air_at_its_own_start() {
 fn a_job_whose_window_closed_is_skipped_and_a_late_one_starts_now() {
     let p = playout();
     p.seen.go.store(true, Ordering::SeqCst);
-    // Let the card run 200 ms before anything is queued.
-    while p.host.now_ns() < T0 + 200 * MS {
+    // Let the card run 1.2 s before anything is queued.
+    while p.host.now_ns() < T0 + 1_200 * MS {
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut p = p;
@@ -114,8 +114,38 @@ fn a_job_whose_window_closed_is_skipped_and_a_late_one_starts_now() {
     assert_eq!(log[1].outcome, PlayOutcome::Completed);
     let late = log[1].started_at.unwrap().timestamp_nanos_opt().unwrap();
     assert!(
-        late > T0 + 200 * MS,
-        "started when it came, not in the past"
+        late > T0 + 1_200 * MS,
+        "more than a second late: started whole when it came, not in the past"
+    );
+    stop(p);
+}
+
+#[test]
+fn a_job_a_little_late_joins_in_step_where_the_others_are() {
+    let p = playout();
+    p.seen.go.store(true, Ordering::SeqCst);
+    while p.host.now_ns() < T0 + 500 * MS {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut p = p;
+    let start = T0 + 200 * MS;
+    p.handle
+        .tx
+        .send(PlayoutCmd::Queue(tone_job(1, start, 1_000)))
+        .unwrap();
+    let log = ended(&mut p, 1);
+    assert_eq!(log[0].outcome, PlayOutcome::Completed);
+    // On the timeline of the nodes that started on time: its start and end are theirs.
+    assert_eq!(
+        log[0].started_at.unwrap().timestamp_nanos_opt(),
+        Some(start)
+    );
+    let ended_ns = log[0].ended_at.unwrap().timestamp_nanos_opt().unwrap();
+    assert_eq!(ended_ns - start, 1_000 * MS);
+    let onset = p.seen.onsets.lock().unwrap()[0];
+    assert!(
+        onset > frame_at(T0 + 500 * MS),
+        "heard only from where it joined"
     );
     stop(p);
 }
