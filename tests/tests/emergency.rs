@@ -214,3 +214,53 @@ async fn an_emergency_reaches_every_node_in_sync_and_stops_everywhere() {
         "the two nodes played it {spread_ms} ms apart"
     );
 }
+
+/// `./loa bench reach` (ignored in the suite): LOA_REACH_NODES real node processes
+/// (default 100, null outputs) on one controller; five emergencies in turn, each timed from
+/// the API call until every node confirmed playing it, as the page's count shows it. The
+/// first round includes every node fetching the audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: ./loa bench reach"]
+async fn emergency_reach_of_many_nodes() {
+    let count: usize = std::env::var("LOA_REACH_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start(dir.path()).await;
+    let village = ctl.api.village("Thôn Lớn").await;
+    let (storm, _) = ctl.api.approved_audio("Bão", tone_wav(2.0)).await;
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        let mut n = Node::enroll(&ctl, dir.path(), &format!("n{i}"), village).await;
+        n.start_output("null", &[]);
+        nodes.push(n);
+    }
+    for n in &nodes {
+        n.wait_ready_within(&ctl.api, 50.0, Duration::from_secs(120))
+            .await;
+    }
+    let mut times = Vec::new();
+    for round in 0..6 {
+        let called = Instant::now();
+        let body = json!({ "content_id": storm, "targets": "all" });
+        let eid = id(&ctl.api.post("/api/v1/emergency", body).await);
+        wait_for("every node playing it", Duration::from_secs(30), || async {
+            (emergency(&ctl, eid).await["reached"] == count).then_some(())
+        })
+        .await;
+        let ms = called.elapsed().as_millis();
+        println!("round {round}: {count} of {count} nodes confirmed playing in {ms} ms");
+        if round > 0 {
+            times.push(ms);
+        }
+        let stop = format!("/api/v1/emergency/{eid}");
+        ctl.api.call(reqwest::Method::DELETE, &stop, None).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    times.sort_unstable();
+    println!(
+        "emergency reach, {count} real nodes, audio cached: median {} ms (min {}, max {}); nodes start 300 ms after the call",
+        times[2], times[0], times[4]
+    );
+}
