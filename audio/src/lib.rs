@@ -14,6 +14,8 @@
 //! - [`render`] wires them into an [`render::ItemRenderer`]: one item as blocks of frames
 //!   in an output's [`AudioFormat`], pulled a block at a time so a player can cut between
 //!   any two blocks.
+//! - [`voice`]: live voice as Opus (Debian's libopus): 20 ms mono frames at 48 kHz, with
+//!   concealment of lost frames.
 //!
 //! No cpal, tokio or clap here: outputs, scheduling and the command line belong to the
 //! speaker node. Errors at the boundary are [`Error`]; nothing here panics on input.
@@ -22,6 +24,7 @@ pub mod decode;
 pub mod dsp;
 mod error;
 pub mod render;
+pub mod voice;
 
 pub use error::Error;
 

@@ -35,8 +35,9 @@ pub use config::CmsConfig;
 pub use error::{CmsError, Result, Text};
 pub use service::{
     CommandRequest, CommandResponse, ContentPatch, EMERGENCY_LEAD_MS, EmergencyRequest,
-    EmergencyTargets, EnrollRequest, EnrollResponse, FleetLink, NODE_TOKEN_PREFIX, NewUserRequest,
-    NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest, UploadMeta, VILLAGE_KINDS,
+    EmergencyTargets, EnrollRequest, EnrollResponse, FleetLink, LIVE_MAX_MS, LiveStart,
+    NODE_TOKEN_PREFIX, NewUserRequest, NodeRequest, PreviewPlay, PreviewTarget, ScheduleRequest,
+    UploadMeta, VILLAGE_KINDS,
 };
 
 /// A node record request (for seeding and tools).

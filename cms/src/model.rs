@@ -231,6 +231,9 @@ pub struct StoredProgram {
     pub pause_ms: u64,
     #[serde(default)]
     pub chime_id: Option<i64>,
+    /// A live session's program: the audio comes over the link as it is spoken.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 fn one() -> u32 {
@@ -350,4 +353,26 @@ pub struct EmergencyNode {
     /// When it first confirmed playing.
     pub reached_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A live broadcast: a source (a broadcast tool on the Icecast mount, or a browser's
+/// microphone) speaking to villages now. It travels as a schedule of its own, whose id it
+/// shares; its audio comes over the node link.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LiveSession {
+    /// The id of the schedule that carries it (and of the session on the link).
+    pub id: i64,
+    pub commune_id: i64,
+    pub title: String,
+    /// `icecast` or `browser`.
+    pub source: String,
+    pub started_by: Option<i64>,
+    pub started_by_name: Option<String>,
+    /// The source's address.
+    pub source_addr: String,
+    pub villages: Vec<i64>,
+    pub priority: protocol::schedule::Priority,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: String,
 }

@@ -27,6 +27,11 @@ pub struct ControllerConfig {
     pub public_url: Option<String>,
     /// `Secure` cookies whatever the public URL says (`None`: from the public URL).
     pub secure_cookies: Option<bool>,
+    /// Live ingest: broadcast tools send to /live/{village} as `source:PASSWORD`; none,
+    /// no live ingest.
+    pub source_password: Option<String>,
+    /// Live audio: from encoding to every node's output, this many ms.
+    pub live_buffer_ms: u64,
 }
 
 /// The CMS's own defaults ([`cms::CmsConfig::default`]) are the ones used here: one
@@ -44,6 +49,8 @@ impl Default for ControllerConfig {
             node_offline_after_s: cms.node_offline_after_ms / 1000,
             public_url: None,
             secure_cookies: None,
+            source_password: None,
+            live_buffer_ms: crate::live::LiveConfig::default().buffer_ms,
         }
     }
 }
@@ -80,6 +87,11 @@ impl ControllerConfig {
     pub fn hub(&self) -> crate::hub::HubConfig {
         crate::hub::HubConfig {
             webhook: self.webhook_url.clone(),
+            live: crate::live::LiveConfig {
+                source_password: self.source_password.clone().filter(|p| !p.is_empty()),
+                buffer_ms: self.live_buffer_ms.clamp(60, 5_000),
+                ..crate::live::LiveConfig::default()
+            },
             ..crate::hub::HubConfig::default()
         }
     }

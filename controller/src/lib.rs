@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_nodes;
 pub mod hub;
+pub mod live;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub async fn run(
 }
 
 /// Serves an open hub (node link + everything of its CMS) on `listener`.
+///
+/// One connection loop for all: a connection whose first bytes are a live source's
+/// request goes to [`live::serve_source`] (its body has no HTTP framing); every other one
+/// is HTTP, served by warp's routes with the client's address as a request extension.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
@@ -41,12 +46,77 @@ pub async fn serve(
 ) {
     hub.spawn_liveness();
     let cms = hub.cms().clone();
+    // Sessions whose sources were lost with a previous process end now.
+    match cms.end_orphaned_live().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            sessions = n,
+            "ended live sessions left open by a previous run"
+        ),
+        Err(e) => tracing::error!("cannot end old live sessions: {e}"),
+    }
     let routes = hub::websocket::filter(&hub)
         .or(cms::http::routes(cms))
         .unify();
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let service = warp::service(routes);
+    let mounts = Arc::new(live::Mounts::default());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little, never spin.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (hub, mounts, service) = (hub.clone(), mounts.clone(), service.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut head = [0u8; 16];
+            let n = peek_head(&stream, &mut head).await;
+            if live::is_source(&head[..n]) {
+                live::serve_source(hub, mounts, stream, addr).await;
+                return;
+            }
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(cms::http::Peer(addr));
+                    let mut service = service.clone();
+                    async move { tower_service::Service::call(&mut service, req).await }
+                },
+            );
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn =
+                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    // Requests in flight finish (node links close with the process).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// The connection's first bytes, without taking them (fewer if the client is slow to
+/// send them: whatever came within a second).
+async fn peek_head(stream: &tokio::net::TcpStream, head: &mut [u8]) -> usize {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut n = 0;
+    while n < head.len() {
+        match tokio::time::timeout_at(deadline, stream.peek(head)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(got)) if got == n => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+            }
+            Ok(Ok(got)) => n = got,
+        }
+    }
+    n
 }

@@ -84,6 +84,13 @@ struct ServeOpts {
     /// Mark session cookies Secure (true/false) whatever the public URL says.
     #[arg(long, env = "LOA_SECURE_COOKIES")]
     secure_cookies: Option<bool>,
+    /// Password of live sources (Icecast style: PUT /live/VILLAGE as source:PASSWORD);
+    /// without one, live ingest is off.
+    #[arg(long, env = "LOA_SOURCE_PASSWORD")]
+    source_password: Option<String>,
+    /// Live audio: ms from encoding to every node's output.
+    #[arg(long, env = "LOA_LIVE_BUFFER_MS")]
+    live_buffer_ms: Option<u64>,
 }
 
 impl ServeOpts {
@@ -119,6 +126,12 @@ impl ServeOpts {
         }
         if let Some(v) = self.secure_cookies {
             c.secure_cookies = Some(v);
+        }
+        if let Some(v) = self.source_password {
+            c.source_password = Some(v);
+        }
+        if let Some(v) = self.live_buffer_ms {
+            c.live_buffer_ms = v;
         }
         Ok(c)
     }
@@ -204,6 +217,7 @@ fn command() -> clap::Command {
         ("max_upload_mb", d.max_upload_mb.to_string()),
         ("commune", d.commune.clone()),
         ("node_offline_after_s", d.node_offline_after_s.to_string()),
+        ("live_buffer_ms", d.live_buffer_ms.to_string()),
     ];
     let with_defaults = |mut cmd: clap::Command, demo: bool| {
         for (arg, value) in &defaults {

@@ -51,6 +51,7 @@ mod tests {
             content_id: 1,
             sha256: Some(sha.into()),
             url: None,
+            live: None,
             duration_ms: 1000,
             gain_db: 0.0,
             gap_after_ms: 0,

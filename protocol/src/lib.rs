@@ -14,10 +14,12 @@
 //!   [`transport`]: the trait a link's carrier implements (WebSocket today), with an
 //!   in-memory pair for tests.
 //! - [`time`]: the [`time::Clock`] every piece of timing logic reads (host or test clock).
+//! - [`live`]: the binary layout of live audio on the link (Opus frames, stamped).
 
 pub mod clock;
 pub mod desired;
 pub mod link;
+pub mod live;
 pub mod schedule;
 pub mod time;
 pub mod transport;

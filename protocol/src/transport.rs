@@ -1,5 +1,5 @@
 //! The node link's transport, as both ends see it: text messages in and out of one
-//! connection, whatever carries them. The WebSocket link implements it today (the node
+//! connection (and, controller to node, binary live audio), whatever carries them. The WebSocket link implements it today (the node
 //! dials, the controller accepts); an MQTT broker can carry the same messages. The
 //! session logic on each side — hello, clock exchanges, desired state, play logs,
 //! liveness — is written against this trait only, so tests run it over an in-memory
@@ -41,13 +41,25 @@ impl CloseCode {
     }
 }
 
+/// One message of the link: JSON text, or binary live audio ([`crate::live`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 /// One live connection of the node link. `recv` must be cancel-safe (sessions `select!`
 /// on it beside their timers).
 pub trait Transport: Send {
-    /// The next text message; `Ok(None)` when the peer only proved itself alive (a
-    /// keepalive frame); `Err(Closed)` once the peer has gone.
-    fn recv(&mut self) -> impl Future<Output = Result<Option<String>, TransportError>> + Send;
+    /// The next message; `Ok(None)` when the peer only proved itself alive (a keepalive
+    /// frame); `Err(Closed)` once the peer has gone.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Frame>, TransportError>> + Send;
     fn send(&mut self, text: String) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// A binary message (live audio, controller to node).
+    fn send_binary(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Proves the link alive to the peer (a WebSocket ping); transports with their own
     /// keepalive do nothing.
     fn keepalive(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
@@ -64,12 +76,12 @@ pub mod memory {
     use std::sync::{Arc, Mutex, PoisonError};
     use std::task::{Poll, Waker};
 
-    use super::{CloseCode, Transport, TransportError};
+    use super::{CloseCode, Frame, Transport, TransportError};
 
     /// One direction: frames waiting, the receiver's waker, whether the sender is gone.
     #[derive(Default)]
     struct Queue {
-        frames: VecDeque<Result<String, TransportError>>,
+        frames: VecDeque<Result<Frame, TransportError>>,
         waker: Option<Waker>,
         sender_gone: bool,
     }
@@ -80,7 +92,7 @@ pub mod memory {
         q.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(q: &Shared, frame: Result<String, TransportError>) {
+    fn push(q: &Shared, frame: Result<Frame, TransportError>) {
         let mut q = lock(q);
         q.frames.push_back(frame);
         if let Some(w) = q.waker.take() {
@@ -107,8 +119,16 @@ pub mod memory {
     }
 
     impl MemoryTransport {
+        fn send_frame(&mut self, frame: Frame) -> Result<(), TransportError> {
+            if self.closed || lock(&self.incoming).sender_gone {
+                return Err(TransportError::Closed(None));
+            }
+            push(&self.outgoing, Ok(frame));
+            Ok(())
+        }
+
         /// The next message if one is waiting (tests poll the peer's side with it).
-        pub fn try_recv(&mut self) -> Option<Result<String, TransportError>> {
+        pub fn try_recv(&mut self) -> Option<Result<Frame, TransportError>> {
             let mut q = lock(&self.incoming);
             match q.frames.pop_front() {
                 Some(f) => Some(f),
@@ -129,7 +149,7 @@ pub mod memory {
     }
 
     impl Transport for MemoryTransport {
-        async fn recv(&mut self) -> Result<Option<String>, TransportError> {
+        async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
             std::future::poll_fn(|cx| match self.try_recv() {
                 Some(r) => Poll::Ready(r.map(Some)),
                 None => {
@@ -145,11 +165,11 @@ pub mod memory {
         }
 
         async fn send(&mut self, text: String) -> Result<(), TransportError> {
-            if self.closed || lock(&self.incoming).sender_gone {
-                return Err(TransportError::Closed(None));
-            }
-            push(&self.outgoing, Ok(text));
-            Ok(())
+            self.send_frame(Frame::Text(text))
+        }
+
+        async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
+            self.send_frame(Frame::Binary(bytes))
         }
 
         async fn close(&mut self, _code: CloseCode, reason: &str) {

@@ -619,6 +619,26 @@ impl Card {
             .map(|f| self.first_ns + ((f + 1) as f64 / self.rate * 1e9) as i64)
     }
 
+    /// Host time where sound resumes after the first 10 ms run of frames quieter than
+    /// `quiet_below` at or after `from_ns`: a mark (a short silence) in the content, found
+    /// wherever a node played it.
+    pub fn sound_after_gap(&self, from_ns: i64, quiet_below: f32) -> Option<i64> {
+        let start = ((from_ns - self.first_ns).max(0) as f64 / 1e9 * self.rate) as usize;
+        let frames = self.samples.len() / self.channels;
+        let run = (self.rate / 100.0) as usize;
+        let mut quiet = 0;
+        for f in start..frames {
+            if self.samples[f * self.channels].abs() < quiet_below {
+                quiet += 1;
+            } else if quiet >= run {
+                return Some(self.first_ns + (f as f64 / self.rate * 1e9) as i64);
+            } else {
+                quiet = 0;
+            }
+        }
+        None
+    }
+
     /// Host time of the first frame louder than silence at or after `after_ns`.
     pub fn first_sound_after(&self, after_ns: i64) -> Option<i64> {
         let start = ((after_ns - self.first_ns).max(0) as f64 / 1e9 * self.rate) as usize;

@@ -13,25 +13,6 @@ use loa_tests::{
 };
 use serde_json::{Value, json};
 
-/// Host time where sound resumes after the first 10 ms of silence at or after `from_ns`.
-fn sound_after_gap(card: &Card, from_ns: i64) -> Option<i64> {
-    let frame = |ns: i64| ((ns - card.first_ns).max(0) as f64 / 1e9 * card.rate) as usize;
-    let frames = card.samples.len() / card.channels;
-    let quiet_run = (card.rate / 100.0) as usize;
-    let mut quiet = 0;
-    for f in frame(from_ns)..frames {
-        let s = card.samples[f * card.channels].abs();
-        if s < 1e-4 {
-            quiet += 1;
-        } else if quiet >= quiet_run && s > 0.01 {
-            return Some(card.first_ns + (f as f64 / card.rate * 1e9) as i64);
-        } else {
-            quiet = 0;
-        }
-    }
-    None
-}
-
 /// Host times of the first and last frames above `level` in `[from_ns, to_ns)`.
 fn loud_span(card: &Card, level: f32, from_ns: i64, to_ns: i64) -> Option<(i64, i64)> {
     let frame = |ns: i64| ((ns - card.first_ns).max(0) as f64 / 1e9 * card.rate) as usize;
@@ -205,7 +186,7 @@ async fn an_emergency_reaches_every_node_in_sync_and_stops_everywhere() {
         assert!(news_again.is_some(), "the news restarts");
         // The mark 1.5 s into the item (a node that heard of it late joined where the
         // others were: its onset is later, its mark is not).
-        marks.push(sound_after_gap(card, start + 200_000_000).unwrap());
+        marks.push(card.sound_after_gap(start + 200_000_000, 1e-4).unwrap());
     }
     let spread_ms = (marks[0] - marks[1]).abs() as f64 / 1e6;
     println!("emergency: the same sample on two nodes {spread_ms:.3} ms apart");

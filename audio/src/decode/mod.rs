@@ -128,6 +128,12 @@ impl Decoder {
         Ok(decoder)
     }
 
+    /// Decodes a stream as it arrives (a live source): reads block until data comes, and
+    /// end of input ends the decode. Not seekable: lengths are what arrives.
+    pub fn from_stream(reader: impl std::io::Read + Send + Sync + 'static) -> Result<Self, Error> {
+        Self::from_source(Box::new(ReadOnlySource::new(reader)))
+    }
+
     fn from_source(source: Box<dyn MediaSource>) -> Result<Self, Error> {
         guarded(|| Self::from_source_unguarded(source))?
     }

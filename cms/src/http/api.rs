@@ -508,6 +508,16 @@ fn content_filter(req: &Req) -> Result<ContentFilter> {
     })
 }
 
+// Live sessions.
+
+pub async fn live_sessions(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.live_sessions(c.p()?).await?)
+}
+
+pub async fn live_session(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.live_session(c.p()?, c.req.id(0)?).await?)
+}
+
 // Emergencies.
 
 pub async fn emergency_create(c: Ctx<'_>, body: crate::EmergencyRequest) -> Result<Response> {

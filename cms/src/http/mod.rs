@@ -131,14 +131,22 @@ impl Req {
     }
 }
 
+/// The client's address, when a server that runs its own connection loop (the
+/// controller's) serves these routes: a request extension, which no client can set.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
 /// The whole site (API, blobs, UI) as one warp filter.
 pub fn routes(cms: Cms) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let peer = warp::ext::optional::<Peer>()
+        .and(warp::addr::remote())
+        .map(|peer: Option<Peer>, remote: Option<SocketAddr>| peer.map(|p| p.0).or(remote));
     warp::method()
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(peer)
         .and(warp::body::stream())
         .map(make_req)
         .then(move |req: Req| {

@@ -141,8 +141,8 @@ macro_rules! routes {
 use super::upload::UploadForm;
 use crate::EmergencyRequest;
 use crate::model::{
-    AuditEntry, Commune, Content, Emergency, Node, NodeEvent, PlayLog, Schedule, User, Village,
-    VillageGroup,
+    AuditEntry, Commune, Content, Emergency, LiveSession, Node, NodeEvent, PlayLog, Schedule, User,
+    Village, VillageGroup,
 };
 use crate::service::{
     CommandRequest, CommandResponse, CommunePatch, ContentPatch, NewUserRequest, NodeRequest,
@@ -203,6 +203,8 @@ routes! {
     GET    "/api/v1/emergency/{id}"      Read         false api::emergency_get, 200 [404] none => Emergency, "An emergency: reached of total (nodes that confirmed playing it) and every node's state.";
     DELETE "/api/v1/emergency/{id}"      Approve      false api::emergency_stop, 200 [404, 409] none => Emergency, "Stop an emergency on every node; the schedule resumes.";
     GET    "/api/v1/emergency/{id}/events" Read       false api::emergency_events, 200 [404] none => (), "The emergency's reach as server-sent events (text/event-stream), at every change.";
+    GET    "/api/v1/live"                Read         false api::live_sessions, 200 [] none => Vec<LiveSession>, "Live sessions on air in the commune (who speaks where).";
+    GET    "/api/v1/live/{id}"           Read         false api::live_session, 200 [404] none => LiveSession, "One live session, on air or ended (with why it ended).";
     GET    "/api/v1/playlogs"            Read         false api::playlogs, 200 [] none => Vec<PlayLog>, "Play logs reported by nodes (filters: node, from, to; default the last day up to now).";
     GET    "/api/v1/audit"               Audit        false api::audit, 200 [] none => Vec<AuditEntry>, "The audit log, newest first.";
     GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] none => (), "An audio blob by SHA-256 (immutable; Range requests supported).";

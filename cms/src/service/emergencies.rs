@@ -162,6 +162,7 @@ impl Cms {
                     repeat,
                     pause_ms,
                     chime_id: None,
+                    live: false,
                 };
                 let duration = i64::from(repeat) * item.duration_ms as i64
                     + i64::from(repeat - 1) * pause_ms as i64;

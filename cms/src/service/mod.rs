@@ -4,6 +4,7 @@
 
 mod content;
 mod emergencies;
+mod live;
 mod node_link;
 mod places;
 mod schedules;
@@ -12,6 +13,7 @@ mod users;
 pub(crate) use content::status_vi;
 pub use content::{ContentPatch, UploadMeta};
 pub use emergencies::{EMERGENCY_LEAD_MS, EmergencyRequest, EmergencyTargets};
+pub use live::{LIVE_MAX_MS, LiveStart};
 pub use node_link::{
     CommandRequest, CommandResponse, EnrollRequest, EnrollResponse, FleetLink, NODE_TOKEN_PREFIX,
 };

@@ -69,6 +69,7 @@ impl ScheduleRequest {
             repeat: self.repeat.unwrap_or(1),
             pause_ms: self.pause_ms.unwrap_or(0),
             chime_id: self.chime_id,
+            live: false,
         }
     }
 }
@@ -568,13 +569,26 @@ fn to_spec(
             url: (c.kind == ContentKind::Relay)
                 .then(|| c.relay_url.clone())
                 .flatten(),
+            live: None,
             size: c.size.unwrap_or(0),
             duration_ms: c.duration_ms,
             gain_db: c.gain_db as f32,
             gap_after_ms: program.gap_ms,
         })
     };
-    let list: Vec<ProgramItem> = program.content_ids.iter().filter_map(item).collect();
+    let list: Vec<ProgramItem> = match program.live {
+        true => vec![ProgramItem {
+            content_id: 0,
+            sha256: None,
+            url: None,
+            live: u32::try_from(id).ok(),
+            size: 0,
+            duration_ms: super::live::LIVE_MAX_MS,
+            gain_db: 0.0,
+            gap_after_ms: 0,
+        }],
+        false => program.content_ids.iter().filter_map(item).collect(),
+    };
     if list.is_empty() {
         return None;
     }

@@ -210,8 +210,23 @@ CREATE TABLE emergency_nodes (
 );
 "#;
 
+/// Live sessions: each rides on a schedule of its own (same id).
+const V4: &str = r#"
+CREATE TABLE live_sessions (
+    id INTEGER PRIMARY KEY REFERENCES schedules(id),
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    source TEXT NOT NULL CHECK (source IN ('icecast','browser')),
+    started_by INTEGER REFERENCES users(id),
+    source_addr TEXT NOT NULL DEFAULT '',
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    end_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX live_sessions_commune ON live_sessions(commune_id, id DESC);
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

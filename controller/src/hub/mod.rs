@@ -34,6 +34,8 @@ const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 /// What the hub can tell a session.
 pub(crate) enum Outgoing {
     Msg(ControllerMsg),
+    /// Live audio (`protocol::live`), shared by every node of the session.
+    Live(Arc<Vec<u8>>),
     Close(&'static str),
 }
 
@@ -80,6 +82,16 @@ impl Sessions {
             .is_some_and(|s| s.tx.send(out).is_ok())
     }
 
+    /// Sends live audio to those of `nodes` that are connected; returns how many.
+    pub fn send_live(&self, nodes: &[i64], packet: &Arc<Vec<u8>>) -> usize {
+        let map = self.lock();
+        nodes
+            .iter()
+            .filter_map(|id| map.get(id))
+            .filter(|s| s.tx.send(Outgoing::Live(packet.clone())).is_ok())
+            .count()
+    }
+
     /// Whether the node has a live session now.
     pub fn is_connected(&self, node_id: i64) -> bool {
         self.lock().contains_key(&node_id)
@@ -107,6 +119,8 @@ pub struct HubConfig {
     /// A session with nothing received for this long is dropped (ms).
     pub dead_after_ms: u64,
     pub clock: Arc<dyn Clock>,
+    /// Live ingest (source password, buffer).
+    pub live: crate::live::LiveConfig,
 }
 
 impl Default for HubConfig {
@@ -115,6 +129,7 @@ impl Default for HubConfig {
             webhook: None,
             dead_after_ms: DEAD_AFTER_MS,
             clock: protocol::time::host(),
+            live: crate::live::LiveConfig::default(),
         }
     }
 }
@@ -185,6 +200,14 @@ impl Hub {
 
     pub(crate) fn clock(&self) -> &dyn Clock {
         self.config.clock.as_ref()
+    }
+
+    pub(crate) fn clock_arc(&self) -> Arc<dyn Clock> {
+        self.config.clock.clone()
+    }
+
+    pub(crate) fn live_config(&self) -> &crate::live::LiveConfig {
+        &self.config.live
     }
 
     pub(crate) fn dead_after_ms(&self) -> u64 {

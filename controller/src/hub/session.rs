@@ -11,7 +11,7 @@ use protocol::link::{
     self, ControllerMsg, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION, PlayLogEntry,
 };
 use protocol::schedule::Priority;
-use protocol::transport::{CloseCode, Transport, TransportError};
+use protocol::transport::{CloseCode, Frame, Transport, TransportError};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -69,7 +69,11 @@ impl NodeSession {
                     let t1 = self.hub.clock().now_ns();
                     last_rx = t1;
                     let text = match frame {
-                        Ok(Some(text)) => text,
+                        Ok(Some(Frame::Text(text))) => text,
+                        Ok(Some(Frame::Binary(_))) => {
+                            transport.close(CloseCode::Unsupported, "text frames only").await;
+                            return "binary frame from the node".into();
+                        }
                         Ok(None) => continue,
                         Err(TransportError::Closed(_)) => return "closed by the node".into(),
                         Err(TransportError::BadFrame(what)) => {
@@ -88,6 +92,12 @@ impl NodeSession {
                 }
                 out = rx.recv() => match out {
                     Some(Outgoing::Msg(m)) => vec![m],
+                    Some(Outgoing::Live(packet)) => {
+                        if let Err(e) = transport.send_binary(packet.to_vec()).await {
+                            return format!("write failed: {e}");
+                        }
+                        continue;
+                    }
                     Some(Outgoing::Close(reason)) => {
                         transport.close(CloseCode::Normal, reason).await;
                         return reason.into();

@@ -95,7 +95,10 @@ async fn next(t: &mut MemoryTransport) -> Result<ControllerMsg, TransportError> 
     let text = tokio::time::timeout(std::time::Duration::from_secs(5), t.recv())
         .await
         .expect("the hub answers")?;
-    Ok(ControllerMsg::decode(&text.unwrap()).unwrap())
+    match text.unwrap() {
+        protocol::transport::Frame::Text(text) => Ok(ControllerMsg::decode(&text).unwrap()),
+        other => panic!("a text message, not {other:?}"),
+    }
 }
 
 fn hello() -> NodeMsg {

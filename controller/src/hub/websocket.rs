@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use protocol::link::MAX_FRAME_BYTES;
-use protocol::transport::{CloseCode, Transport, TransportError};
+use protocol::transport::{CloseCode, Frame, Transport, TransportError};
 use warp::Filter;
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::Reply;
@@ -47,12 +47,12 @@ async fn upgrade(hub: Arc<Hub>, auth: Option<String>, ws: Ws) -> warp::reply::Re
         .into_response()
 }
 
-/// warp's WebSocket as a node link transport: text frames carry messages, pings keep it
-/// alive, a binary frame is refused.
+/// warp's WebSocket as a node link transport: text frames carry messages, binary frames
+/// live audio, pings keep it alive.
 pub struct WsTransport(pub WebSocket);
 
 impl Transport for WsTransport {
-    async fn recv(&mut self) -> Result<Option<String>, TransportError> {
+    async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
         let msg = match self.0.next().await {
             None => return Err(TransportError::Closed(None)),
             Some(Err(e)) => return Err(TransportError::Io(e.to_string())),
@@ -65,9 +65,16 @@ impl Transport for WsTransport {
             return Ok(None);
         }
         match msg.to_str() {
-            Ok(text) => Ok(Some(text.to_owned())),
-            Err(()) => Err(TransportError::BadFrame("binary frame".into())),
+            Ok(text) => Ok(Some(Frame::Text(text.to_owned()))),
+            Err(()) => Ok(Some(Frame::Binary(msg.into_bytes().to_vec()))),
         }
+    }
+
+    async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.0
+            .send(Message::binary(bytes))
+            .await
+            .map_err(|e| TransportError::Io(e.to_string()))
     }
 
     async fn send(&mut self, text: String) -> Result<(), TransportError> {

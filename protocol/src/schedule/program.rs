@@ -62,6 +62,9 @@ pub struct ProgramItem {
     /// Relay items: the stream URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A live session's audio, as the link brings it ([`crate::live`]); no blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<u32>,
     /// Blob size in bytes (for the node's cache planning); 0 for relays.
     #[serde(default)]
     pub size: u64,

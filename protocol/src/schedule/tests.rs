@@ -21,6 +21,7 @@ fn item(id: i64, secs: u64) -> ProgramItem {
         content_id: id,
         sha256: None,
         url: None,
+        live: None,
         duration_ms: secs * 1000,
         gain_db: 0.0,
         gap_after_ms: 0,

@@ -15,7 +15,8 @@ use protocol::clock::SyncSample;
 use protocol::link::{
     self, ControllerMsg, HEARTBEAT_MS, KEEPALIVE_MS, NodeMsg, PLAYLOG_BATCH, PROTOCOL_VERSION,
 };
-use protocol::transport::{CloseCode, Transport, TransportError};
+use protocol::live::LivePacket;
+use protocol::transport::{CloseCode, Frame, Transport, TransportError};
 use tokio::sync::mpsc;
 
 use super::clock::NodeClock;
@@ -35,6 +36,8 @@ pub struct LinkContext {
     pub agent: AgentHandle,
     pub clock: Arc<NodeClock>,
     pub dead_after_ms: u64,
+    /// Where live audio goes (the playout takes it out when due).
+    pub live: Arc<super::live::LiveFeed>,
 }
 
 /// Why a session ended.
@@ -117,7 +120,17 @@ pub async fn session<T: Transport>(
                 let t3 = ctx.clock.local_ns();
                 last_rx = t3;
                 let text = match frame {
-                    Ok(Some(text)) => text,
+                    Ok(Some(Frame::Text(text))) => text,
+                    Ok(Some(Frame::Binary(bytes))) => {
+                        match LivePacket::decode(&bytes) {
+                            Ok(packet) => ctx.live.push(packet, ctx.clock.controller_ns()),
+                            Err(e) => {
+                                transport.close(CloseCode::Policy, "malformed live audio").await;
+                                return Err(LinkError::BadMessage(e.to_string()));
+                            }
+                        }
+                        continue;
+                    }
                     Ok(None) => continue,
                     Err(TransportError::Closed(_)) => return Ok(()),
                     Err(e) => return Err(e.into()),

@@ -33,6 +33,7 @@ pub mod fetcher;
 mod health;
 pub mod journal;
 pub mod link;
+pub mod live;
 pub mod owner;
 pub mod playout;
 pub mod scheduler;
@@ -113,8 +114,9 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
         stored.settings.clock_offset_ns,
     ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let live = Arc::new(live::LiveFeed::default());
     let playout = playout::spawn(
-        playout_config(&cfg, output, &stored),
+        playout_config(&cfg, output, &stored, live.clone()),
         clock.clone(),
         events_tx,
     )
@@ -164,6 +166,7 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
         agent: handle.clone(),
         clock,
         dead_after_ms: cfg.link_dead_after_ms,
+        live,
     };
     let token = stored.token;
     let dial = move || {
@@ -224,6 +227,7 @@ fn playout_config(
     cfg: &AgentConfig,
     output: OutputSpec,
     stored: &Stored,
+    live: Arc<live::LiveFeed>,
 ) -> playout::PlayoutConfig {
     let format = AudioFormat {
         sample_rate: cfg.card_rate.clamp(8_000, 192_000),
@@ -235,6 +239,7 @@ fn playout_config(
         output_name: cfg.output.clone(),
         volume: stored.settings.volume.unwrap_or(cfg.volume),
         emergency_volume: cfg.emergency_volume.min(100),
+        live,
         amp: Amplifier::new(AmpConfig {
             on_command: cfg.amplifier_on_command.clone(),
             off_command: cfg.amplifier_off_command.clone(),

@@ -397,14 +397,20 @@ impl AgentCore {
             return;
         };
         let now = chrono::DateTime::from_timestamp_nanos(self.clock.controller_ns());
-        let reason = match next.schedules.iter().find(|s| s.id == id) {
-            None => "its schedule was withdrawn",
-            Some(s) if s.stopped_at.is_some_and(|t| t <= now) => "stopped by the commune",
+        let (reason, completed) = match next.schedules.iter().find(|s| s.id == id) {
+            None => ("its schedule was withdrawn", false),
+            Some(s) if s.stopped_at.is_some_and(|t| t <= now) => {
+                match s.program.items.iter().any(|i| i.live.is_some()) {
+                    true => ("the live session ended", true),
+                    false => ("stopped by the commune", false),
+                }
+            }
             Some(_) => return,
         };
         self.to_playout(PlayoutCmd::Cut {
             schedule_id: id,
             reason: reason.into(),
+            completed,
         });
     }
 

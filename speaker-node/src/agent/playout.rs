@@ -19,6 +19,7 @@ use protocol::link::{NowPlaying, PlayLogEntry, PlayOutcome};
 use super::amp::Amplifier;
 use super::clock::NodeClock;
 use super::journal;
+use super::live::{LiveFeed, LiveRenderer};
 use crate::output::{AudioFormat, Sink};
 use crate::player::{ItemRenderer, Loudness};
 use audio::decode::Decoder;
@@ -66,6 +67,10 @@ pub enum Segment {
     Tone {
         ms: u64,
     },
+    /// A live session's audio, from the link, for as long as the job runs.
+    Live {
+        session: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -94,10 +99,12 @@ pub enum PlayoutCmd {
     ClearPending,
     /// Stop the current play.
     Stop,
-    /// Stop the current play if it is this schedule's (withdrawn or stopped by staff).
+    /// Stop the current play if it is this schedule's (withdrawn or stopped by staff; a
+    /// live session that ended is `completed`).
     Cut {
         schedule_id: i64,
         reason: String,
+        completed: bool,
     },
     SetVolume(u8),
     Shutdown,
@@ -137,6 +144,8 @@ pub struct PlayoutConfig {
     /// Emergencies play at this volume (0-100) instead of the node's.
     pub emergency_volume: u8,
     pub amp: Amplifier,
+    /// Live audio as the link brings it.
+    pub live: Arc<LiveFeed>,
 }
 
 fn to_time(ns: i64) -> DateTime<Utc> {
@@ -167,6 +176,7 @@ pub fn spawn(
                 status: st,
                 pending: Vec::new(),
                 current: None,
+                at_ns: 0,
             }
             .run()
         })?;
@@ -181,6 +191,8 @@ struct Playout {
     status: Arc<Mutex<PlayoutStatus>>,
     pending: Vec<Job>,
     current: Option<Active>,
+    /// When the next frame written leaves the output (controller clock).
+    at_ns: i64,
 }
 
 /// A job on air.
@@ -199,6 +211,8 @@ struct Active {
     content_id: Option<i64>,
     /// Drift correction under way: 1 dropping frames, -1 repeating, 0 none.
     steering: i8,
+    /// A live job's renderer (its one segment is the session's audio).
+    live: Option<LiveRenderer>,
 }
 
 impl Playout {
@@ -280,10 +294,15 @@ impl Playout {
                 Ok(PlayoutCmd::Cut {
                     schedule_id,
                     reason,
+                    completed,
                 }) => {
                     let on_air = self.current.as_ref().and_then(|c| c.job.schedule_id);
                     if on_air == Some(schedule_id) {
-                        self.end_current(PlayOutcome::Interrupted, &reason);
+                        let outcome = match completed {
+                            true => PlayOutcome::Completed,
+                            false => PlayOutcome::Interrupted,
+                        };
+                        self.end_current(outcome, &reason);
                     }
                 }
                 Ok(PlayoutCmd::SetVolume(v)) => self.status().volume = v,
@@ -305,6 +324,7 @@ impl Playout {
                 return Ok(true);
             }
             let t_next = self.clock.controller_ns() + sink.next_frame_leaves_in_ns().unwrap_or(0);
+            self.at_ns = t_next;
             let frames_ns = |frames: u64| frames as i64 * 1_000_000_000 / rate;
             let due = self
                 .pending
@@ -418,6 +438,20 @@ impl Playout {
         let channels = usize::from(format.channels);
         let want = frames * channels;
         let before = buf.len();
+        if let Some(cur) = self.current.as_mut() {
+            if let Some(live) = cur.live.as_mut() {
+                let out = live.render(
+                    &self.cfg.live,
+                    self.at_ns,
+                    frames,
+                    format.sample_rate,
+                    volume,
+                );
+                buf.extend_from_slice(out);
+                cur.frames += frames as u64;
+                return (frames, true);
+            }
+        }
         let more = match self.current.as_mut() {
             Some(cur) => cur.pull(buf, want, format, volume),
             None => false,
@@ -477,6 +511,7 @@ impl Active {
             problems: Vec::new(),
             content_id: None,
             steering: 0,
+            live: None,
         }
     }
 
@@ -498,6 +533,10 @@ impl Active {
         let channels = usize::from(format.channels);
         let start = buf.len();
         while buf.len() - start < want {
+            // A live job's audio comes from its renderer, not from here.
+            if self.live.is_some() {
+                break;
+            }
             let need = want - (buf.len() - start);
             if !self.leftover.is_empty() {
                 let n = need.min(self.leftover.len());
@@ -539,6 +578,7 @@ impl Active {
         }
         self.frames += ((buf.len() - start) / channels) as u64;
         !(self.leftover.is_empty()
+            && self.live.is_none()
             && self.silence_left == 0
             && self.tone_left == 0
             && self.renderer.is_none()
@@ -555,6 +595,9 @@ impl Active {
         match seg {
             Segment::Silence { ms } => self.silence_left = ms * rate / 1000,
             Segment::Tone { ms } => self.tone_left = ms * rate / 1000,
+            Segment::Live { session } => {
+                self.live = Some(LiveRenderer::new(session, format, self.job.volume));
+            }
             Segment::Audio {
                 content_id,
                 sha256,

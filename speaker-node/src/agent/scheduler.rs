@@ -177,6 +177,9 @@ fn job(
     cache: &BlobCache,
 ) -> Job {
     let audio = |i: &protocol::schedule::ProgramItem| {
+        if let Some(session) = i.live {
+            return Segment::Live { session };
+        }
         let sha = i.sha256.clone().unwrap_or_default();
         Segment::Audio {
             content_id: i.content_id,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use protocol::link::MAX_FRAME_BYTES;
-use protocol::transport::{CloseCode, Transport, TransportError};
+use protocol::transport::{CloseCode, Frame, Transport, TransportError};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -85,19 +85,21 @@ fn io(e: tungstenite::Error) -> TransportError {
 }
 
 impl Transport for WsTransport {
-    async fn recv(&mut self) -> Result<Option<String>, TransportError> {
+    async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
         match self.0.next().await {
             None => Err(TransportError::Closed(None)),
             Some(Err(e)) => Err(io(e)),
-            Some(Ok(Message::Text(t))) => Ok(Some(t.as_str().to_owned())),
+            Some(Ok(Message::Text(t))) => Ok(Some(Frame::Text(t.as_str().to_owned()))),
             Some(Ok(Message::Close(frame))) => Err(TransportError::Closed(
                 frame.map(|f| f.reason.as_str().to_owned()),
             )),
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(None),
-            Some(Ok(Message::Binary(_))) => Err(TransportError::BadFrame(
-                "binary frame from the controller".into(),
-            )),
+            Some(Ok(Message::Binary(b))) => Ok(Some(Frame::Binary(b.to_vec()))),
         }
+    }
+
+    async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.0.send(Message::binary(bytes)).await.map_err(io)
     }
 
     async fn send(&mut self, text: String) -> Result<(), TransportError> {

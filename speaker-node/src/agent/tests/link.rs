@@ -57,6 +57,7 @@ fn start(dead_after_ms: u64) -> Fixture {
         agent: AgentHandle::new(tx),
         clock: clock.clone(),
         dead_after_ms,
+        live: Default::default(),
     };
     let (node_end, controller) = memory::pair();
     let (to_link, mut outbox) = mpsc::unbounded_channel();
@@ -78,7 +79,10 @@ async fn from_node(f: &mut Fixture) -> NodeMsg {
         .expect("the node speaks")
         .unwrap()
         .unwrap();
-    NodeMsg::decode(&text).unwrap()
+    match text {
+        protocol::transport::Frame::Text(text) => NodeMsg::decode(&text).unwrap(),
+        other => panic!("a text message, not {other:?}"),
+    }
 }
 
 /// The next thing the session told the owner.

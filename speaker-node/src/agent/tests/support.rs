@@ -104,6 +104,7 @@ pub fn playout() -> TestPlayout {
         volume: 100,
         emergency_volume: 100,
         amp: Amplifier::new(AmpConfig::default()),
+        live: Default::default(),
     };
     let handle = playout::spawn(cfg, clock.clone(), tx).unwrap();
     TestPlayout {
@@ -120,6 +121,7 @@ pub fn item(content_id: i64, sha: &str, ms: u64) -> ProgramItem {
         content_id,
         sha256: Some(sha.into()),
         url: None,
+        live: None,
         size: 0,
         duration_ms: ms,
         gain_db: 0.0,

@@ -1,0 +1,227 @@
+//! Live voice end to end: real ffmpeg as an Icecast source, a real controller encoding
+//! Opus, real nodes playing it on their simulated cards. The same moment of the source is
+//! heard on every node (one of them joining after the session began), the session ends
+//! with its source, a busy mount and wrong credentials are refused; latency from the
+//! ingest to the output is measured with a source the test paces itself.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav_with_gap, wait_for};
+use serde_json::Value;
+
+const PASSWORD: &str = "nguon-truc-tiep";
+
+fn mount(ctl: &Controller, village: i64) -> String {
+    format!("{}/live/{village}", ctl.url)
+}
+
+async fn live_logs(ctl: &Controller, node: i64) -> Vec<Value> {
+    ctl.api
+        .playlogs(node)
+        .await
+        .into_iter()
+        .filter(|l| l["content_id"].is_null() || l["content_id"] == 0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_icecast_source_is_heard_on_every_node_in_step_and_ends_with_its_source() {
+    let _turn = timing_turn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start_with(dir.path(), &["--source-password", PASSWORD]).await;
+    let village = ctl.api.village("Thôn Trực Tiếp").await;
+    let mut a = Node::enroll(&ctl, dir.path(), "live-a", village).await;
+    let mut b = Node::enroll(&ctl, dir.path(), "live-b", village).await;
+    a.start(&dir.path().join("a.wav"), &[]);
+    a.wait_ready(&ctl.api).await;
+    // 8 s of tone with a 60 ms silence 5 s in: the mark to find on each card.
+    let source = dir.path().join("source.wav");
+    std::fs::write(&source, tone_wav_with_gap(8.0, Some((5.0, 0.06)))).unwrap();
+    let url = format!(
+        "icecast://source:{PASSWORD}@{}/live/{village}",
+        ctl.url.trim_start_matches("http://")
+    );
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+        ])
+        .arg(&source)
+        .args([
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            "-content_type",
+            "audio/mpeg",
+            "-f",
+            "mp3",
+            &url,
+        ])
+        .spawn()
+        .unwrap();
+    let session = wait_for("the session on air", Duration::from_secs(10), || async {
+        let on_air = ctl.api.get("/api/v1/live").await;
+        on_air.as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    assert_eq!(session["source"], "icecast");
+    assert_eq!(session["villages"][0], village);
+
+    // A second source on the busy mount, and wrong credentials, are refused.
+    let http = reqwest::Client::new();
+    let second = http
+        .put(mount(&ctl, village))
+        .basic_auth("source", Some(PASSWORD))
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
+    let wrong = http
+        .put(mount(&ctl, village))
+        .basic_auth("source", Some("sai"))
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "unauthenticated"
+    );
+
+    // The second node's link comes up during the session: it joins live.
+    b.start(&dir.path().join("b.wav"), &[]);
+    let status = tokio::task::spawn_blocking(move || ffmpeg.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "ffmpeg: {status}");
+    // The session ends with its source, on every node.
+    let id = session["id"].as_i64().unwrap();
+    let ended = wait_for("the session ended", Duration::from_secs(15), || async {
+        let s = ctl.api.get(&format!("/api/v1/live/{id}")).await;
+        s["ended_at"].is_string().then_some(s)
+    })
+    .await;
+    assert_eq!(ended["end_reason"], "the source ended");
+    for node in [&a, &b] {
+        let logs = wait_for("the live play logged", Duration::from_secs(15), || async {
+            let logs = live_logs(&ctl, node.id).await;
+            (!logs.is_empty()).then_some(logs)
+        })
+        .await;
+        assert_eq!(logs[0]["schedule_id"], id, "{logs:?}");
+        assert_eq!(logs[0]["outcome"], "completed", "{logs:?}");
+        assert_eq!(logs[0]["reason"], "the live session ended", "{logs:?}");
+    }
+    a.proc().stop();
+    b.proc().stop();
+    let (ca, cb) = (
+        Card::read(&dir.path().join("a.wav")),
+        Card::read(&dir.path().join("b.wav")),
+    );
+    if std::env::var_os("LOA_LIVE_KEEP").is_some() {
+        println!("kept {}", dir.keep().display());
+        return;
+    }
+    let started = session["started_at"].as_str().unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(started)
+        .unwrap()
+        .timestamp_nanos_opt()
+        .unwrap();
+    let mark_a = ca
+        .sound_after_gap(started + 3_000_000_000, 0.01)
+        .expect("the mark on node a");
+    let mark_b = cb
+        .sound_after_gap(started + 3_000_000_000, 0.01)
+        .expect("the mark on node b");
+    let spread = (mark_a - mark_b).abs() as f64 / 1e6;
+    println!("live: the source's mark on two nodes {spread:.3} ms apart (one joined late)");
+    assert!(spread < 5.0, "{spread} ms apart");
+}
+
+/// A source paced by the test (a WAV, 20 ms a chunk in real time), so the instant the
+/// mark left the source is known; the mark on the node's card says the latency. The
+/// source then drops mid-stream: the session ends by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_from_the_ingest_to_the_output_and_a_source_that_drops() {
+    let _turn = timing_turn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start_with(dir.path(), &["--source-password", PASSWORD]).await;
+    let village = ctl.api.village("Thôn Đo Trễ").await;
+    let mut node = Node::enroll(&ctl, dir.path(), "live-lat", village).await;
+    node.start(&dir.path().join("n.wav"), &[]);
+    node.wait_ready(&ctl.api).await;
+    // 10 s of tone, marks (60 ms of silence) at 3, 5 and 7 s; dropped after 8 s.
+    let mut wav = tone_wav_with_gap(10.0, Some((3.0, 0.06)));
+    for at in [5.0f32, 7.0] {
+        let start = 44 + (at * 48_000.0) as usize * 2;
+        for b in &mut wav[start..start + (0.06 * 48_000.0) as usize * 2] {
+            *b = 0;
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let put = reqwest::Client::new()
+        .put(mount(&ctl, village))
+        .basic_auth("source", Some(PASSWORD))
+        .body(body)
+        .send();
+    let put = tokio::spawn(put);
+    let began = Instant::now();
+    let began_ns = now_ns();
+    let chunk = 48_000 * 2 / 50; // 20 ms of 16-bit mono
+    let header = 44;
+    tx.send(Ok(wav[..header].to_vec())).await.unwrap();
+    let mut sent = header;
+    let stop_at = header + 8 * 48_000 * 2;
+    while sent < stop_at {
+        let next = (sent + chunk).min(wav.len());
+        tx.send(Ok(wav[sent..next].to_vec())).await.unwrap();
+        sent = next;
+        let due = Duration::from_nanos(((sent - header) as u64 / 2) * 1_000_000_000 / 48_000);
+        if let Some(wait) = due.checked_sub(began.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    // The source drops mid-stream.
+    tx.send(Err(std::io::Error::other("source gone")))
+        .await
+        .ok();
+    drop(tx);
+    let _ = put.await;
+    wait_for(
+        "the dropped session ended",
+        Duration::from_secs(15),
+        || async {
+            let on_air = ctl.api.get("/api/v1/live").await;
+            on_air.as_array().is_some_and(Vec::is_empty).then_some(())
+        },
+    )
+    .await;
+    node.proc().stop();
+    let card = Card::read(&dir.path().join("n.wav"));
+    let mut latencies = Vec::new();
+    for mark in [3.0, 5.0, 7.0] {
+        let sent_ns = began_ns + (mark * 1e9) as i64 + 60_000_000;
+        let heard = card
+            .sound_after_gap(sent_ns - 1_000_000_000, 0.01)
+            .expect("the mark on the card");
+        latencies.push((heard - sent_ns) as f64 / 1e6);
+    }
+    println!("live: ingest to output latency of three marks: {latencies:.1?} ms");
+    for l in &latencies {
+        assert!((0.0..400.0).contains(l), "latency {l} ms");
+    }
+}
