@@ -52,6 +52,9 @@ struct Shared {
     generation: watch::Sender<u64>,
     started: Instant,
     seed: AtomicU64,
+    /// Bytes and reads from the target to the client (what the node receives).
+    down_bytes: AtomicU64,
+    down_reads: AtomicU64,
 }
 
 impl Shared {
@@ -124,6 +127,8 @@ impl Proxy {
             generation: watch::channel(0).0,
             started: Instant::now(),
             seed: AtomicU64::new(seed | 1),
+            down_bytes: AtomicU64::new(0),
+            down_reads: AtomicU64::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Proxy {
@@ -157,6 +162,15 @@ impl Proxy {
         self.shared.partitioned.send_replace(false);
     }
 
+    /// Bytes the client received so far, and in how many reads (about the segments
+    /// they came in, for the headers a wire adds).
+    pub fn downstream(&self) -> (u64, u64) {
+        (
+            self.shared.down_bytes.load(Ordering::Relaxed),
+            self.shared.down_reads.load(Ordering::Relaxed),
+        )
+    }
+
     /// Closes every open connection at once (a modem that re-attaches); new ones work.
     pub fn cut(&self) {
         self.shared.generation.send_modify(|g| *g += 1);
@@ -183,8 +197,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let generation = *shared.generation.borrow();
             let (cr, cw) = client.into_split();
             let (sr, sw) = server.into_split();
-            let up = tokio::spawn(pump(cr, sw, shared.clone()));
-            let down = tokio::spawn(pump(sr, cw, shared.clone()));
+            let up = tokio::spawn(pump(cr, sw, shared.clone(), false));
+            let down = tokio::spawn(pump(sr, cw, shared.clone(), true));
             let mut cut = shared.generation.subscribe();
             let _ = cut.wait_for(|g| *g != generation).await;
             up.abort();
@@ -195,7 +209,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Moves one direction: a reader queues each chunk with its departure time, a writer sends
 /// it then (or after a stall, or once a partition heals).
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Arc<Shared>) {
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Arc<Shared>, down: bool) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let mut rng = shared
         .seed
@@ -209,6 +223,10 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Arc<Share
             while let Ok(n) = from.read(&mut buf).await {
                 if n == 0 {
                     break;
+                }
+                if down {
+                    shared.down_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    shared.down_reads.fetch_add(1, Ordering::Relaxed);
                 }
                 last = last.max(shared.due(Instant::now(), &mut rng));
                 if tx.send((last, buf[..n].to_vec())).is_err() {

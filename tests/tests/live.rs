@@ -27,6 +27,44 @@ async fn live_logs(ctl: &Controller, node: i64) -> Vec<Value> {
         .collect()
 }
 
+/// PUTs a 48 kHz mono 16-bit WAV to `url` in real time, 20 ms a chunk, and drops the
+/// connection after `seconds` (mid-stream, as a source that dies); returns when its first
+/// sample left.
+async fn send_paced(url: &str, wav: Vec<u8>, seconds: f32) -> i64 {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let put = reqwest::Client::new()
+        .put(url)
+        .basic_auth("source", Some(PASSWORD))
+        .body(body)
+        .send();
+    let put = tokio::spawn(put);
+    let began = Instant::now();
+    let began_ns = now_ns();
+    let chunk = 48_000 * 2 / 50; // 20 ms of 16-bit mono
+    let header = 44;
+    tx.send(Ok(wav[..header].to_vec())).await.unwrap();
+    let mut sent = header;
+    let stop_at = (header + (seconds * 48_000.0) as usize * 2).min(wav.len());
+    while sent < stop_at {
+        let next = (sent + chunk).min(stop_at);
+        tx.send(Ok(wav[sent..next].to_vec())).await.unwrap();
+        sent = next;
+        let due = Duration::from_nanos(((sent - header) as u64 / 2) * 1_000_000_000 / 48_000);
+        if let Some(wait) = due.checked_sub(began.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    tx.send(Err(std::io::Error::other("source gone")))
+        .await
+        .ok();
+    drop(tx);
+    let _ = put.await;
+    began_ns
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_icecast_source_is_heard_on_every_node_in_step_and_ends_with_its_source() {
     let _turn = timing_turn().await;
@@ -169,38 +207,8 @@ async fn latency_from_the_ingest_to_the_output_and_a_source_that_drops() {
             *b = 0;
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let put = reqwest::Client::new()
-        .put(mount(&ctl, village))
-        .basic_auth("source", Some(PASSWORD))
-        .body(body)
-        .send();
-    let put = tokio::spawn(put);
-    let began = Instant::now();
-    let began_ns = now_ns();
-    let chunk = 48_000 * 2 / 50; // 20 ms of 16-bit mono
-    let header = 44;
-    tx.send(Ok(wav[..header].to_vec())).await.unwrap();
-    let mut sent = header;
-    let stop_at = header + 8 * 48_000 * 2;
-    while sent < stop_at {
-        let next = (sent + chunk).min(wav.len());
-        tx.send(Ok(wav[sent..next].to_vec())).await.unwrap();
-        sent = next;
-        let due = Duration::from_nanos(((sent - header) as u64 / 2) * 1_000_000_000 / 48_000);
-        if let Some(wait) = due.checked_sub(began.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    // The source drops mid-stream.
-    tx.send(Err(std::io::Error::other("source gone")))
-        .await
-        .ok();
-    drop(tx);
-    let _ = put.await;
+    // Sent in real time; the source drops mid-stream after 8 s.
+    let began_ns = send_paced(&mount(&ctl, village), wav, 8.0).await;
     wait_for(
         "the dropped session ended",
         Duration::from_secs(15),
@@ -224,4 +232,50 @@ async fn latency_from_the_ingest_to_the_output_and_a_source_that_drops() {
     for l in &latencies {
         assert!((0.0..400.0).contains(l), "latency {l} ms");
     }
+}
+
+/// Live speech (the news sample) to a node behind a counting proxy: what the node's link
+/// carries while it plays, against the 48 kbps a node may use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_voice_takes_under_48_kbps_per_node() {
+    let _turn = timing_turn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start_with(dir.path(), &["--source-password", PASSWORD]).await;
+    let village = ctl.api.village("Thôn Băng Thông").await;
+    let target: std::net::SocketAddr = ctl.url.trim_start_matches("http://").parse().unwrap();
+    let proxy = loa_tests::impair::Proxy::start(target, Default::default(), 7).await;
+    let mut node = Node::enroll_via(&ctl, &proxy.url(), dir.path(), "live-bw", village).await;
+    node.start(&dir.path().join("bw.wav"), &[]);
+    node.wait_ready(&ctl.api).await;
+    let speech = dir.path().join("speech.wav");
+    let samples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio-samples/news.mp3");
+    let ok = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(&samples)
+        .args(["-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
+        .arg(&speech)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let wav = std::fs::read(&speech).unwrap();
+    let url = mount(&ctl, village);
+    let source = tokio::spawn(async move { send_paced(&url, wav, 12.0).await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (b0, r0) = proxy.downstream();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (b1, r1) = proxy.downstream();
+    let secs = t0.elapsed().as_secs_f64();
+    source.await.unwrap();
+    node.proc().stop();
+    let payload_kbps = (b1 - b0) as f64 * 8.0 / secs / 1000.0;
+    // TCP/IPv4 headers with timestamps: 52 bytes a segment.
+    let wire_kbps = ((b1 - b0) + 52 * (r1 - r0)) as f64 * 8.0 / secs / 1000.0;
+    println!(
+        "live: one node's link while it plays live speech: {payload_kbps:.1} kbps of WebSocket bytes, {wire_kbps:.1} kbps with TCP/IP headers ({} segments a second)",
+        ((r1 - r0) as f64 / secs).round()
+    );
+    assert!(payload_kbps > 8.0, "voice flowed: {payload_kbps} kbps");
+    assert!(wire_kbps <= 48.0, "{wire_kbps} kbps on the wire");
 }
