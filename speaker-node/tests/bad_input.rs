@@ -59,8 +59,8 @@ fn unreadable_and_non_audio_files_are_refused_in_one_line() {
             "no decodable audio",
         ),
         (
-            samples_dir().join("unsupported/tone-opus.ogg"),
-            "unsupported codec: opus",
+            samples_dir().join("unsupported/tone-ac3.mka"),
+            "unsupported codec: ac3",
         ),
         (dir.path().join("missing.mp3"), "No such file"),
         (dir.path().to_path_buf(), "is a directory"),

@@ -13,7 +13,7 @@ fn audio_files() -> Vec<PathBuf> {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if ["mp3", "mp2", "m4a", "ogg", "flac", "wav", "aiff"].contains(&ext) {
+            if ["mp3", "mp2", "m4a", "ogg", "webm", "flac", "wav", "aiff"].contains(&ext) {
                 files.push(path);
             }
         }

@@ -9,6 +9,7 @@
 
 mod codec_names;
 mod mp4_gapless;
+mod opus;
 
 use std::fs::File;
 use std::io::Cursor;
@@ -25,6 +26,18 @@ use symphonia::core::io::{
 use symphonia::core::meta::MetadataOptions;
 
 use crate::Error;
+
+/// symphonia's decoders, and Opus through libopus ([`opus`]).
+fn codecs() -> &'static symphonia::core::codecs::registry::CodecRegistry {
+    static CODECS: std::sync::LazyLock<symphonia::core::codecs::registry::CodecRegistry> =
+        std::sync::LazyLock::new(|| {
+            let mut registry = symphonia::core::codecs::registry::CodecRegistry::new();
+            symphonia::default::register_enabled_codecs(&mut registry);
+            registry.register_audio_decoder::<opus::OpusDecoder>();
+            registry
+        });
+    &CODECS
+}
 
 /// After this many demuxer errors in a row the stream is treated as ended: the reader
 /// cannot find its way back into the data.
@@ -162,11 +175,17 @@ impl Decoder {
             .clone();
         let track_id = track.id;
         let num_frames = track.num_frames;
-        let registered = symphonia::default::get_codecs().get_audio_decoder(params.codec);
+        // Opus's pre-skip (RFC 7845 §4.2): the track's delay, which no packet marks.
+        let opus_delay = (params.codec
+            == symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS)
+            .then_some(track.delay)
+            .flatten()
+            .unwrap_or(0);
+        let registered = codecs().get_audio_decoder(params.codec);
         if registered.is_none() {
             return Err(Error::UnsupportedCodec(codec_names::name(params.codec)));
         }
-        let decoder = symphonia::default::get_codecs()
+        let decoder = codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
             .map_err(|e| match e {
                 SymError::Unsupported(what) => Error::UnsupportedCodec(what.to_string()),
@@ -198,7 +217,7 @@ impl Decoder {
             next_pts: None,
             lost_frames: 0,
             last_packet_frames: 0,
-            trim_skip: 0,
+            trim_skip: u64::from(opus_delay),
             trim_keep: None,
         };
         // Decode the first packet now: a file that cannot play fails before any sound, and
@@ -282,6 +301,11 @@ impl Decoder {
     /// Counts packets missing between the last good one and this one (a demuxer that
     /// resynchronised past damage without saying so).
     fn note_packet_position(&mut self, pts: i64, span: u64) {
+        // A demuxer that gives no durations (Matroska blocks) cannot show a gap.
+        if span == 0 {
+            self.next_pts = None;
+            return;
+        }
         if let Some(expected) = self.next_pts {
             if pts > expected {
                 self.lost_frames += (pts - expected) as u64;
