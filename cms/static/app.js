@@ -212,6 +212,61 @@ function followReach() {
   });
 }
 
+// Speaking live: the microphone as WebM Opus over a WebSocket, with a level meter.
+function liveMic() {
+  const box = document.getElementById("mic");
+  if (!box) return;
+  const start = box.querySelector("#mic-start"), stop = box.querySelector("#mic-stop");
+  const meter = box.querySelector("#mic-level"), status = box.querySelector("#mic-status");
+  let media = null, rec = null, ws = null, ctx = null;
+  const say = (text, ok) => { status.textContent = text; status.className = "msg " + (ok ? "ok" : "error"); };
+  const end = text => {
+    if (rec && rec.state !== "inactive") rec.stop();
+    if (ws && ws.readyState <= 1) ws.close();
+    if (media) media.getTracks().forEach(t => t.stop());
+    if (ctx) ctx.close();
+    media = rec = ws = ctx = null;
+    meter.value = 0;
+    start.disabled = false; stop.disabled = true;
+    if (text) say(text, false);
+  };
+  start.addEventListener("click", async () => {
+    const villages = [...box.querySelectorAll('[name="mic-village"]:checked')].map(e => e.value);
+    if (!villages.length) return say(box.dataset.fail, false);
+    start.disabled = true;
+    try {
+      media = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    } catch (_) { return end(box.dataset.fail); }
+    ctx = new AudioContext();
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 1024;
+    ctx.createMediaStreamSource(media).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const level = () => {
+      if (!ctx) return;
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0; for (const s of samples) sum += s * s;
+      meter.value = Math.min(1, Math.sqrt(sum / samples.length) * 4);
+      requestAnimationFrame(level);
+    };
+    level();
+    const priority = box.querySelector("#mic-priority");
+    const q = new URLSearchParams({ villages: villages.join(","), csrf: box.dataset.csrf });
+    if (priority) q.set("priority", priority.value);
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/live/mic?" + q);
+    ws.onopen = () => {
+      rec = new MediaRecorder(media, { mimeType: "audio/webm;codecs=opus", audioBitsPerSecond: 32000 });
+      rec.ondataavailable = e => { if (e.data.size && ws && ws.readyState === 1) ws.send(e.data); };
+      rec.start(100);
+      stop.disabled = false;
+      say(box.dataset.on, true);
+    };
+    ws.onerror = () => end(box.dataset.fail);
+    ws.onclose = () => { if (media) end(box.dataset.off); };
+  });
+  stop.addEventListener("click", () => { end(null); say(box.dataset.off, true); });
+}
+
 document.addEventListener("change", async e => {
   if (e.target.name === "rule_kind") ruleFields();
   if (e.target.name === "source") sourceFields();
@@ -226,4 +281,4 @@ document.addEventListener("change", async e => {
     catch (err) { alert(err.message); box.checked = !box.checked; }
   }
 });
-document.addEventListener("DOMContentLoaded", () => { ruleFields(); sourceFields(); followReach(); });
+document.addEventListener("DOMContentLoaded", () => { ruleFields(); sourceFields(); followReach(); liveMic(); });

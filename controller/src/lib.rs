@@ -55,11 +55,13 @@ pub async fn serve(
         ),
         Err(e) => tracing::error!("cannot end old live sessions: {e}"),
     }
+    let mounts = Arc::new(live::Mounts::default());
     let routes = hub::websocket::filter(&hub)
+        .or(live::mic_filter(&hub, mounts.clone()))
+        .unify()
         .or(cms::http::routes(cms))
         .unify();
     let service = warp::service(routes);
-    let mounts = Arc::new(live::Mounts::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

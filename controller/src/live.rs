@@ -417,8 +417,7 @@ async fn run_session(
     addr: String,
     chunks_rx: mpsc::Receiver<bytes::Bytes>,
 ) -> Result<(), Refusal> {
-    let config = hub.live_config().clone();
-    let lead = config.buffer_ms as i64;
+    let lead = hub.live_config().buffer_ms as i64;
     let start = hub
         .cms()
         .start_live(
@@ -430,15 +429,25 @@ async fn run_session(
             lead,
         )
         .await
-        .map_err(|e| {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, e.message(cms::i18n::Lang::En))
-        })?;
+        .map_err(refusal)?;
+    mounts.set(village, start.session.id);
+    carry(hub, start, chunks_rx).await;
+    Ok(())
+}
+
+fn refusal(e: cms::CmsError) -> Refusal {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, e.message(cms::i18n::Lang::En))
+}
+
+/// Carries a started session's audio to its nodes until the source ends, lets the last
+/// frames play out, then ends the session everywhere.
+async fn carry(hub: Arc<Hub>, start: cms::LiveStart, chunks_rx: mpsc::Receiver<bytes::Bytes>) {
+    let config = hub.live_config().clone();
     let session = start.session.id;
-    mounts.set(village, session);
     let sessions = hub.sessions().clone();
     let clock = hub.clock_arc();
-    let nodes = start.nodes.clone();
+    let nodes = start.nodes;
     let encoded = tokio::task::spawn_blocking(move || {
         encode_loop(
             chunks_rx,
@@ -456,14 +465,159 @@ async fn run_session(
         Ok(Err((e, last))) => (format!("the source's audio: {e}"), last),
         Err(e) => (format!("the encoder failed: {e}"), None),
     };
-    // Let what was sent play out, then end the session everywhere.
     let now = hub.clock_arc().now_ns();
     let tail = last_due_ns.map_or(0, |due| (due - now).max(0) as u64);
     tokio::time::sleep(Duration::from_nanos(tail) + END_GRACE).await;
     if let Err(e) = hub.cms().end_live(session, &reason).await {
         tracing::error!(session, "cannot end the live session: {e}");
     }
-    Ok(())
+}
+
+/// `GET /api/v1/live/mic?villages=1,2&csrf=TOKEN[&priority=normal|priority|emergency]`:
+/// the web UI's microphone. A WebSocket from a logged-in browser session (its cookie, and
+/// its CSRF token in the query since a browser cannot set headers on a WebSocket); binary
+/// messages carry what the browser's MediaRecorder makes (WebM Opus), decoded and sent on
+/// exactly as an Icecast source's. The session ends when the socket closes.
+pub fn mic_filter(
+    hub: &Arc<Hub>,
+    mounts: Arc<Mounts>,
+) -> impl warp::Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>
+{
+    use warp::Filter;
+    let hub = hub.clone();
+    warp::path!("api" / "v1" / "live" / "mic")
+        .and(warp::get())
+        .and(warp::cookie::optional::<String>(
+            cms::http::reply::SESSION_COOKIE,
+        ))
+        .and(warp::query::<MicQuery>())
+        .and(warp::ext::optional::<cms::http::Peer>())
+        .and(warp::ws())
+        .then(
+            move |cookie: Option<String>,
+                  q: MicQuery,
+                  peer: Option<cms::http::Peer>,
+                  ws: warp::ws::Ws| {
+                let (hub, mounts) = (hub.clone(), mounts.clone());
+                async move {
+                    use warp::Reply;
+                    let addr = peer.map(|p| p.0.to_string()).unwrap_or_default();
+                    match open_mic(&hub, &mounts, cookie, &q, addr).await {
+                        Ok((start, villages)) => ws
+                            .on_upgrade(move |socket| {
+                                mic_session(hub, mounts, start, villages, socket)
+                            })
+                            .into_response(),
+                        Err(e) => cms::http::reply::error(&e, cms::i18n::Lang::Vi),
+                    }
+                }
+            },
+        )
+}
+
+#[derive(serde::Deserialize)]
+pub struct MicQuery {
+    villages: String,
+    csrf: String,
+    #[serde(default)]
+    priority: Option<String>,
+}
+
+/// Checks the browser's session, its CSRF token and the mounts; starts the session.
+async fn open_mic(
+    hub: &Hub,
+    mounts: &Mounts,
+    cookie: Option<String>,
+    q: &MicQuery,
+    addr: String,
+) -> Result<(cms::LiveStart, Vec<i64>), cms::CmsError> {
+    let secret = cookie.ok_or(cms::CmsError::Unauthenticated)?;
+    let p = hub
+        .cms()
+        .authenticate(&secret, cms::auth::Via::Cookie)
+        .await?;
+    let good = !p.csrf.is_empty()
+        && q.csrf.len() == p.csrf.len()
+        && q.csrf
+            .bytes()
+            .zip(p.csrf.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    if !good {
+        return Err(cms::CmsError::forbidden(
+            "Thiếu mã chống giả mạo (CSRF). Hãy tải lại trang.",
+            "Missing or wrong CSRF token. Reload the page.",
+        ));
+    }
+    let villages: Vec<i64> = q
+        .villages
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .filter(|v| *v > 0)
+        .collect();
+    let priority = match q.priority.as_deref() {
+        None | Some("") => Priority::Priority,
+        Some(p) => Priority::parse(p).ok_or_else(|| {
+            cms::CmsError::invalid("Mức ưu tiên không hợp lệ.", "Unknown priority.")
+        })?,
+    };
+    let mut taken = Vec::new();
+    for v in &villages {
+        if !mounts.take(*v) {
+            for t in &taken {
+                mounts.free(*t);
+            }
+            return Err(cms::CmsError::conflict(
+                "Đang có người phát trực tiếp ở thôn này.",
+                "Someone is already live in this village.",
+            ));
+        }
+        taken.push(*v);
+    }
+    let lead = hub.live_config().buffer_ms as i64;
+    match hub
+        .cms()
+        .start_live(Some(&p), villages.clone(), priority, "browser", addr, lead)
+        .await
+    {
+        Ok(start) => Ok((start, villages)),
+        Err(e) => {
+            for t in &taken {
+                mounts.free(*t);
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn mic_session(
+    hub: Arc<Hub>,
+    mounts: Arc<Mounts>,
+    start: cms::LiveStart,
+    villages: Vec<i64>,
+    socket: warp::ws::WebSocket,
+) {
+    use futures_util::StreamExt;
+    for v in &villages {
+        mounts.set(*v, start.session.id);
+    }
+    let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUE);
+    let (_sink, mut stream) = socket.split();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            if msg.is_close() {
+                break;
+            }
+            if msg.is_binary() && tx.send(msg.into_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    carry(hub, start, rx).await;
+    reader.abort();
+    for v in &villages {
+        mounts.free(*v);
+    }
 }
 
 /// Blocking reads of the body queue, for the decoder.

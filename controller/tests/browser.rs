@@ -62,6 +62,10 @@ fn free_port() -> u16 {
 }
 
 async fn start_browser(profile: &Path) -> (Proc, Client) {
+    start_browser_with(profile, &[]).await
+}
+
+async fn start_browser_with(profile: &Path, extra: &[String]) -> (Proc, Client) {
     let driver = Path::new("/usr/bin/chromedriver");
     assert!(
         driver.exists() && Path::new("/usr/bin/chromium").exists(),
@@ -85,14 +89,26 @@ async fn start_browser(profile: &Path) -> (Proc, Client) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1280,1000",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend(extra.iter().cloned());
     let caps = json!({
         "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
-        }
+        "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
     });
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let client = ClientBuilder::new(connector)
@@ -462,5 +478,130 @@ async fn a_leader_calls_an_emergency_watches_it_reach_every_node_and_stops_it() 
     c.goto(&base).await.unwrap();
     wait_text(&c, "Tổng quan").await;
     assert!(!c.source().await.unwrap().contains("Đang phát khẩn cấp"));
+    c.close().await.unwrap();
+}
+
+/// The demo's API as a logged-in user.
+async fn api_login(base: &str, user: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "username": user, "password": "loalang-demo" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (http, login["token"].as_str().unwrap().to_string())
+}
+
+async fn api_get(api: &(reqwest::Client, String), base: &str, path: &str) -> serde_json::Value {
+    api.0
+        .get(format!("{base}{path}"))
+        .bearer_auth(&api.1)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_editor_speaks_live_through_the_browser_microphone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    // Chromium's fake microphone plays the news sample (speech), as WAV.
+    let voice = dir.path().join("voice.wav");
+    let ok = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(samples().join("news.mp3"))
+        .args(["-ac", "1", "-ar", "48000", "-c:a", "pcm_s16le"])
+        .arg(&voice)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let extra = [
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}", voice.display()),
+        "--autoplay-policy=no-user-gesture-required".to_string(),
+    ];
+    let (_driver, c) = start_browser_with(&dir.path().join("profile"), &extra).await;
+    let api = api_login(&base, "bientap").await;
+    login(&c, &base, "bientap").await;
+    c.goto(&format!("{base}/ui/live")).await.unwrap();
+    wait_text(&c, "Bắt đầu nói").await;
+    // The village of the demo's first node.
+    let nodes = api_get(&api, &base, "/api/v1/nodes").await;
+    let node = nodes[0].clone();
+    let village_id = node["village_id"].as_i64().unwrap();
+    click(
+        &c,
+        Locator::Css(&format!("input[name='mic-village'][value='{village_id}']")),
+    )
+    .await;
+    click(&c, Locator::Id("mic-start")).await;
+    wait_text(&c, "Đang phát trực tiếp — nói vào micrô").await;
+    // On air, from the browser, in that village; the level meter moves.
+    let session = {
+        let started = Instant::now();
+        loop {
+            let on_air = api_get(&api, &base, "/api/v1/live").await;
+            if let Some(s) = on_air.as_array().and_then(|a| a.first()).cloned() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no session on air"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    assert_eq!(session["source"], "browser");
+    assert_eq!(session["started_by_name"], "bientap");
+    assert_eq!(session["villages"], json!([village_id]));
+    let mut loudest = 0.0f64;
+    for _ in 0..20 {
+        let v = c
+            .execute("return document.getElementById('mic-level').value", vec![])
+            .await
+            .unwrap();
+        loudest = loudest.max(v.as_f64().unwrap_or(0.0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(loudest > 0.05, "the level meter never moved: {loudest}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    click(&c, Locator::Id("mic-stop")).await;
+    wait_text(&c, "Đã dừng.").await;
+    // The session ends, and the village's node logged it as played whole.
+    let id = session["id"].as_i64().unwrap();
+    let started = Instant::now();
+    loop {
+        let logs = api_get(
+            &api,
+            &base,
+            &format!("/api/v1/playlogs?node={}", node["id"]),
+        )
+        .await;
+        let live = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["schedule_id"] == id)
+            .cloned();
+        if let Some(log) = live {
+            assert_eq!(log["outcome"], "completed", "{log}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the node never logged the live play"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let ended = api_get(&api, &base, &format!("/api/v1/live/{id}")).await;
+    assert!(ended["ended_at"].is_string(), "{ended}");
     c.close().await.unwrap();
 }

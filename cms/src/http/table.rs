@@ -220,6 +220,7 @@ routes! {
     GET    "/ui/week"                    Read         false ui::week, 200 [] none => (), "What plays in each village this week.";
     GET    "/ui/places"                  Read         false ui::places, 200 [] none => (), "Villages, groups and speaker nodes.";
     GET    "/ui/nodes/{id}"              Read         false ui::node, 200 [] none => (), "One speaker node: health, history, remote control.";
+    GET    "/ui/live"                    Schedule     false ui::live_page, 200 [] none => (), "Speak live to villages through the browser's microphone.";
     GET    "/ui/emergency"               Read         false ui::emergencies, 200 [] none => (), "The emergency button's page and recent emergencies.";
     GET    "/ui/emergency/{id}"          Read         false ui::emergency, 200 [] none => (), "One emergency's reach, live, with the stop button.";
     GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] none => (), "Users.";

@@ -6,6 +6,7 @@
 mod admin;
 mod emergency;
 mod library;
+mod live;
 mod nodes;
 mod plan;
 
@@ -100,6 +101,11 @@ pub async fn node(c: Ctx<'_>) -> Result<Response> {
     finish(c.req, nodes::node(c.cms, &page, c.req.id(0)?).await?)
 }
 
+pub async fn live_page(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, live::live(c.cms, &page).await?)
+}
+
 pub async fn emergencies(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
     finish(c.req, emergency::emergencies(c.cms, &page).await?)
@@ -161,9 +167,10 @@ impl<'a> Page<'a> {
 
     /// The whole page around `body`.
     pub fn render(&self, title: &str, body: Markup) -> Response {
-        let links: [(&str, &str, &str, Perm); 10] = [
+        let links: [(&str, &str, &str, Perm); 11] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
             ("/ui/emergency", "Khẩn cấp", "Emergency", Perm::Read),
+            ("/ui/live", "Trực tiếp", "Live", Perm::Schedule),
             ("/ui/content", "Nội dung", "Content", Perm::Read),
             ("/ui/content/new", "Tạo mới", "New", Perm::EditContent),
             ("/ui/approvals", "Duyệt", "Approvals", Perm::Approve),
