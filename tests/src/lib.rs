@@ -361,13 +361,18 @@ impl Api {
             .unwrap_or_else(|e| panic!("upload: {e}"));
         let item: Value = res.json().await.unwrap_or_default();
         let cid = id(&item);
+        self.approve(cid).await;
+        (cid, item["sha256"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Submits an item of this user's and has a second user approve it.
+    pub async fn approve(&self, cid: i64) {
         self.post(&format!("/api/v1/content/{cid}/submit"), json!({}))
             .await;
         let approver = self.second_admin().await;
         approver
             .post(&format!("/api/v1/content/{cid}/approve"), json!({}))
             .await;
-        (cid, item["sha256"].as_str().unwrap_or_default().to_string())
     }
 
     async fn second_admin(&self) -> Api {

@@ -36,6 +36,7 @@ pub mod link;
 pub mod live;
 pub mod owner;
 pub mod playout;
+pub mod relay;
 pub mod scheduler;
 pub mod state;
 pub mod websocket;

@@ -20,6 +20,7 @@ use super::amp::Amplifier;
 use super::clock::NodeClock;
 use super::journal;
 use super::live::{LiveFeed, LiveRenderer};
+use super::relay::RelayRenderer;
 use crate::output::{AudioFormat, Sink};
 use crate::player::{ItemRenderer, Loudness};
 use audio::decode::Decoder;
@@ -70,6 +71,12 @@ pub enum Segment {
     /// A live session's audio, from the link, for as long as the job runs.
     Live {
         session: u32,
+    },
+    /// A relayed stream (tiếp sóng), opened by the node, for `ms`.
+    Relay {
+        content_id: i64,
+        url: String,
+        ms: u64,
     },
 }
 
@@ -213,6 +220,10 @@ struct Active {
     steering: i8,
     /// A live job's renderer (its one segment is the session's audio).
     live: Option<LiveRenderer>,
+    /// A relay on air, and the frames of its span still to play.
+    relay: Option<(RelayRenderer, u64)>,
+    /// What a completed play's log should still say (a relay's share played).
+    notes: Vec<String>,
 }
 
 impl Playout {
@@ -512,6 +523,8 @@ impl Active {
             content_id: None,
             steering: 0,
             live: None,
+            relay: None,
+            notes: Vec::new(),
         }
     }
 
@@ -549,6 +562,22 @@ impl Active {
                 self.silence_left -= n as u64;
                 continue;
             }
+            if let Some((relay, left)) = self.relay.as_mut() {
+                if *left > 0 {
+                    let n = (need / channels).min(*left as usize);
+                    relay.fill(buf, n);
+                    *left -= n as u64;
+                    continue;
+                }
+                if let Some((relay, _)) = self.relay.take() {
+                    let (share, text) = relay.summary(format.sample_rate);
+                    match share < 0.5 {
+                        true => self.problems.push(text),
+                        false => self.notes.push(text),
+                    }
+                }
+                continue;
+            }
             if self.tone_left > 0 {
                 let n = (need / channels).min(self.tone_left as usize);
                 let step = TONE_HZ * std::f32::consts::TAU / format.sample_rate as f32;
@@ -579,6 +608,7 @@ impl Active {
         self.frames += ((buf.len() - start) / channels) as u64;
         !(self.leftover.is_empty()
             && self.live.is_none()
+            && self.relay.is_none()
             && self.silence_left == 0
             && self.tone_left == 0
             && self.renderer.is_none()
@@ -597,6 +627,22 @@ impl Active {
             Segment::Tone { ms } => self.tone_left = ms * rate / 1000,
             Segment::Live { session } => {
                 self.live = Some(LiveRenderer::new(session, format, self.job.volume));
+            }
+            Segment::Relay {
+                content_id,
+                url,
+                ms,
+            } => {
+                self.content_id = Some(content_id);
+                let schedule_db = 20.0 * volume_to_amplitude(self.job.volume).max(1e-6).log10();
+                let loudness = Loudness {
+                    volume,
+                    gain_db: schedule_db,
+                };
+                self.relay = Some((
+                    RelayRenderer::start(url, format, loudness),
+                    ms * rate / 1000,
+                ));
             }
             Segment::Audio {
                 content_id,
@@ -637,7 +683,9 @@ impl Active {
             }
             (o, _) => (
                 o,
-                reason.or_else(|| (!self.problems.is_empty()).then(|| self.problems.join("; "))),
+                reason
+                    .or_else(|| (!self.problems.is_empty()).then(|| self.problems.join("; ")))
+                    .or_else(|| (!self.notes.is_empty()).then(|| self.notes.join("; "))),
             ),
         };
         let played = !matches!(outcome, PlayOutcome::Skipped);

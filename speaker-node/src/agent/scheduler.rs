@@ -180,6 +180,13 @@ fn job(
         if let Some(session) = i.live {
             return Segment::Live { session };
         }
+        if let Some(url) = &i.url {
+            return Segment::Relay {
+                content_id: i.content_id,
+                url: url.clone(),
+                ms: i.duration_ms,
+            };
+        }
         let sha = i.sha256.clone().unwrap_or_default();
         Segment::Audio {
             content_id: i.content_id,
