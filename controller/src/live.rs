@@ -63,34 +63,47 @@ impl Default for LiveConfig {
     }
 }
 
-/// Mounts on air: village id -> session id.
+/// Villages on air: a source holds its villages' mounts until it ends. A source of a
+/// higher priority may take a held mount (an approver speaking at emergency level over an
+/// Icecast relay); the nodes' resolver then plays the higher one.
 #[derive(Default)]
 pub struct Mounts {
-    busy: Mutex<Vec<(i64, i64)>>,
+    busy: Mutex<Vec<Mount>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+struct Mount {
+    token: u64,
+    villages: Vec<i64>,
+    priority: Priority,
 }
 
 impl Mounts {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(i64, i64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Mount>> {
         self.busy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self, village: i64) -> bool {
+    /// Takes the villages' mounts, unless one is held at this priority or higher; the
+    /// token gives them back.
+    fn take(&self, villages: &[i64], priority: Priority) -> Option<u64> {
         let mut busy = self.lock();
-        if busy.iter().any(|(v, _)| *v == village) {
-            return false;
+        let held = busy
+            .iter()
+            .any(|m| m.priority >= priority && m.villages.iter().any(|v| villages.contains(v)));
+        if held {
+            return None;
         }
-        busy.push((village, 0));
-        true
+        let token = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        busy.push(Mount {
+            token,
+            villages: villages.to_vec(),
+            priority,
+        });
+        Some(token)
     }
 
-    fn set(&self, village: i64, session: i64) {
-        for m in self.lock().iter_mut().filter(|(v, _)| *v == village) {
-            m.1 = session;
-        }
-    }
-
-    fn free(&self, village: i64) {
-        self.lock().retain(|(v, _)| *v != village);
+    fn free(&self, token: u64) {
+        self.lock().retain(|m| m.token != token);
     }
 }
 
@@ -173,7 +186,7 @@ pub async fn serve_source(
         .await;
     };
     let check = check_source(&hub, &mounts, &req);
-    let village = match check {
+    let (village, token) = match check {
         Ok(v) => v,
         Err(refusal) => {
             tracing::warn!(%addr, village = %req.village, status = refusal.0.as_u16(), "live source refused: {}", refusal.1);
@@ -187,15 +200,15 @@ pub async fn serve_source(
         (false, false) => b"",
     };
     if stream.write_all(go).await.is_err() {
-        mounts.free(village);
+        mounts.free(token);
         return;
     }
     let (reader, mut writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUE);
     let feeder = tokio::spawn(read_body(reader, rest, req.chunked, req.length, tx));
-    let result = run_session(hub, &mounts, village, addr.to_string(), rx).await;
+    let result = run_session(hub, village, addr.to_string(), rx).await;
     feeder.abort();
-    mounts.free(village);
+    mounts.free(token);
     let reply: &[u8] = match (&result, req.legacy) {
         (_, true) => b"",
         (Ok(()), false) => b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
@@ -209,8 +222,8 @@ pub async fn serve_source(
     let _ = writer.write_all(reply).await;
 }
 
-/// Credentials, the village, the mount: the village id, its mount now taken.
-fn check_source(hub: &Hub, mounts: &Mounts, req: &SourceRequest) -> Result<i64, Refusal> {
+/// Credentials, the village, the mount: the village id, and the token of its mount.
+fn check_source(hub: &Hub, mounts: &Mounts, req: &SourceRequest) -> Result<(i64, u64), Refusal> {
     let Some(password) = hub.live_config().source_password.as_deref() else {
         return Err((
             StatusCode::FORBIDDEN,
@@ -229,13 +242,13 @@ fn check_source(hub: &Hub, mounts: &Mounts, req: &SourceRequest) -> Result<i64, 
             format!("no village {:?}", req.village),
         ));
     };
-    if !mounts.take(village) {
-        return Err((
+    match mounts.take(&[village], Priority::Priority) {
+        Some(token) => Ok((village, token)),
+        None => Err((
             StatusCode::CONFLICT,
             format!("village {village} is already live"),
-        ));
+        )),
     }
-    Ok(village)
 }
 
 /// Reads up to the end of the request head; returns it and the body bytes read past it.
@@ -412,7 +425,6 @@ fn authorised(auth: Option<&str>, password: &str) -> bool {
 
 async fn run_session(
     hub: Arc<Hub>,
-    mounts: &Mounts,
     village: i64,
     addr: String,
     chunks_rx: mpsc::Receiver<bytes::Bytes>,
@@ -430,7 +442,6 @@ async fn run_session(
         )
         .await
         .map_err(refusal)?;
-    mounts.set(village, start.session.id);
     carry(hub, start, chunks_rx).await;
     Ok(())
 }
@@ -530,7 +541,7 @@ async fn open_mic(
     cookie: Option<String>,
     q: &MicQuery,
     addr: String,
-) -> Result<(cms::LiveStart, Vec<i64>), cms::CmsError> {
+) -> Result<(cms::LiveStart, u64), cms::CmsError> {
     let secret = cookie.ok_or(cms::CmsError::Unauthenticated)?;
     let p = hub
         .cms()
@@ -561,30 +572,21 @@ async fn open_mic(
             cms::CmsError::invalid("Mức ưu tiên không hợp lệ.", "Unknown priority.")
         })?,
     };
-    let mut taken = Vec::new();
-    for v in &villages {
-        if !mounts.take(*v) {
-            for t in &taken {
-                mounts.free(*t);
-            }
-            return Err(cms::CmsError::conflict(
-                "Đang có người phát trực tiếp ở thôn này.",
-                "Someone is already live in this village.",
-            ));
-        }
-        taken.push(*v);
-    }
+    let Some(token) = mounts.take(&villages, priority) else {
+        return Err(cms::CmsError::conflict(
+            "Đang có người phát trực tiếp ở thôn này.",
+            "Someone is already live in this village.",
+        ));
+    };
     let lead = hub.live_config().buffer_ms as i64;
     match hub
         .cms()
-        .start_live(Some(&p), villages.clone(), priority, "browser", addr, lead)
+        .start_live(Some(&p), villages, priority, "browser", addr, lead)
         .await
     {
-        Ok(start) => Ok((start, villages)),
+        Ok(start) => Ok((start, token)),
         Err(e) => {
-            for t in &taken {
-                mounts.free(*t);
-            }
+            mounts.free(token);
             Err(e)
         }
     }
@@ -594,13 +596,10 @@ async fn mic_session(
     hub: Arc<Hub>,
     mounts: Arc<Mounts>,
     start: cms::LiveStart,
-    villages: Vec<i64>,
+    token: u64,
     socket: warp::ws::WebSocket,
 ) {
     use futures_util::StreamExt;
-    for v in &villages {
-        mounts.set(*v, start.session.id);
-    }
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUE);
     let (_sink, mut stream) = socket.split();
     let reader = tokio::spawn(async move {
@@ -615,9 +614,7 @@ async fn mic_session(
     });
     carry(hub, start, rx).await;
     reader.abort();
-    for v in &villages {
-        mounts.free(*v);
-    }
+    mounts.free(token);
 }
 
 /// Blocking reads of the body queue, for the decoder.
@@ -794,6 +791,26 @@ mod tests {
         assert!(!authorised(Some("Bearer x"), "hackme"));
         assert!(!authorised(Some("Basic !!!"), "hackme"));
         assert!(!authorised(None, "hackme"));
+    }
+
+    #[test]
+    fn a_mount_is_held_unless_a_higher_priority_comes() {
+        let m = Mounts::default();
+        let a = m.take(&[1, 2], Priority::Priority).unwrap();
+        assert!(m.take(&[2], Priority::Priority).is_none(), "busy");
+        assert!(m.take(&[2], Priority::Normal).is_none(), "lower");
+        assert!(
+            m.take(&[3], Priority::Priority).is_some(),
+            "another village"
+        );
+        let e = m.take(&[2], Priority::Emergency).unwrap();
+        assert!(
+            m.take(&[2], Priority::Emergency).is_none(),
+            "one emergency at a time"
+        );
+        m.free(e);
+        m.free(a);
+        assert!(m.take(&[1, 2], Priority::Priority).is_some());
     }
 
     #[test]

@@ -250,6 +250,12 @@ pub struct Health {
     pub output: String,
     pub output_ok: bool,
     pub underruns: u64,
+    /// Live audio frames lost and concealed, and frames that came after their time
+    /// (dropped), since the agent started.
+    #[serde(default)]
+    pub live_concealed: u64,
+    #[serde(default)]
+    pub live_late: u64,
     /// 1-minute load average, where the OS gives it.
     pub load: Option<f64>,
     pub temperature_c: Option<f64>,

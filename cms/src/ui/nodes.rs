@@ -68,6 +68,13 @@ fn health_rows(page: &Page<'_>, h: &Health) -> Vec<(&'static str, String)> {
         (t("Đang phát", "Playing"), playing),
         (t("Âm lượng", "Volume"), h.volume.to_string()),
         (t("Đầu ra âm thanh", "Audio output"), output),
+        (
+            t(
+                "Phát trực tiếp: khung bị mất / đến trễ",
+                "Live: frames lost / late",
+            ),
+            format!("{} / {}", h.live_concealed, h.live_late),
+        ),
         (t("Bộ nhớ đệm", "Cache"), cache),
         (t("Ổ đĩa còn trống", "Disk free"), mb(h.disk_free_bytes)),
         (t("Tải CPU", "CPU load"), num(h.load, "")),

@@ -46,6 +46,8 @@ impl AgentCore {
             output: self.output_name.clone(),
             output_ok: status.output_ok,
             underruns: status.underruns,
+            live_concealed: status.live_concealed,
+            live_late: status.live_late,
             load: load(),
             temperature_c: temperature(),
             last_error: status.last_error.or_else(|| self.last_error.clone()),

@@ -129,6 +129,9 @@ pub enum PlayoutEvent {
 pub struct PlayoutStatus {
     pub playing: Option<NowPlaying>,
     pub underruns: u64,
+    /// Live frames concealed, and dropped for coming late.
+    pub live_concealed: u64,
+    pub live_late: u64,
     pub output_ok: bool,
     pub last_error: Option<String>,
     pub volume: u8,
@@ -483,6 +486,16 @@ impl Playout {
     fn update_status(&self, sink: &dyn Sink, rate: i64) {
         let mut st = self.status();
         st.underruns = sink.stats().underruns;
+        st.live_concealed = self
+            .cfg
+            .live
+            .concealed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        st.live_late = self
+            .cfg
+            .live
+            .late
+            .load(std::sync::atomic::Ordering::Relaxed);
         st.output_ok = true;
         st.playing = self.current.as_ref().map(|c| NowPlaying {
             schedule_id: c.job.schedule_id,
