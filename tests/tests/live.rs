@@ -9,7 +9,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav_with_gap, wait_for};
+use loa_tests::{
+    Card, Controller, Node, now_ns, timing_turn, tone_wav_with_gap, wait_for, whole_ms,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "nguon-truc-tiep";
@@ -190,16 +192,30 @@ async fn an_icecast_source_is_heard_on_every_node_in_step_and_ends_with_its_sour
 
 /// A source paced by the test (a WAV, 20 ms a chunk in real time), so the instant the
 /// mark left the source is known; the mark on the node's card says the latency. The
-/// source then drops mid-stream: the session ends by itself.
+/// source then drops mid-stream: the session ends by itself. A normal item on air when
+/// the talk began is paused by it and played again after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_from_the_ingest_to_the_output_and_a_source_that_drops() {
     let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = Controller::start_with(dir.path(), &["--source-password", PASSWORD]).await;
     let village = ctl.api.village("Thôn Đo Trễ").await;
+    let (news, _) = ctl
+        .api
+        .approved_audio("Bản tin", tone_wav_with_gap(6.0, None))
+        .await;
     let mut node = Node::enroll(&ctl, dir.path(), "live-lat", village).await;
     node.start(&dir.path().join("n.wav"), &[]);
     node.wait_ready(&ctl.api).await;
+    // A normal item on air when the live talk begins: paused by it, played again after.
+    let t = whole_ms(now_ns() + 2_000_000_000);
+    ctl.api
+        .play_once("Bản tin", news, &[node.id], t, "normal")
+        .await;
+    tokio::time::sleep(Duration::from_nanos(
+        (t - now_ns()).max(0) as u64 + 1_000_000_000,
+    ))
+    .await;
     // 10 s of tone, marks (60 ms of silence) at 3, 5 and 7 s; dropped after 8 s.
     let mut wav = tone_wav_with_gap(10.0, Some((3.0, 0.06)));
     for at in [5.0f32, 7.0] {
@@ -219,6 +235,42 @@ async fn latency_from_the_ingest_to_the_output_and_a_source_that_drops() {
         },
     )
     .await;
+    // The news: cut by the live talk, then played whole once it ended.
+    let logs = wait_for("the news played again", Duration::from_secs(20), || async {
+        let logs = ctl.api.playlogs(node.id).await;
+        let news_logs = logs.iter().filter(|l| l["content_id"] == news).count();
+        (news_logs >= 2).then_some(logs)
+    })
+    .await;
+    let mut order: Vec<(String, String, String)> = logs
+        .iter()
+        .map(|l| {
+            let what = if l["content_id"] == news {
+                "news"
+            } else {
+                "live"
+            };
+            (
+                l["started_at"].as_str().unwrap_or("").to_string(),
+                what.to_string(),
+                l["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    order.sort();
+    let order: Vec<(&str, &str)> = order
+        .iter()
+        .map(|(_, w, o)| (w.as_str(), o.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("news", "interrupted"),
+            ("live", "completed"),
+            ("news", "completed")
+        ],
+        "{logs:?}"
+    );
     node.proc().stop();
     let card = Card::read(&dir.path().join("n.wav"));
     let mut latencies = Vec::new();
