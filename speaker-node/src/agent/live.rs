@@ -66,22 +66,23 @@ impl LiveFeed {
         }
     }
 
-    /// The frame due at `at` (covering `[due, due + 20 ms)`) and after, in order.
-    fn take_from(&self, session: u32, at: i64) -> Option<(u32, i64, Vec<u8>)> {
+    /// The frame covering `at`, or the next one if it is due within a frame, taken out;
+    /// frames wholly before `at` are forgotten.
+    fn take_due(&self, session: u32, at: i64) -> Option<(u32, i64, Vec<u8>)> {
         let mut sessions = self.lock();
         let frames = sessions.get_mut(&session)?;
-        // Anything wholly before `at` is gone.
-        while let Some((&seq, (due, _))) = frames.first_key_value() {
-            if *due + voice::FRAME_NS <= at {
-                frames.remove(&seq);
-            } else {
-                break;
-            }
-        }
+        frames.retain(|_, (due, _)| *due + voice::FRAME_NS > at);
         let (&seq, (due, _)) = frames.first_key_value()?;
-        let due = *due;
-        let (_, packet) = frames.remove(&seq)?;
+        if *due > at + voice::FRAME_NS {
+            return None;
+        }
+        let (due, packet) = frames.remove(&seq)?;
         Some((seq, due, packet))
+    }
+
+    /// Whether frames of the session are waiting.
+    fn has_any(&self, session: u32) -> bool {
+        self.lock().get(&session).is_some_and(|f| !f.is_empty())
     }
 
     fn take(&self, session: u32, seq: u32) -> Option<(i64, Vec<u8>)> {
@@ -166,37 +167,27 @@ impl LiveRenderer {
         }
         while self.pcm.len() < want {
             match self.next_seq {
-                None => match feed.take_from(self.session, at) {
-                    Some((seq, due, packet)) if due <= at + voice::FRAME_NS => {
-                        let pcm = decoder
-                            .decode(&packet)
-                            .map(<[f32]>::to_vec)
-                            .unwrap_or_default();
-                        // Enter the frame where `at` falls in it.
-                        let skip =
-                            ((at - due).max(0) * i64::from(voice::RATE) / 1_000_000_000) as usize;
-                        let lead =
-                            ((due - at).max(0) * i64::from(voice::RATE) / 1_000_000_000) as usize;
-                        self.pcm.clear();
-                        self.pcm.resize(lead, 0.0);
-                        self.pcm
-                            .extend_from_slice(pcm.get(skip..).unwrap_or_default());
-                        self.pcm_at = at;
-                        self.next_seq = Some(seq.wrapping_add(1));
-                    }
-                    // Nothing due yet: silence until it is.
-                    Some((seq, due, packet)) => {
-                        feed.lock_put(self.session, seq, due, packet);
+                None => {
+                    let Some((seq, due, packet)) = feed.take_due(self.session, at) else {
+                        // Nothing due yet: silence until it is.
                         self.pcm.resize(want, 0.0);
                         self.pcm_at = at;
                         return;
-                    }
-                    None => {
-                        self.pcm.resize(want, 0.0);
-                        self.pcm_at = at;
-                        return;
-                    }
-                },
+                    };
+                    let pcm = decoder
+                        .decode(&packet)
+                        .map(<[f32]>::to_vec)
+                        .unwrap_or_default();
+                    // Enter the frame where `at` falls in it.
+                    let to_samples =
+                        |ns: i64| (ns.max(0) * i64::from(voice::RATE) / 1_000_000_000) as usize;
+                    self.pcm.clear();
+                    self.pcm.resize(to_samples(due - at), 0.0);
+                    self.pcm
+                        .extend_from_slice(pcm.get(to_samples(at - due)..).unwrap_or_default());
+                    self.pcm_at = at;
+                    self.next_seq = Some(seq.wrapping_add(1));
+                }
                 Some(seq) => {
                     let decoded = feed
                         .take(self.session, seq)
@@ -226,21 +217,6 @@ impl LiveRenderer {
                 }
             }
         }
-    }
-}
-
-impl LiveFeed {
-    /// Whether frames of the session are waiting.
-    fn has_any(&self, session: u32) -> bool {
-        self.lock().get(&session).is_some_and(|f| !f.is_empty())
-    }
-
-    /// Puts back a frame taken too early.
-    fn lock_put(&self, session: u32, seq: u32, due: i64, packet: Vec<u8>) {
-        self.lock()
-            .entry(session)
-            .or_default()
-            .insert(seq, (due, packet));
     }
 }
 

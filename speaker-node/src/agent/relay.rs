@@ -130,7 +130,7 @@ fn stream_loop(url: &str, format: AudioFormat, loudness: Loudness, shared: Arc<S
             shared.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         attempt += 1;
-        let played_before = shared.samples.lock().map(|r| r.len()).unwrap_or(0);
+        let mut brought_audio = false;
         tracing::info!(%url, attempt, "relay: dialling");
         // The timeout is made inside the runtime (a timer needs its context).
         match runtime.block_on(async { tokio::time::timeout(STALL, client.get(url).send()).await })
@@ -144,7 +144,7 @@ fn stream_loop(url: &str, format: AudioFormat, loudness: Loudness, shared: Arc<S
                     at: 0,
                     shared: shared.clone(),
                 };
-                if let Err(e) = decode_into(reader, format, loudness, shared) {
+                if let Err(e) = decode_into(reader, format, loudness, shared, &mut brought_audio) {
                     note(shared, e);
                 }
             }
@@ -156,8 +156,7 @@ fn stream_loop(url: &str, format: AudioFormat, loudness: Loudness, shared: Arc<S
             break;
         }
         // A connection that brought audio resets the backoff.
-        let played_after = shared.samples.lock().map(|r| r.len()).unwrap_or(0);
-        if played_after > played_before {
+        if brought_audio {
             backoff = FIRST_BACKOFF;
         }
         let mut slept = Duration::ZERO;
@@ -177,12 +176,14 @@ fn note(shared: &Shared, e: String) {
         .unwrap_or_else(PoisonError::into_inner) = Some(e);
 }
 
-/// Decodes one connection's stream into the buffer until it ends, fails or is stopped.
+/// Decodes one connection's stream into the buffer until it ends, fails or is stopped;
+/// `brought_audio` says whether it got any.
 fn decode_into(
     reader: BodyReader,
     format: AudioFormat,
     loudness: Loudness,
     shared: &Shared,
+    brought_audio: &mut bool,
 ) -> Result<(), String> {
     let decoder = Decoder::from_stream(reader).map_err(|e| e.to_string())?;
     let mut renderer = ItemRenderer::new(decoder, format, loudness).map_err(|e| e.to_string())?;
@@ -199,11 +200,14 @@ fn decode_into(
             std::thread::sleep(Duration::from_millis(20));
         }
         match renderer.next_block() {
-            Ok(Some(block)) => shared
-                .samples
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(block.iter().copied()),
+            Ok(Some(block)) => {
+                *brought_audio = true;
+                shared
+                    .samples
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(block.iter().copied());
+            }
             Ok(None) => return Err("the stream ended".into()),
             Err(e) => return Err(e.to_string()),
         }
