@@ -4,7 +4,9 @@
 #   benches/run.sh decode     decode speed vs ffmpeg and mpg123
 #   benches/run.sh playback   real-time playback RSS/CPU vs snapclient, same PulseAudio sink
 #   benches/run.sh cms        CMS API latency at 500 req/s vs nginx serving the same bodies
-#   benches/run.sh sync       3 nodes behind impairing proxies: start spread, 1-s correlation
+#   benches/run.sh sync       3 nodes behind impairing proxies: spread per 1-s window and each
+#                             window's match with the source, on a clean link, after the
+#                             clocks' 3-min acquisition and in their steady state (~20 min)
 #   benches/run.sh reach      100 real nodes: emergency API call to every node confirmed playing
 #   benches/run.sh play-order rewrite speaker-node/play.order: the functions playing a file
 #                             runs, traced by callgrind, which the release link lays out first
@@ -166,7 +168,13 @@ case "${1:-all}" in
   playback) build; bench_playback ;;
   cms) exec benches/cms.sh ;;
   play-order) build; bench_play_order ;;
-  sync) exec cargo test -q -p loa-tests --test sync -- --ignored --nocapture ;;
+  sync)
+    for run in "clean link, settled 180 s:LOA_SYNC_CLEAN=1 LOA_SYNC_SETTLE_S=180" \
+               "impaired links, settled 180 s:LOA_SYNC_SETTLE_S=180" \
+               "impaired links, settled 660 s (steady state):LOA_SYNC_SETTLE_S=660"; do
+      echo "== sync: ${run%%:*}"
+      env ${run#*:} cargo test -q -p loa-tests --test sync -- --nocapture 2>&1 | grep -E "^(node|        matching|sync:)"
+    done ;;
   reach) exec cargo test -q -p loa-tests --test emergency -- --ignored --nocapture ;;
   all) build; bench_decode; bench_playback; benches/cms.sh ;;
   *) echo "usage: benches/run.sh [decode|playback|cms|sync|reach|play-order|all]" >&2; exit 2 ;;

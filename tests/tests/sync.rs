@@ -1,16 +1,20 @@
-//! Sync over bad links, measured: three nodes, each behind its own impairing proxy (50 ±
-//! 20 ms each way, a 300 ms stall every 7 s), with clocks off by up to ±500 ms and
-//! crystals off by ±100 ppm, play the same 8 s of speech. It reports the spread of their
-//! starts and how well every 1-s window of what each played matches the source (Pearson
-//! correlation at the position the item's start gives; frames dropped or repeated inside a
-//! play shift the rest and lower it).
+//! Sync over bad links: three nodes, each behind its own impairing proxy (50 ± 20 ms each
+//! way, order kept, a 300 ms stall every 7 s), with clocks off by +500, -500 and +120 ms and
+//! crystals (node clock and card alike) off by +100, -100 and 0 ppm, play the same 24 s of
+//! speech. Read from the wav cards' host-clock sidecars:
 //!
-//! A measurement, not yet a gate: `./loa bench sync` runs it (under a minute) and prints
-//! the figures. The targets (spread p99 <= 1 ms, every window >= 0.9) become assertions
-//! with the clock discipline and playout fixes that reach them. For digging:
-//! `LOA_SYNC_CLEAN=1` (proxies that impair nothing), `LOA_SYNC_SETTLE_S=N` (how long the
-//! clocks settle before the play, default 20), `LOA_SYNC_KEEP=DIR` (keep the source, two
-//! cards and their sidecars, and print the play logs).
+//! - every 1-s window of what each node played is found in the source at its best
+//!   position (sub-frame), which gives when that second actually played on each node;
+//! - the spread of a window is how far apart the nodes played it: its p99 over all
+//!   windows must be <= 1 ms (the issue's target; Snapcast claims < 0.2 ms on a LAN);
+//! - each window must correlate >= 0.9 with the source at that position: no frames lost,
+//!   repeated or garbled inside a play.
+//!
+//! The clocks first settle for three minutes (the node's exchanges run four a second for
+//! as long). `./loa bench sync` runs the same with a longer settle and prints the figures
+//! for BENCHMARKS.md. For digging: `LOA_SYNC_CLEAN=1` (proxies that impair nothing),
+//! `LOA_SYNC_SETTLE_S=N`, `LOA_SYNC_KEEP=DIR` (keep the source and the cards, and print
+//! the play logs).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,12 +24,17 @@ use loa_tests::impair::{Impairment, Proxy};
 use loa_tests::{Card, Controller, Node, now_ns, timing_turn, wait_for, whole_ms};
 
 const RATE: u32 = 48_000;
+/// Times the 8-s news sample is played back to back in the item.
+const LOOPS: u32 = 3;
 
-/// The news sample as 48 kHz mono f32: what the nodes are given, and the reference.
+/// The news sample, looped, as 48 kHz mono f32: what the nodes are given, and the
+/// reference.
 fn source(dir: &Path) -> (Vec<u8>, Vec<f32>) {
     let out = dir.join("news48.wav");
     let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .args(["-nostdin", "-v", "error", "-y", "-stream_loop"])
+        .arg((LOOPS - 1).to_string())
+        .arg("-i")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio-samples/news.wav"))
         .args(["-ac", "1", "-ar", &RATE.to_string(), "-c:a", "pcm_f32le"])
         .arg(&out)
@@ -41,92 +50,90 @@ fn source(dir: &Path) -> (Vec<u8>, Vec<f32>) {
     (bytes, samples)
 }
 
-/// Pearson correlation of two equal-length windows.
-fn correlation(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len()) as f64;
-    let (ma, mb) = (
-        a.iter().map(|&x| f64::from(x)).sum::<f64>() / n,
-        b.iter().map(|&x| f64::from(x)).sum::<f64>() / n,
-    );
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x) - ma, f64::from(y) - mb);
+/// Pearson correlation of `a` with what `card` played from card frame `start` on
+/// (fractional: linear interpolation between frames), channel 0.
+fn correlation_at(a: &[f32], card: &Card, start: f64) -> f64 {
+    let frames = card.samples.len() / card.channels;
+    let step = card.rate / f64::from(RATE);
+    let played = |i: usize| {
+        let x = start + i as f64 * step;
+        let (f, w) = (x.floor() as usize, x.fract() as f32);
+        if f + 1 >= frames {
+            return 0.0;
+        }
+        let s0 = card.samples[f * card.channels];
+        let s1 = card.samples[(f + 1) * card.channels];
+        f64::from(s0 * (1.0 - w) + s1 * w)
+    };
+    let n = a.len() as f64;
+    let (mut sa, mut sb, mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, &x) in a.iter().enumerate() {
+        let (x, y) = (f64::from(x), played(i));
+        sa += x;
+        sb += y;
         sab += x * y;
         saa += x * x;
         sbb += y * y;
     }
-    if saa == 0.0 || sbb == 0.0 {
+    let cov = sab - sa * sb / n;
+    let (va, vb) = (saa - sa * sa / n, sbb - sb * sb / n);
+    if va <= 0.0 || vb <= 0.0 {
         0.0
     } else {
-        sab / (saa * sbb).sqrt()
+        cov / (va * vb).sqrt()
     }
 }
 
-/// What a card played, channel 0, resampled by nearest frame to the source's rate from
-/// card frame `start` on (a card whose crystal is off by some ppm plays more or fewer
-/// frames per second).
-fn played_from(card: &Card, start: usize, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            let f = start + (i as f64 * card.rate / f64::from(RATE)) as usize;
-            card.samples.get(f * card.channels).copied().unwrap_or(0.0)
-        })
-        .collect()
-}
-
-/// The host time the item began on `card`: the card frame near its first sound where the
-/// first second best matches the source (the sound threshold alone is off by the gain).
-fn item_start(card: &Card, heard_ns: i64, source: &[f32]) -> (i64, usize) {
-    let heard = ((heard_ns - card.first_ns) as f64 / 1e9 * card.rate) as usize;
-    let first = &source[..RATE as usize];
-    let reach = (RATE / 50) as usize; // 20 ms either way
-    let score = |f: usize| correlation(first, &played_from(card, f, first.len()));
-    let best_of = |frames: Vec<usize>| {
+/// The card frame (fractional) within `reach` frames of `around` where `window` matches
+/// best, and how well: every 4th frame, then every frame, then a parabola through the
+/// best three.
+fn best_match(window: &[f32], card: &Card, around: f64, reach: usize) -> (f64, f64) {
+    let score = |f: f64| correlation_at(window, card, f);
+    let best = |frames: &mut dyn Iterator<Item = f64>| {
         frames
-            .into_iter()
             .map(|f| (score(f), f))
-            .fold((f64::MIN, heard), |a, b| if b.0 > a.0 { b } else { a })
+            .fold((f64::MIN, around), |a, b| if b.0 > a.0 { b } else { a })
     };
-    // Every 8th frame, then every frame around the best of those.
-    let coarse = best_of(
-        (heard.saturating_sub(reach)..heard + reach)
-            .step_by(8)
-            .collect(),
-    );
-    let best = best_of((coarse.1.saturating_sub(8)..coarse.1 + 8).collect());
-    let ns = card.first_ns + (best.1 as f64 / card.rate * 1e9) as i64;
-    (ns, best.1)
+    let r = reach as f64;
+    let coarse = best(&mut (0..=reach / 2).map(|i| around - r + 4.0 * i as f64));
+    let (c, f) = best(&mut (-4..=4).map(|i| coarse.1 + f64::from(i)));
+    let (l, h) = (score(f - 1.0), score(f + 1.0));
+    let curve = l - 2.0 * c + h;
+    let shift = if curve < 0.0 {
+        (0.5 * (l - h) / curve).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    };
+    (f + shift, c)
 }
 
-/// Each whole second of the source against what the card played at the same offset from
-/// the item's start (`strict`: a window slid by a millisecond scores low on speech), and
-/// the same window at its best position within ±2 ms (`damage`: low only where frames were
-/// lost, repeated or garbled, whatever the timing).
-fn windows(card: &Card, start: usize, source: &[f32]) -> (Vec<f64>, Vec<f64>) {
+/// When each whole second of the item played on `card` (host ns, the start of the
+/// window), and how well it matched the source there. `at` is when the item was due.
+fn seconds_played(card: &Card, at: i64, source: &[f32]) -> Vec<(i64, f64)> {
     let per = RATE as usize;
-    let reach = (RATE / 500) as usize;
-    let played = played_from(card, start.saturating_sub(reach), source.len() + 2 * reach);
-    let mut strict = Vec::new();
-    let mut damage = Vec::new();
+    let frame_of = |ns: i64| (ns - card.first_ns) as f64 / 1e9 * card.rate;
+    let mut out = Vec::new();
+    // The first second anywhere within 30 ms; each next one where the last one was.
+    let mut around = frame_of(at);
+    let mut reach = (card.rate * 0.03) as usize;
     for k in 0..source.len() / per {
-        let src = &source[k * per..(k + 1) * per];
-        let at = |lag: usize| correlation(src, &played[k * per + lag..(k + 1) * per + lag]);
-        strict.push(at(reach));
-        damage.push((0..=2 * reach).map(at).fold(f64::MIN, f64::max));
+        let window = &source[k * per..(k + 1) * per];
+        let (frame, corr) = best_match(window, card, around, reach);
+        let ns = card.first_ns + (frame / card.rate * 1e9) as i64;
+        out.push((ns - k as i64 * 1_000_000_000, corr));
+        around = frame + card.rate;
+        reach = (card.rate * 0.003) as usize;
     }
-    (strict, damage)
+    out
 }
 
-fn list(v: &[f64]) -> String {
-    v.iter()
-        .map(|c| format!("{c:.3}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement of about 90 s: ./loa bench sync"]
-async fn sync_over_jittery_links() {
+async fn three_nodes_over_jittery_links_play_in_step_and_whole() {
     let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
     let (wav, reference) = source(dir.path());
@@ -161,11 +168,10 @@ async fn sync_over_jittery_links() {
         n.wait_ready_within(&ctl.api, 150.0, Duration::from_secs(60))
             .await;
     }
-    // Let the clock estimates gather a window's worth of exchanges.
     let settle = std::env::var("LOA_SYNC_SETTLE_S")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(180);
     tokio::time::sleep(Duration::from_secs(settle)).await;
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
     let at = whole_ms(now_ns() + 8_000_000_000);
@@ -173,70 +179,70 @@ async fn sync_over_jittery_links() {
         .play_once("Đồng bộ", content, &ids, at, "normal")
         .await;
     for n in &nodes {
-        wait_for("play logs", Duration::from_secs(60), || async {
+        wait_for("play logs", Duration::from_secs(90), || async {
             let logs = ctl.api.playlogs(n.id).await;
             (!logs.is_empty()).then_some(())
         })
         .await;
     }
     if let Ok(keep) = std::env::var("LOA_SYNC_KEEP") {
-        for f in [
-            "news48.wav",
-            "loa-0.wav",
-            "loa-0.wav.json",
-            "loa-1.wav",
-            "loa-1.wav.json",
-        ] {
-            let _ = std::fs::copy(dir.path().join(f), Path::new(&keep).join(f));
+        for i in 0..3 {
+            for f in [format!("loa-{i}.wav"), format!("loa-{i}.wav.json")] {
+                let _ = std::fs::copy(dir.path().join(&f), Path::new(&keep).join(&f));
+            }
         }
+        let _ = std::fs::copy(
+            dir.path().join("news48.wav"),
+            Path::new(&keep).join("news48.wav"),
+        );
         eprintln!("scheduled at {at}");
         for n in &nodes {
             eprintln!("log: {:?}", ctl.api.playlogs(n.id).await);
             eprintln!("health: {}", ctl.api.node(n.id).await["health"]);
         }
     }
-    let mut starts = Vec::new();
-    let mut worst = Vec::new();
+    let mut played = Vec::new();
     for (i, n) in nodes.iter_mut().enumerate() {
         n.proc().stop();
         let card = Card::read(n.wav.as_ref().unwrap());
-        // Where the item began, roughly: its first loud moment (a tenth of its peak, on
-        // either side: the CMS's loudness gain scales what the node plays) minus the
-        // source's lead to that moment; `item_start` then finds the exact frame.
-        let loud = |x: &[f32]| {
-            let peak = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            x.iter().position(|v| v.abs() > peak / 10.0).unwrap_or(0)
-        };
-        let lead = loud(&reference);
-        let from = (((at - 2_000_000_000 - card.first_ns).max(0) as f64 / 1e9 * card.rate)
-            as usize)
-            .min(card.samples.len() / card.channels);
-        let mono: Vec<f32> = card.samples[from * card.channels..]
+        let seconds = seconds_played(&card, at, &reference);
+        let errors: Vec<String> = seconds
             .iter()
-            .step_by(card.channels)
-            .copied()
+            .map(|(ns, _)| format!("{:+.3}", (ns - at) as f64 / 1e6))
             .collect();
-        let heard_frame = from + loud(&mono);
-        let heard = card.first_ns
-            + ((heard_frame as f64 / card.rate - lead as f64 / f64::from(RATE)) * 1e9) as i64;
-        let (start, frame) = item_start(&card, heard, &reference);
-        let (strict, damage) = windows(&card, frame, &reference);
+        let corr: Vec<String> = seconds.iter().map(|(_, c)| format!("{c:.3}")).collect();
         eprintln!(
-            "node {i}: start {:+.3} ms; 1-s windows vs source, in place: {}; best within 2 ms: {}",
-            (start - at) as f64 / 1e6,
-            list(&strict),
-            list(&damage)
+            "node {i}: each second played at (ms from due): {}\n        matching the source: {}",
+            errors.join(" "),
+            corr.join(" ")
         );
-        starts.push(start);
-        worst.push(
-            strict
-                .iter()
-                .chain(&damage)
-                .copied()
-                .fold(f64::INFINITY, f64::min),
-        );
+        played.push(seconds);
     }
-    let spread = (starts.iter().max().unwrap() - starts.iter().min().unwrap()) as f64 / 1e6;
-    let worst = worst.iter().copied().fold(f64::INFINITY, f64::min);
-    eprintln!("sync: start spread {spread:.3} ms; worst 1-s window correlation {worst:.3}");
+    let windows = played[0].len();
+    let mut spreads: Vec<f64> = (0..windows)
+        .map(|k| {
+            let when: Vec<i64> = played.iter().map(|p| p[k].0).collect();
+            (when.iter().max().unwrap() - when.iter().min().unwrap()) as f64 / 1e6
+        })
+        .collect();
+    spreads.sort_by(f64::total_cmp);
+    let worst_corr = played
+        .iter()
+        .flatten()
+        .map(|(_, c)| *c)
+        .fold(f64::INFINITY, f64::min);
+    let (p50, p99, max) = (
+        percentile(&spreads, 0.5),
+        percentile(&spreads, 0.99),
+        spreads[spreads.len() - 1],
+    );
+    eprintln!(
+        "sync: spread between the nodes per 1-s window over {windows} windows: median \
+         {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms; worst window correlation {worst_corr:.3}"
+    );
+    assert!(
+        worst_corr >= 0.9,
+        "a second of the play was damaged: correlation {worst_corr:.3}"
+    );
+    assert!(p99 <= 1.0, "spread p99 {p99:.3} ms");
 }

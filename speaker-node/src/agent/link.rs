@@ -25,10 +25,10 @@ use super::owner::{AgentCmd, AgentHandle, ToLink};
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A session that lasted this long resets the backoff.
 const LASTED: Duration = Duration::from_secs(30);
-/// Clock exchanges right after connecting (100 ms apart), then one a second.
-const FAST_SYNCS: u32 = 8;
-/// After the fast exchanges, the offset is saved every this many.
-const SAVE_CLOCK_EVERY: u32 = 60;
+/// The disciplined clock is saved after the first few exchanges, then every this many
+/// (ten minutes at one a second: the saved drift carries it forward in between).
+const SAVE_CLOCK_FIRST: u32 = 8;
+const SAVE_CLOCK_EVERY: u32 = 600;
 
 /// What a session works with.
 #[derive(Clone)]
@@ -150,7 +150,7 @@ pub async fn session<T: Transport>(
             }
             _ = tokio::time::sleep_until(next_sync) => {
                 syncs += 1;
-                let every = if syncs < FAST_SYNCS { 100 } else { 1_000 };
+                let every = ctx.clock.exchange_interval_ms();
                 next_sync = tokio::time::Instant::now() + Duration::from_millis(every);
                 Some(NodeMsg::Ping { t0: ctx.clock.local_ns() })
             }
@@ -200,7 +200,7 @@ fn received(
     match msg {
         ControllerMsg::Pong { t0, t1, t2 } => {
             ctx.clock.add_sample(SyncSample { t0, t1, t2, t3 });
-            if syncs == FAST_SYNCS || syncs.is_multiple_of(SAVE_CLOCK_EVERY) {
+            if syncs == SAVE_CLOCK_FIRST || syncs.is_multiple_of(SAVE_CLOCK_EVERY) {
                 ctx.agent.send(AgentCmd::SaveClock);
             }
             false

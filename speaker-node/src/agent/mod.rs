@@ -112,7 +112,14 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
         protocol::time::host(),
         cfg.clock_offset_ms,
         cfg.clock_drift_ppm,
-        stored.settings.clock_offset_ns,
+        stored
+            .settings
+            .clock_offset_ns
+            .map(|offset_ns| clock::SavedClock {
+                offset_ns,
+                at_ns: stored.settings.clock_saved_at_ns,
+                drift_ppm: stored.settings.clock_drift_ppm.unwrap_or(0.0),
+            }),
     ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let live = Arc::new(live::LiveFeed::default());

@@ -481,19 +481,21 @@ impl AgentCore {
     }
 
     fn save_clock(&mut self) {
-        let Some(e) = self.clock.estimate() else {
+        let (Some(e), Some(saved)) = (self.clock.estimate(), self.clock.saved()) else {
             return;
         };
-        let offset = self.clock.offset_ns();
         tracing::info!(
-            offset_ms = offset as f64 / 1e6,
-            drift_ppm = e.drift_ppm,
+            offset_ms = saved.offset_ns as f64 / 1e6,
+            drift_ppm = saved.drift_ppm,
+            drift_measured = e.drift_measured,
             round_trip_ms = e.round_trip_ns as f64 / 1e6,
             samples = e.samples,
-            "clock offset saved"
+            "clock saved"
         );
         let mut settings = self.state.settings();
-        settings.clock_offset_ns = Some(offset);
+        settings.clock_offset_ns = Some(saved.offset_ns);
+        settings.clock_saved_at_ns = saved.at_ns;
+        settings.clock_drift_ppm = Some(saved.drift_ppm);
         if let Err(e) = blocking(|| self.state.save_settings(&settings)) {
             self.note_error(e.to_string());
         }

@@ -31,7 +31,10 @@ pub struct Identity {
 #[serde(default)]
 pub struct Settings {
     pub volume: Option<u8>,
+    /// The controller clock as last disciplined (`agent::clock::SavedClock`).
     pub clock_offset_ns: Option<i64>,
+    pub clock_saved_at_ns: Option<i64>,
+    pub clock_drift_ppm: Option<f64>,
 }
 
 #[derive(Debug, Clone)]

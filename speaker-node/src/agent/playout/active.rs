@@ -1,14 +1,13 @@
 //! One job on air: its segments rendered in turn into blocks of the output's format
-//! (items decoded, silences, the test tone, a live session, a relay), its drift
-//! correction, and the play log entry it ends in.
+//! (items decoded, silences, the test tone, a live session, a relay), kept on the
+//! controller's clock by its [`Pacer`], and the play log entry it ends in.
 
 use protocol::link::{PlayLogEntry, PlayOutcome};
 
-use super::{
-    Job, PlayKey, STEER_START_NS, STEER_STOP_NS, Segment, TONE_AMPLITUDE, TONE_HZ, to_time,
-};
+use super::pacer::{JUMP_NS, Pacer, Steer};
+use super::{Job, PlayKey, Segment, TONE_AMPLITUDE, TONE_HZ, to_time};
 use crate::agent::journal;
-use crate::agent::live::LiveRenderer;
+use crate::agent::live::{LiveFeed, LiveRenderer};
 use crate::agent::relay::RelayRenderer;
 use crate::output::AudioFormat;
 use crate::player::{ItemRenderer, Loudness};
@@ -29,8 +28,8 @@ pub(super) struct Active {
     pub(super) frames: u64,
     pub(super) problems: Vec<String>,
     pub(super) content_id: Option<i64>,
-    /// Drift correction under way: 1 dropping frames, -1 repeating, 0 none.
-    pub(super) steering: i8,
+    /// Resamples the job's audio to keep it on time (made at its first block).
+    pacer: Option<Pacer>,
     /// A live job's renderer (its one segment is the session's audio).
     pub(super) live: Option<LiveRenderer>,
     /// A relay on air, and the frames of its span still to play.
@@ -54,24 +53,114 @@ impl Active {
             frames: 0,
             problems: Vec::new(),
             content_id: None,
-            steering: 0,
+            pacer: None,
             live: None,
             relay: None,
             notes: Vec::new(),
         }
     }
 
-    /// Whether the next block should lose (1) or repeat (-1) a frame: compares when the
-    /// job's next frame will leave (`t_next`, controller clock) with when it should.
-    pub(super) fn steer(&mut self, t_next: i64, rate: i64) -> i8 {
-        let due = self.started_ns + (self.frames as i128 * 1_000_000_000 / rate as i128) as i64;
+    /// Keeps the job on the controller's clock: compares when its next frame will leave
+    /// (`t_next`) with when it should, and sets the pacer's speed; far off, jumps.
+    pub(super) fn pace(&mut self, t_next: i64, format: AudioFormat, steer: &mut Steer, volume: u8) {
+        let rate = f64::from(format.sample_rate);
+        let position = self
+            .pacer
+            .as_ref()
+            .map_or(self.frames as f64, Pacer::position);
+        let due = self.started_ns + (position * 1e9 / rate) as i64;
         let error = t_next - due;
-        if error.abs() >= STEER_START_NS {
-            self.steering = if error > 0 { 1 } else { -1 };
-        } else if error.abs() < STEER_STOP_NS {
-            self.steering = 0;
+        if error.abs() <= JUMP_NS {
+            let speed = steer.update(error, t_next);
+            if let Some(p) = self.pacer.as_mut() {
+                p.set_speed_ppm(speed);
+            }
+            return;
         }
-        self.steering
+        let frames = (error.unsigned_abs() as f64 * rate / 1e9) as usize;
+        tracing::warn!(error_ms = error as f64 / 1e6, "play off its time: jumped");
+        steer.restart();
+        if error < 0 {
+            // Early: silence until it is due.
+            if let Some(p) = self.pacer.as_mut() {
+                p.hold(frames);
+            }
+            return;
+        }
+        // Late: skip ahead, and start a pacer from there.
+        let mut scratch = Vec::new();
+        self.pull_frames(&mut scratch, frames, format, volume, None);
+        self.pacer = None;
+    }
+
+    /// Appends `frames` frames of the job, paced, to `buf`. Returns how many of them carry
+    /// the job's audio and whether it has more after them.
+    pub(super) fn render(
+        &mut self,
+        buf: &mut Vec<f32>,
+        frames: usize,
+        format: AudioFormat,
+        volume: u8,
+        live: &LiveFeed,
+    ) -> (usize, bool) {
+        let channels = usize::from(format.channels);
+        let pacer = match self.pacer.take() {
+            Some(p) => Ok(p),
+            None => Pacer::new(format.sample_rate, channels, self.frames),
+        };
+        let mut pacer = match pacer {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(e.to_string());
+                return (0, false);
+            }
+        };
+        let mut pull = |input: &mut Vec<f32>, want: usize| {
+            self.pull_frames(input, want, format, volume, Some(live))
+        };
+        let rendered = pacer.render(buf, frames, &mut pull);
+        match rendered {
+            Ok(r) => {
+                self.pacer = Some(pacer);
+                r
+            }
+            Err(e) => {
+                self.problems.push(e.to_string());
+                (0, false)
+            }
+        }
+    }
+
+    /// Appends up to `frames` frames of the job's own audio (unpaced) to `buf`; false once
+    /// the job has no more. A live job's audio is the session's, taken as due on the job's
+    /// timeline (`live`: `None` when skipping).
+    fn pull_frames(
+        &mut self,
+        buf: &mut Vec<f32>,
+        frames: usize,
+        format: AudioFormat,
+        volume: u8,
+        live: Option<&LiveFeed>,
+    ) -> bool {
+        let channels = usize::from(format.channels);
+        if self.live.is_none() {
+            let more = self.pull(buf, frames * channels, format, volume);
+            if self.live.is_none() {
+                return more;
+            }
+        }
+        let at = self.started_ns
+            + (self.frames as i128 * 1_000_000_000 / i128::from(format.sample_rate)) as i64;
+        match (self.live.as_mut(), live) {
+            (Some(renderer), Some(feed)) => {
+                let have = (buf.len() / channels).min(frames);
+                let want = frames - have;
+                buf.extend_from_slice(renderer.render(feed, at, want, format.sample_rate, volume));
+                self.frames += want as u64;
+            }
+            _ => self.frames += frames as u64,
+        }
+        true
     }
 
     /// Appends up to `want` samples of the job to `buf`; false once the job has no more.

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use protocol::link::{NowPlaying, PlayLogEntry, PlayOutcome};
 
 mod active;
+mod pacer;
 
 use super::amp::Amplifier;
 use super::clock::NodeClock;
@@ -26,11 +27,6 @@ use active::Active;
 
 /// Frames per loop turn: 10 ms, the granularity of cuts.
 const BLOCK_MS: i64 = 10;
-/// Drift correction (docs/ARCHITECTURE.md, "Clock sync"): while a play runs, its frames are kept on
-/// the controller's clock by dropping or repeating single frames, one per block at most
-/// (up to 2,000 ppm at 48 kHz). Steering starts at this error and stops below the next.
-const STEER_START_NS: i64 = 1_000_000;
-const STEER_STOP_NS: i64 = 200_000;
 /// A job cut this close to its nominal end is logged as completed.
 const END_SLACK_MS: u64 = 100;
 /// A job whose start has passed by more than this is started late (and logged so).
@@ -184,7 +180,6 @@ pub fn spawn(
                 status: st,
                 pending: Vec::new(),
                 current: None,
-                at_ns: 0,
             }
             .run()
         })?;
@@ -199,8 +194,6 @@ struct Playout {
     status: Arc<Mutex<PlayoutStatus>>,
     pending: Vec<Job>,
     current: Option<Active>,
-    /// When the next frame written leaves the output (controller clock).
-    at_ns: i64,
 }
 
 impl Playout {
@@ -306,13 +299,15 @@ impl Playout {
         let rate = i64::from(format.sample_rate);
         let block = (rate * BLOCK_MS / 1000) as usize;
         let mut buf: Vec<f32> = Vec::new();
+        let mut steer = pacer::Steer::default();
+        // Frames written since the output opened.
+        let mut written: u64 = 0;
         loop {
             if self.commands() {
                 self.end_current(PlayOutcome::Interrupted, "the node stopped");
                 return Ok(true);
             }
             let t_next = self.clock.controller_ns() + sink.next_frame_leaves_in_ns().unwrap_or(0);
-            self.at_ns = t_next;
             let frames_ns = |frames: u64| frames as i64 * 1_000_000_000 / rate;
             let due = self
                 .pending
@@ -320,27 +315,19 @@ impl Playout {
                 .is_some_and(|j| j.start_ns < t_next + frames_ns(block as u64));
             if due {
                 let job = self.pending.remove(0);
-                self.start(job, sink, &mut buf, t_next)?;
+                written += self.start(job, sink, &mut buf, t_next)?;
+                steer.restart();
                 continue;
             }
-            let skew = self
-                .current
-                .as_mut()
-                .map_or(0, |cur| cur.steer(t_next, rate));
+            let volume = self.volume_for(self.current.as_ref().map(|c| &c.job));
+            match self.current.as_mut() {
+                Some(cur) => cur.pace(t_next, format, &mut steer, volume),
+                None => steer.idle(t_next, written, format.sample_rate),
+            }
             buf.clear();
             let (job_frames, more) = self.render(&mut buf, block, format);
-            let channels = usize::from(format.channels);
-            match skew {
-                // Late against the controller's clock: this block leaves one frame short.
-                1 if job_frames > 1 => buf.truncate(buf.len() - channels),
-                // Early: its last frame is held one frame longer.
-                -1 if buf.len() >= channels => {
-                    let last = buf[buf.len() - channels..].to_vec();
-                    buf.extend_from_slice(&last);
-                }
-                _ => {}
-            }
             sink.write(&buf)?;
+            written += block as u64;
             if !more {
                 if let Some(cur) = self.current.take() {
                     let end = t_next + frames_ns(job_frames as u64);
@@ -359,13 +346,14 @@ impl Playout {
     /// Starts `job` on its exact frame: writes the lead-in (the play on air, or silence)
     /// up to the job's start, ends the play on air there, and puts the job on air — or
     /// logs it skipped when its window closed before it could start.
+    /// Returns the frames written.
     fn start(
         &mut self,
         job: Job,
         sink: &mut dyn Sink,
         buf: &mut Vec<f32>,
         t_next: i64,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<u64, crate::Error> {
         let format = sink.format();
         let rate = i64::from(format.sample_rate);
         let frames_ns = |frames: u64| frames as i64 * 1_000_000_000 / rate;
@@ -390,7 +378,7 @@ impl Playout {
             let a = Active::new(job, start_ns);
             let reason = Some("its window closed before it could start".to_string());
             self.end(a, PlayOutcome::Skipped, start_ns, reason);
-            return Ok(());
+            return Ok(lead);
         }
         let behind = start_ns - job.start_ns;
         if behind > LATE_MS * 1_000_000 {
@@ -416,37 +404,21 @@ impl Playout {
         }
         self.current = Some(active);
         self.cfg.amp.set(true);
-        Ok(())
+        Ok(lead)
     }
 
     /// Fills `buf` with `frames` frames of the current job (silence after its end, or with
     /// none). Returns the job's frames among them and whether it has audio after these.
     fn render(&mut self, buf: &mut Vec<f32>, frames: usize, format: AudioFormat) -> (usize, bool) {
         let volume = self.volume_for(self.current.as_ref().map(|c| &c.job));
-        let channels = usize::from(format.channels);
-        let want = frames * channels;
+        let want = frames * usize::from(format.channels);
         let before = buf.len();
-        if let Some(cur) = self.current.as_mut() {
-            if let Some(live) = cur.live.as_mut() {
-                let out = live.render(
-                    &self.cfg.live,
-                    self.at_ns,
-                    frames,
-                    format.sample_rate,
-                    volume,
-                );
-                buf.extend_from_slice(out);
-                cur.frames += frames as u64;
-                return (frames, true);
-            }
-        }
-        let more = match self.current.as_mut() {
-            Some(cur) => cur.pull(buf, want, format, volume),
-            None => false,
+        let rendered = match self.current.as_mut() {
+            Some(cur) => cur.render(buf, frames, format, volume, &self.cfg.live),
+            None => (0, false),
         };
-        let job_frames = (buf.len() - before) / channels;
         buf.resize(before + want, 0.0);
-        (job_frames, more)
+        rendered
     }
 
     /// The volume a job plays at: the node's, or its emergency volume for an emergency.
