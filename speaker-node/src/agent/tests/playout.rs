@@ -127,12 +127,17 @@ fn a_job_a_little_late_joins_in_step_where_the_others_are() {
     while p.host.now_ns() < T0 + 500 * MS {
         std::thread::sleep(Duration::from_millis(1));
     }
+    // The card holds while the job is queued (time is the frames played, and a busy
+    // machine could otherwise let it run past the job's window before the job arrives).
+    p.seen.go.store(false, Ordering::SeqCst);
     let mut p = p;
     let start = T0 + 200 * MS;
     p.handle
         .tx
         .send(PlayoutCmd::Queue(tone_job(1, start, 1_000)))
         .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    p.seen.go.store(true, Ordering::SeqCst);
     let log = ended(&mut p, 1);
     assert_eq!(log[0].outcome, PlayOutcome::Completed);
     // On the timeline of the nodes that started on time: its start and end are theirs.
