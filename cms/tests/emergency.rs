@@ -89,6 +89,15 @@ async fn count(api: &common::Api, path: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
+/// The schedule `id` in a node's desired state.
+fn schedule_in(state: &Value, id: &Value) -> Value {
+    state["schedules"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| &s["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("schedule {id} in {state}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn leaders_cut_in_nodes_get_it_and_stopping_resumes() {
     let s = Server::start().await;
@@ -138,13 +147,7 @@ async fn leaders_cut_in_nodes_get_it_and_stopping_resumes() {
     // hundred ms from the call, twice with the pause.
     let desired = |n: &Value| format!("/api/v1/nodes/{}/desired", n["id"]);
     let (_, state) = json_of(c.editor.get(&desired(&c.nodes[0])).await).await;
-    let spec = state["schedules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == e["schedule_id"])
-        .cloned()
-        .expect("the emergency's schedule");
+    let spec = schedule_in(&state, &e["schedule_id"]);
     assert_eq!(spec["priority"], "emergency");
     assert_eq!(
         (
@@ -175,13 +178,7 @@ async fn leaders_cut_in_nodes_get_it_and_stopping_resumes() {
     assert_eq!(stopped["active"], false);
     assert!(stopped["stopped_at"].is_string());
     let (_, state) = json_of(c.editor.get(&desired(&c.nodes[2])).await).await;
-    let spec = state["schedules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == e["schedule_id"])
-        .cloned()
-        .unwrap();
+    let spec = schedule_in(&state, &e["schedule_id"]);
     assert!(spec["stopped_at"].is_string());
     assert_eq!(delete(&c.admin, &path).await, 409);
 

@@ -192,6 +192,23 @@ fn a_drifting_clock_is_followed_not_lagged() {
     assert!(error < MS / 10, "error {error} ns: {e:?}");
 }
 
+/// One simulated node (`Sim`), exchanging as the link does (`schedule`) until `at_s`: the
+/// error of its estimate then (us) and of its drift (ppm).
+fn simulate(seed: u64, offset_ms: i64, drift: f64, fast_s: i64, at_s: i64) -> (f64, f64) {
+    let mut sim = Sim::new(seed, offset_ms, drift);
+    let mut est = ClockEstimator::new();
+    let mut last = 0;
+    for t in schedule(fast_s, at_s) {
+        let s = sim.exchange(t);
+        last = s.t3;
+        est.add(s);
+    }
+    let e = est.estimate(0.0).unwrap();
+    let error = (e.offset_at(last) - sim.truth(last)) as f64 / 1e3;
+    // The offset falls as fast as the node's clock runs ahead.
+    (error, e.drift_ppm + drift)
+}
+
 /// The errors of the estimate (us) and of its drift (ppm) for nodes like the sync test's,
 /// `at_s` seconds after their first exchange.
 fn errors(at_s: i64, fast_s: i64) -> Vec<(f64, f64)> {
@@ -205,18 +222,13 @@ fn errors(at_s: i64, fast_s: i64) -> Vec<(f64, f64)> {
         (16, 900, 8.0),
     ] {
         for run in 0..4u64 {
-            let mut sim = Sim::new((seed * 101 + run) * 2, offset_ms, drift);
-            let mut est = ClockEstimator::new();
-            let mut last = 0;
-            for t in schedule(fast_s, at_s) {
-                let s = sim.exchange(t);
-                last = s.t3;
-                est.add(s);
-            }
-            let e = est.estimate(0.0).unwrap();
-            let error = (e.offset_at(last) - sim.truth(last)) as f64 / 1e3;
-            // The offset falls as fast as the node's clock runs ahead.
-            out.push((error, e.drift_ppm + drift));
+            out.push(simulate(
+                (seed * 101 + run) * 2,
+                offset_ms,
+                drift,
+                fast_s,
+                at_s,
+            ));
         }
     }
     out
@@ -288,16 +300,8 @@ fn spreads(at_s: i64) -> [f64; 4] {
             .into_iter()
             .enumerate()
         {
-            let mut sim = Sim::new((trial * 7 + i as u64) * 2 + 1000, offset_ms, drift);
-            let mut est = ClockEstimator::new();
-            let mut last = 0;
-            for t in schedule(180, at_s) {
-                let s = sim.exchange(t);
-                last = s.t3;
-                est.add(s);
-            }
-            let e = est.estimate(0.0).unwrap();
-            errs.push((e.offset_at(last) - sim.truth(last)) as f64 / 1e3);
+            let seed = (trial * 7 + i as u64) * 2 + 1000;
+            errs.push(simulate(seed, offset_ms, drift, 180, at_s).0);
         }
         let max = errs.iter().cloned().fold(f64::MIN, f64::max);
         let min = errs.iter().cloned().fold(f64::MAX, f64::min);

@@ -143,23 +143,21 @@ impl Active {
         live: Option<&LiveFeed>,
     ) -> bool {
         let channels = usize::from(format.channels);
+        let start = buf.len();
         if self.live.is_none() {
             let more = self.pull(buf, frames * channels, format, volume);
             if self.live.is_none() {
                 return more;
             }
         }
+        // The rest from the live session (what came before it, e.g. a chime, is in).
+        let want = frames - ((buf.len() - start) / channels).min(frames);
         let at = self.started_ns
             + (self.frames as i128 * 1_000_000_000 / i128::from(format.sample_rate)) as i64;
-        match (self.live.as_mut(), live) {
-            (Some(renderer), Some(feed)) => {
-                let have = (buf.len() / channels).min(frames);
-                let want = frames - have;
-                buf.extend_from_slice(renderer.render(feed, at, want, format.sample_rate, volume));
-                self.frames += want as u64;
-            }
-            _ => self.frames += frames as u64,
+        if let (Some(renderer), Some(feed)) = (self.live.as_mut(), live) {
+            buf.extend_from_slice(renderer.render(feed, at, want, format.sample_rate, volume));
         }
+        self.frames += want as u64;
         true
     }
 

@@ -325,7 +325,7 @@ impl Playout {
                 None => steer.idle(t_next, written, format.sample_rate),
             }
             buf.clear();
-            let (job_frames, more) = self.render(&mut buf, block, format);
+            let (job_frames, more) = self.render_at(&mut buf, block, format, volume);
             sink.write(&buf)?;
             written += block as u64;
             if !more {
@@ -411,6 +411,17 @@ impl Playout {
     /// none). Returns the job's frames among them and whether it has audio after these.
     fn render(&mut self, buf: &mut Vec<f32>, frames: usize, format: AudioFormat) -> (usize, bool) {
         let volume = self.volume_for(self.current.as_ref().map(|c| &c.job));
+        self.render_at(buf, frames, format, volume)
+    }
+
+    /// [`Playout::render`] at a volume already looked up.
+    fn render_at(
+        &mut self,
+        buf: &mut Vec<f32>,
+        frames: usize,
+        format: AudioFormat,
+        volume: u8,
+    ) -> (usize, bool) {
         let want = frames * usize::from(format.channels);
         let before = buf.len();
         let rendered = match self.current.as_mut() {

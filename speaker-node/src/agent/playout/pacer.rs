@@ -214,12 +214,14 @@ impl Pacer {
             out.extend_from_slice(&self.output[self.taken..self.taken + n * self.channels]);
             self.taken += n * self.channels;
             left -= n;
-            for _ in 0..n {
-                if self.end.is_none_or(|end| self.position < end as f64) {
-                    job_frames += 1;
-                }
-                self.position += self.step;
-            }
+            // Of these frames, those before the job's end carry it.
+            job_frames += match self.end {
+                None => n,
+                Some(end) => ((end as f64 - self.position) / self.step)
+                    .ceil()
+                    .clamp(0.0, n as f64) as usize,
+            };
+            self.position += n as f64 * self.step;
         }
         let more = self.end.is_none_or(|end| self.position < end as f64);
         Ok((job_frames, more))
