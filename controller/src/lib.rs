@@ -77,6 +77,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Small messages leave when written: clock exchanges and live voice frames (every
+        // 20 ms) must not wait for the previous segment's acknowledgement (Nagle).
+        let _ = stream.set_nodelay(true);
         let (hub, mounts, service) = (hub.clone(), mounts.clone(), service.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {

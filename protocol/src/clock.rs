@@ -33,19 +33,23 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-/// Exchanges kept at most (the acquisition's four and then two a second fill it)...
-pub const WINDOW: usize = 1024;
+/// Exchanges kept at most (the acquisition's eight and then two a second fill it)...
+pub const WINDOW: usize = 1536;
 /// ...and for at most this long (ns): ten minutes, over which a crystal's rate holds.
 const MAX_AGE_NS: i64 = 600_000_000_000;
 /// The drift is measured once exchanges span this long (ns) and number at least
 /// [`DRIFT_MIN_SAMPLES`]; before, the caller's prior (the last known drift) stands.
 const DRIFT_SPAN_NS: i64 = 30_000_000_000;
 const DRIFT_MIN_SAMPLES: usize = 24;
-/// The offset is read from this many of the newest exchanges: enough to hold quiet
-/// moments of both directions, few enough that an error in the drift (a few ppm at first,
-/// under one later) moves the result by little. Simulated over the sync test's link
-/// (`tests.rs`, `convergence_table`), 100 and 400 both did worse.
+/// The offset is read from the exchanges of the last [`PHASE_SPAN_NS`], and at least this
+/// many of the newest: enough to hold quiet moments of both directions, recent enough
+/// that an error in the drift (a few ppm at first, under one later) moves the result by
+/// little. Simulated over the sync test's link (`tests.rs`, `spread_table`): fixed
+/// windows of 100, 400, 512 or 1,024 exchanges did worse at one rate or another; with the
+/// true drift handed in, the whole window would halve the error, so the drift's own error
+/// is what bounds it.
 const PHASE_SAMPLES: usize = 256;
+const PHASE_SPAN_NS: i64 = 64_000_000_000;
 /// While the drift is not measured yet, from those of this last span (ns) instead (a drift
 /// of 100 ppm moves the offset by 1 ms in this time).
 const PHASE_SPAN_UNMEASURED_NS: i64 = 10_000_000_000;
@@ -222,7 +226,15 @@ impl ClockEstimator {
         let measured = self.drift(reference);
         let drift = measured.unwrap_or(prior_drift_ppm) / 1e6;
         let skip = match measured {
-            Some(_) => self.samples.len().saturating_sub(PHASE_SAMPLES),
+            Some(_) => {
+                let span = self
+                    .samples
+                    .iter()
+                    .rev()
+                    .take_while(|s| s.t0 >= reference - PHASE_SPAN_NS)
+                    .count();
+                self.samples.len().saturating_sub(span.max(PHASE_SAMPLES))
+            }
             None => 0,
         };
         let recent = self.samples.iter().skip(skip).filter(|s| {

@@ -207,6 +207,23 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Sleeps until `at`, to within about a tenth of a millisecond. tokio's timer counts
+/// whole milliseconds and wakes up to two late: alone, it would add a coarse floor of its
+/// own to each direction, different each way (measured through this proxy: delay floors
+/// 0.8-1.5 ms above the link's, up and down apart by up to 0.6 ms, which skews a clock
+/// estimate by half that; no real link does this). The last few milliseconds are slept
+/// on a blocking thread, on the kernel's high-resolution timer.
+async fn sleep_precisely_until(at: Instant) {
+    const COARSE: Duration = Duration::from_millis(3);
+    if let Some(early) = at.checked_sub(COARSE) {
+        tokio::time::sleep_until(early).await;
+    }
+    let rest = at.saturating_duration_since(Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 /// Moves one direction: a reader queues each chunk with its departure time, a writer sends
 /// it then (or after a stall, or once a partition heals).
 async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Arc<Shared>, down: bool) {
@@ -239,7 +256,7 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Arc<Share
         let mut partitioned = shared.partitioned.subscribe();
         while let Some((at, chunk)) = rx.recv().await {
             loop {
-                tokio::time::sleep_until(shared.after_stalls(at)).await;
+                sleep_precisely_until(shared.after_stalls(at)).await;
                 let _ = partitioned.wait_for(|p| !*p).await;
                 // A stall or partition may have begun while waiting for the other.
                 if shared.after_stalls(Instant::now()) <= Instant::now() {

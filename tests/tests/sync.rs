@@ -10,7 +10,7 @@
 //! - each window must correlate >= 0.9 with the source at that position: no frames lost,
 //!   repeated or garbled inside a play.
 //!
-//! The clocks first settle for three minutes (the node's exchanges run four a second for
+//! The clocks first settle for three minutes (the node's exchanges run eight a second for
 //! as long). `./loa bench sync` runs the same with a longer settle and prints the figures
 //! for BENCHMARKS.md. For digging: `LOA_SYNC_CLEAN=1` (proxies that impair nothing),
 //! `LOA_SYNC_SETTLE_S=N`, `LOA_SYNC_KEEP=DIR` (keep the source and the cards, and print

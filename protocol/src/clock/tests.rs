@@ -85,7 +85,7 @@ impl Sim {
     }
 }
 
-/// Exchange times as the node's link makes them: four a second for `fast_s`, two a
+/// Exchange times as the node's link makes them: eight a second for `fast_s`, two a
 /// second for as long again, then one.
 fn schedule(fast_s: i64, until_s: i64) -> impl Iterator<Item = i64> {
     let mut t = 0;
@@ -95,7 +95,7 @@ fn schedule(fast_s: i64, until_s: i64) -> impl Iterator<Item = i64> {
         }
         let at = 10 * S + t;
         t += if t < fast_s * S {
-            S / 4
+            S / 8
         } else if t < 2 * fast_s * S {
             S / 2
         } else {
