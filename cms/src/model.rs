@@ -320,7 +320,11 @@ pub struct Emergency {
     /// The emergency-priority schedule that carries it to the nodes.
     pub schedule_id: i64,
     pub title: String,
-    pub content_id: i64,
+    /// The item it plays; `null` when spoken live (`live`).
+    pub content_id: Option<i64>,
+    /// Spoken live through a microphone or a live source: its schedule is the live
+    /// session's (`GET /api/v1/live/{schedule_id}`).
+    pub live: bool,
     /// When the first sample leaves on every node (the controller's clock).
     pub starts_at: DateTime<Utc>,
     /// Its nominal end (repeats included).
@@ -375,4 +379,7 @@ pub struct LiveSession {
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: String,
+    /// At emergency priority, the emergency it is (`GET /api/v1/emergency/{id}`: who it
+    /// reached).
+    pub emergency_id: Option<i64>,
 }

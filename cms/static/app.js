@@ -218,6 +218,10 @@ function liveMic() {
   if (!box) return;
   const start = box.querySelector("#mic-start"), stop = box.querySelector("#mic-stop");
   const meter = box.querySelector("#mic-level"), status = box.querySelector("#mic-status");
+  const priority = box.querySelector("#mic-priority"), reach = box.querySelector("#mic-reach");
+  // Sent here from the emergency form: the emergency level is already chosen.
+  const asked = new URLSearchParams(location.search).get("priority");
+  if (priority && asked) priority.value = asked;
   let media = null, rec = null, ws = null, ctx = null;
   const say = (text, ok) => { status.textContent = text; status.className = "msg " + (ok ? "ok" : "error"); };
   const end = text => {
@@ -227,6 +231,7 @@ function liveMic() {
     if (ctx) ctx.close();
     media = rec = ws = ctx = null;
     meter.value = 0;
+    reach.classList.add("hidden");
     start.disabled = false; stop.disabled = true;
     if (text) say(text, false);
   };
@@ -250,7 +255,6 @@ function liveMic() {
       requestAnimationFrame(level);
     };
     level();
-    const priority = box.querySelector("#mic-priority");
     const q = new URLSearchParams({ villages: villages.join(","), csrf: box.dataset.csrf });
     if (priority) q.set("priority", priority.value);
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/live/mic?" + q);
@@ -260,6 +264,14 @@ function liveMic() {
       rec.start(100);
       stop.disabled = false;
       say(box.dataset.on, true);
+      // Spoken at emergency level, it is an emergency: link its live reach page.
+      if (priority && priority.value === "emergency") setTimeout(async () => {
+        try {
+          const on = await api("GET", "/api/v1/live");
+          const mine = on.find(s => s.emergency_id && s.started_by_name === box.dataset.me);
+          if (mine) { reach.href = "/ui/emergency/" + mine.emergency_id; reach.classList.remove("hidden"); }
+        } catch (_) { /* the page still works without the link */ }
+      }, 500);
     };
     ws.onerror = () => end(box.dataset.fail);
     ws.onclose = () => { if (media) end(box.dataset.off); };

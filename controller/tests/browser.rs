@@ -508,12 +508,10 @@ async fn api_get(api: &(reqwest::Client, String), base: &str, path: &str) -> ser
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_editor_speaks_live_through_the_browser_microphone() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_controller, base) = start_controller(&dir.path().join("data"));
-    // Chromium's fake microphone plays the news sample (speech), as WAV.
-    let voice = dir.path().join("voice.wav");
+/// A browser whose microphone plays the news sample (speech), as WAV (Chromium's fake
+/// capture device).
+async fn start_mic_browser(dir: &Path) -> (Proc, Client) {
+    let voice = dir.join("voice.wav");
     let ok = Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
         .arg(samples().join("news.mp3"))
@@ -528,7 +526,14 @@ async fn an_editor_speaks_live_through_the_browser_microphone() {
         format!("--use-file-for-fake-audio-capture={}", voice.display()),
         "--autoplay-policy=no-user-gesture-required".to_string(),
     ];
-    let (_driver, c) = start_browser_with(&dir.path().join("profile"), &extra).await;
+    start_browser_with(&dir.join("profile"), &extra).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_editor_speaks_live_through_the_browser_microphone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_mic_browser(dir.path()).await;
     let api = api_login(&base, "bientap").await;
     login(&c, &base, "bientap").await;
     c.goto(&format!("{base}/ui/live")).await.unwrap();
@@ -603,5 +608,97 @@ async fn an_editor_speaks_live_through_the_browser_microphone() {
     }
     let ended = api_get(&api, &base, &format!("/api/v1/live/{id}")).await;
     assert!(ended["ended_at"].is_string(), "{ended}");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_speaks_an_emergency_live_watches_its_reach_and_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_controller, base) = start_controller(&dir.path().join("data"));
+    let (_driver, c) = start_mic_browser(dir.path()).await;
+    let api = api_login(&base, "pheduyet").await;
+    login(&c, &base, "pheduyet").await;
+    // From the red button's form to the microphone, the emergency level already chosen.
+    click(&c, Locator::Css("a.emergency-button")).await;
+    wait_path(&c, "/ui/emergency").await;
+    click(&c, Locator::Id("e-live")).await;
+    wait_text(&c, "Bắt đầu nói").await;
+    let level = c
+        .execute(
+            "return document.getElementById('mic-priority').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(level, json!("emergency"));
+    // Every village with a demo node.
+    let nodes = api_get(&api, &base, "/api/v1/nodes").await;
+    let mut villages: Vec<i64> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["village_id"].as_i64())
+        .collect();
+    villages.dedup();
+    for v in &villages {
+        click(
+            &c,
+            Locator::Css(&format!("input[name='mic-village'][value='{v}']")),
+        )
+        .await;
+    }
+    click(&c, Locator::Id("mic-start")).await;
+    wait_text(&c, "Đang phát trực tiếp — nói vào micrô").await;
+    // The page links the emergency's reach; every node confirms it plays the live voice.
+    let started = Instant::now();
+    let id = loop {
+        let href = c
+            .execute(
+                "const a = document.getElementById('mic-reach'); \
+                 return a.classList.contains('hidden') ? null : a.getAttribute('href')",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Some(id) = href
+            .as_str()
+            .and_then(|h| h.strip_prefix("/ui/emergency/"))
+            .and_then(|id| id.parse::<i64>().ok())
+        {
+            break id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no reach link on the live page"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let emergency = loop {
+        let e = api_get(&api, &base, &format!("/api/v1/emergency/{id}")).await;
+        if e["total"] == json!(nodes.as_array().unwrap().len()) && e["reached"] == e["total"] {
+            break e;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the live emergency never reached every node: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(emergency["live"], json!(true), "{emergency}");
+    assert!(emergency["content_id"].is_null(), "{emergency}");
+    // Stopped through the API: the session ends and the browser's connection closes.
+    let stopped = api
+        .0
+        .delete(format!("{base}/api/v1/emergency/{id}"))
+        .bearer_auth(&api.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stopped.status(), 200);
+    wait_text(&c, "Đã dừng.").await;
+    let schedule = emergency["schedule_id"].as_i64().unwrap();
+    let session = api_get(&api, &base, &format!("/api/v1/live/{schedule}")).await;
+    assert!(session["ended_at"].is_string(), "{session}");
+    assert_eq!(session["emergency_id"], json!(id));
     c.close().await.unwrap();
 }

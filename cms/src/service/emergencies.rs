@@ -187,10 +187,10 @@ impl Cms {
                         commune_id: cid,
                         schedule_id,
                         title: &title,
-                        content_id: item.id,
+                        content_id: Some(item.id),
                         starts_at_ms: starts.timestamp_millis(),
                         ends_at_ms: (starts + Duration::milliseconds(duration)).timestamp_millis(),
-                        created_by: p2.user.id,
+                        created_by: Some(p2.user.id),
                         created_at_ms: now.timestamp_millis(),
                     },
                     &nodes,
@@ -252,6 +252,14 @@ impl Cms {
                 let now = Utc::now().timestamp_millis();
                 qe::stop(&tx, id, now, p2.user.id)?;
                 q::schedules::stop(&tx, before.schedule_id, now)?;
+                if before.live {
+                    // The live session ends too; its source is let go (the controller
+                    // watches the session).
+                    tx.execute(
+                        "UPDATE live_sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                        rusqlite::params![before.schedule_id, now, format!("stopped by {}", p2.user.username)],
+                    )?;
+                }
                 let after = qe::get(&tx, id)?;
                 let reach = |e: &Emergency| {
                     serde_json::json!({ "reached": e.reached, "total": e.total,

@@ -31,7 +31,8 @@ fn what() -> Text {
     Text::new("Không tìm thấy buổi phát trực tiếp", "Live session")
 }
 
-const COLS: &str = "l.id, l.commune_id, s.title, l.source, l.started_by, u.username, l.source_addr, s.priority, l.started_at, l.ended_at, l.end_reason";
+const COLS: &str = "l.id, l.commune_id, s.title, l.source, l.started_by, u.username, l.source_addr, s.priority, l.started_at, l.ended_at, l.end_reason,
+    (SELECT e.id FROM emergencies e WHERE e.schedule_id = l.id)";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<LiveSession> {
     let priority: String = r.get(7)?;
@@ -48,6 +49,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<LiveSession> {
         started_at: ms_to_time(r.get(8)?),
         ended_at: r.get::<_, Option<i64>>(9)?.map(ms_to_time),
         end_reason: r.get(10)?,
+        emergency_id: r.get(11)?,
     })
 }
 
@@ -126,7 +128,11 @@ impl Cms {
                 let nodes = crate::store::emergencies::targeted_nodes(&tx, cid, &targets)?;
                 let now = Utc::now();
                 let starts = now + Duration::milliseconds(lead_ms);
-                let title = format!("Trực tiếp: {}", names.join(", "));
+                let emergency = priority == Priority::Emergency;
+                let title = match emergency {
+                    true => format!("Khẩn cấp trực tiếp: {}", names.join(", ")),
+                    false => format!("Trực tiếp: {}", names.join(", ")),
+                };
                 let program = StoredProgram {
                     content_ids: Vec::new(),
                     gap_ms: 0,
@@ -155,6 +161,24 @@ impl Cms {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![id, cid, source, by.as_ref().map(|p| p.user.id), source_addr, now.timestamp_millis()],
                 )?;
+                if emergency {
+                    // Spoken live at emergency level, it is an emergency like any other:
+                    // each node's confirmation counts in its reach.
+                    q::emergencies::insert(
+                        &tx,
+                        &q::emergencies::NewEmergency {
+                            commune_id: cid,
+                            schedule_id: id,
+                            title: &title,
+                            content_id: None,
+                            starts_at_ms: starts.timestamp_millis(),
+                            ends_at_ms: (starts + Duration::milliseconds(LIVE_MAX_MS as i64)).timestamp_millis(),
+                            created_by: by.as_ref().map(|p| p.user.id),
+                            created_at_ms: now.timestamp_millis(),
+                        },
+                        &nodes,
+                    )?;
+                }
                 let session = get(&tx, id)?;
                 let record = serde_json::json!({ "title": title, "source": source, "source_addr": session.source_addr,
                     "villages": villages, "priority": priority, "nodes": nodes.len() });
@@ -177,6 +201,9 @@ impl Cms {
             })
             .await?;
         tracing::info!(id = start.session.id, title = %start.session.title, nodes = start.nodes.len(), "live session started");
+        if start.session.emergency_id.is_some() {
+            self.emergencies_changed();
+        }
         Ok(start)
     }
 
@@ -194,6 +221,11 @@ impl Cms {
                 tx.execute(
                     "UPDATE live_sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1",
                     params![id, now, reason],
+                )?;
+                // An emergency spoken live ends with it.
+                tx.execute(
+                    "UPDATE emergencies SET stopped_at = ?2 WHERE schedule_id = ?1 AND stopped_at IS NULL",
+                    params![id, now],
                 )?;
                 q::schedules::stop(&tx, id, now)?;
                 let after = get(&tx, id)?;
@@ -215,6 +247,9 @@ impl Cms {
             })
             .await?;
         tracing::info!(id, reason = %session.end_reason, "live session ended");
+        if session.emergency_id.is_some() {
+            self.emergencies_changed();
+        }
         Ok(session)
     }
 
@@ -234,6 +269,14 @@ impl Cms {
             self.end_live(*id, "the controller restarted").await?;
         }
         Ok(open.len())
+    }
+
+    /// Whether a session is still on air (a live emergency stopped from the API ends its
+    /// session; the controller then lets its source go).
+    pub async fn live_on_air(&self, id: i64) -> Result<bool> {
+        self.store()
+            .call(move |c| Ok(get(c, id)?.ended_at.is_none()))
+            .await
     }
 
     /// Sessions on air in the caller's commune.

@@ -9,10 +9,11 @@ pub struct NewEmergency<'a> {
     pub commune_id: i64,
     pub schedule_id: i64,
     pub title: &'a str,
-    pub content_id: i64,
+    /// `None`: spoken live (the schedule is a live session's).
+    pub content_id: Option<i64>,
     pub starts_at_ms: i64,
     pub ends_at_ms: i64,
-    pub created_by: i64,
+    pub created_by: Option<i64>,
     pub created_at_ms: i64,
 }
 
@@ -64,7 +65,8 @@ pub fn targeted_nodes(conn: &Connection, commune_id: i64, t: &Targets) -> Result
 
 const COLS: &str = "e.id, e.commune_id, e.schedule_id, e.title, e.content_id, e.starts_at, e.ends_at, e.created_by, u.username, e.created_at, e.stopped_at, e.stopped_by,
     (SELECT count(*) FROM emergency_nodes n WHERE n.emergency_id = e.id AND n.reached_at IS NOT NULL),
-    (SELECT count(*) FROM emergency_nodes n WHERE n.emergency_id = e.id)";
+    (SELECT count(*) FROM emergency_nodes n WHERE n.emergency_id = e.id),
+    EXISTS (SELECT 1 FROM live_sessions l WHERE l.id = e.schedule_id)";
 
 fn row(r: &Row) -> rusqlite::Result<Emergency> {
     Ok(Emergency {
@@ -83,6 +85,7 @@ fn row(r: &Row) -> rusqlite::Result<Emergency> {
         active: false,
         reached: r.get(12)?,
         total: r.get(13)?,
+        live: r.get(14)?,
         nodes: Vec::new(),
     })
 }

@@ -225,8 +225,46 @@ CREATE TABLE live_sessions (
 CREATE INDEX live_sessions_commune ON live_sessions(commune_id, id DESC);
 "#;
 
+/// Emergencies spoken live (an emergency-priority live session) have no content item.
+/// SQLite cannot drop a NOT NULL, so the table is rebuilt, and with it the reach table
+/// that refers to it: inside the migration's transaction foreign keys cannot be turned
+/// off, so dropping the old table would cascade to the reach rows, and renaming it would
+/// carry their reference along (tested below).
+const V5: &str = r#"
+CREATE TABLE emergencies_v5 (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    schedule_id INTEGER NOT NULL UNIQUE REFERENCES schedules(id),
+    title TEXT NOT NULL,
+    content_id INTEGER REFERENCES content(id),
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    created_by INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    stopped_at INTEGER,
+    stopped_by INTEGER REFERENCES users(id)
+);
+INSERT INTO emergencies_v5 SELECT * FROM emergencies;
+CREATE TEMP TABLE reach_v5 AS SELECT * FROM emergency_nodes;
+DROP TABLE emergency_nodes;
+DROP TABLE emergencies;
+ALTER TABLE emergencies_v5 RENAME TO emergencies;
+CREATE INDEX emergencies_commune ON emergencies(commune_id, id DESC);
+CREATE TABLE emergency_nodes (
+    emergency_id INTEGER NOT NULL REFERENCES emergencies(id) ON DELETE CASCADE,
+    node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    state TEXT NOT NULL DEFAULT 'sent' CHECK (state IN ('sent','waiting','playing','ended','failed')),
+    message TEXT NOT NULL DEFAULT '',
+    reached_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (emergency_id, node_id)
+);
+INSERT INTO emergency_nodes SELECT * FROM temp.reach_v5;
+DROP TABLE temp.reach_v5;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
@@ -237,8 +275,63 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     #[test]
     fn migrations_are_valid() {
         assert!(super::migrations().validate().is_ok());
+    }
+
+    /// An emergency stored before V5 keeps its row and its nodes' reach, which still
+    /// refer to it (and cascade from it).
+    #[test]
+    fn emergencies_survive_the_rebuild() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", "ON").unwrap();
+        super::migrations().to_version(&mut c, 4).unwrap();
+        c.execute_batch(
+            "INSERT INTO communes (id, slug, name, created_at) VALUES (1, 'xa', 'Xã', 0);
+             INSERT INTO villages (id, commune_id, name, created_at) VALUES (2, 1, 'Thôn', 0);
+             INSERT INTO nodes (id, commune_id, village_id, name, created_at) VALUES (3, 1, 2, 'Loa', 0);
+             INSERT INTO content (id, commune_id, kind, title, category, relay_url, duration_ms, status, created_at, updated_at)
+               VALUES (4, 1, 'relay', 'Đài', 'news', 'http://x/', 0, 'approved', 0, 0);
+             INSERT INTO schedules (id, commune_id, title, priority, rule, program, created_at, updated_at)
+               VALUES (5, 1, 'Khẩn cấp', 'emergency', '{}', '{}', 0, 0);
+             INSERT INTO emergencies (id, commune_id, schedule_id, title, content_id, starts_at, ends_at, created_at)
+               VALUES (7, 1, 5, 'Bão', 4, 10, 20, 5);
+             INSERT INTO emergency_nodes (emergency_id, node_id, updated_at) VALUES (7, 3, 5);",
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut c).unwrap();
+        let title: String = c
+            .query_row("SELECT title FROM emergencies WHERE id = 7", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(title, "Bão");
+        let reach: i64 = c
+            .query_row("SELECT count(*) FROM emergency_nodes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(reach, 1);
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'emergency_nodes'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("REFERENCES emergencies(id)"), "{sql}");
+        c.execute(
+            "INSERT INTO emergencies (commune_id, schedule_id, title, starts_at, ends_at, created_at)
+             VALUES (1, 6, 'Trực tiếp', 0, 0, 0)",
+            [],
+        )
+        .expect_err("schedule 6 does not exist: foreign keys still hold");
+        c.execute("DELETE FROM emergencies WHERE id = 7", [])
+            .unwrap();
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM emergency_nodes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "the reach rows cascade from their emergency");
     }
 }

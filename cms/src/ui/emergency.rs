@@ -135,6 +135,9 @@ async fn new_form(cms: &Cms, page: &Page<'_>) -> Result<Markup> {
                 option value="text" { (page.t("Nhập văn bản (chuyển thành giọng nói)", "Type text (spoken by text to speech)")) }
                 option value="item" { (page.t("Một nội dung đã duyệt", "An approved item")) }
             }
+            p { a #e-live href="/ui/live?priority=emergency" {
+                (page.t("Hoặc nói trực tiếp qua micrô (khẩn cấp) →", "Or speak live through the microphone (emergency) →"))
+            } }
             div data-source="text" {
                 label for="e-title" { (page.t("Tiêu đề", "Title")) }
                 input #e-title type="text" name="title" maxlength="200" data-optional placeholder=(page.t("Tin khẩn cấp", "Emergency"));

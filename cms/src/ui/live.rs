@@ -23,10 +23,13 @@ pub async fn live(cms: &Cms, page: &Page<'_>) -> Result<Response> {
                     (page.t("Đang phát trực tiếp", "Live now")) ": " (s.title) " · "
                     (s.started_by_name.clone().unwrap_or_else(|| page.t("nguồn phát", "broadcast source").to_string()))
                     " · " (page.time(s.started_at))
+                    @if let Some(e) = s.emergency_id {
+                        " · " a href={ "/ui/emergency/" (e) } { (page.t("cụm loa đã nhận", "nodes reached")) }
+                    }
                 }
             }
         }
-        div.card #mic data-csrf=(p.csrf)
+        div.card #mic data-csrf=(p.csrf) data-me=(p.user.username)
             data-on=(page.t("Đang phát trực tiếp — nói vào micrô.", "Live — speak into the microphone."))
             data-off=(page.t("Đã dừng.", "Stopped."))
             data-fail=(page.t("Không mở được micrô hoặc kết nối (có người đang phát ở thôn này?).", "Could not open the microphone or the connection (is someone already live there?).")) {
@@ -51,6 +54,9 @@ pub async fn live(cms: &Cms, page: &Page<'_>) -> Result<Response> {
             label for="mic-level" { (page.t("Mức âm thanh", "Level")) }
             meter #mic-level min="0" max="1" value="0" {}
             div.msg.hidden #mic-status {}
+            p { a.hidden #mic-reach href="/ui/emergency" {
+                (page.t("Tin khẩn cấp trực tiếp: xem cụm loa nào đã nhận", "Live emergency: see which nodes it reached"))
+            } }
         }
     };
     Ok(page.render(page.t("Phát trực tiếp", "Speak live"), body))

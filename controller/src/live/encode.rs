@@ -67,13 +67,15 @@ impl Stamper {
 
 type EncodeError = (String, Option<i64>);
 
-/// Decodes, mixes to mono, resamples to 48 kHz, encodes and stamps until the body ends;
-/// returns when the last frame is due.
+/// Decodes, mixes to mono, resamples to 48 kHz, encodes and stamps until the body ends
+/// (or `stop` is set: the session was ended from elsewhere); returns when the last frame
+/// is due.
 pub(super) fn encode_loop(
     rx: mpsc::Receiver<bytes::Bytes>,
     session: u32,
     config: &LiveConfig,
     clock: &dyn protocol::time::Clock,
+    stop: &std::sync::atomic::AtomicBool,
     mut send: impl FnMut(Vec<u8>),
 ) -> Result<Option<i64>, EncodeError> {
     let reader = ChunkReader {
@@ -102,6 +104,9 @@ pub(super) fn encode_loop(
     let mut last_due = None;
     let mut mono = Vec::new();
     loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let chunk = match decoder.next_chunk() {
             Ok(Some(c)) => c,
             Ok(None) => break,

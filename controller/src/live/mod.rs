@@ -33,6 +33,8 @@ use crate::hub::Hub;
 
 /// After the source ends, the session stays this long past its last frame.
 const END_GRACE: Duration = Duration::from_secs(2);
+/// How often a session on air checks that it was not ended from elsewhere.
+const ENDED_POLL: Duration = Duration::from_millis(500);
 /// Body chunks queued between the socket and the decoder.
 const QUEUE: usize = 64;
 
@@ -116,18 +118,40 @@ async fn carry(hub: Arc<Hub>, start: cms::LiveStart, chunks_rx: mpsc::Receiver<b
     let sessions = hub.sessions().clone();
     let clock = hub.clock_arc();
     let nodes = start.nodes;
+    // A session ended from elsewhere (its emergency stopped through the API) lets its
+    // source go: the encoder stops, the source's connection closes.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = {
+        let (hub, stop) = (hub.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ENDED_POLL).await;
+                if !hub.cms().live_on_air(session).await.unwrap_or(true) {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+    let stopping = stop.clone();
     let encoded = tokio::task::spawn_blocking(move || {
         encode::encode_loop(
             chunks_rx,
             session as u32,
             &config,
             clock.as_ref(),
+            &stopping,
             |packet| {
                 sessions.send_live(&nodes, &Arc::new(packet));
             },
         )
     })
     .await;
+    watch.abort();
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(session, "live session ended from the API: source let go");
+        return;
+    }
     let (reason, last_due_ns) = match encoded {
         Ok(Ok(last)) => ("the source ended".to_string(), last),
         Ok(Err((e, last))) => (format!("the source's audio: {e}"), last),
