@@ -8,6 +8,7 @@
 //! Every process is killed when its handle drops, so a failing test leaves nothing behind.
 
 pub mod impair;
+pub mod live;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -9,12 +9,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use loa_tests::live::{SOURCE_PASSWORD as PASSWORD, send_paced};
 use loa_tests::{
     Card, Controller, Node, now_ns, timing_turn, tone_wav_with_gap, wait_for, whole_ms,
 };
 use serde_json::Value;
-
-const PASSWORD: &str = "nguon-truc-tiep";
 
 fn mount(ctl: &Controller, village: i64) -> String {
     format!("{}/live/{village}", ctl.url)
@@ -27,44 +26,6 @@ async fn live_logs(ctl: &Controller, node: i64) -> Vec<Value> {
         .into_iter()
         .filter(|l| l["content_id"].is_null() || l["content_id"] == 0)
         .collect()
-}
-
-/// PUTs a 48 kHz mono 16-bit WAV to `url` in real time, 20 ms a chunk, and drops the
-/// connection after `seconds` (mid-stream, as a source that dies); returns when its first
-/// sample left.
-async fn send_paced(url: &str, wav: Vec<u8>, seconds: f32) -> i64 {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let put = reqwest::Client::new()
-        .put(url)
-        .basic_auth("source", Some(PASSWORD))
-        .body(body)
-        .send();
-    let put = tokio::spawn(put);
-    let began = Instant::now();
-    let began_ns = now_ns();
-    let chunk = 48_000 * 2 / 50; // 20 ms of 16-bit mono
-    let header = 44;
-    tx.send(Ok(wav[..header].to_vec())).await.unwrap();
-    let mut sent = header;
-    let stop_at = (header + (seconds * 48_000.0) as usize * 2).min(wav.len());
-    while sent < stop_at {
-        let next = (sent + chunk).min(stop_at);
-        tx.send(Ok(wav[sent..next].to_vec())).await.unwrap();
-        sent = next;
-        let due = Duration::from_nanos(((sent - header) as u64 / 2) * 1_000_000_000 / 48_000);
-        if let Some(wait) = due.checked_sub(began.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    tx.send(Err(std::io::Error::other("source gone")))
-        .await
-        .ok();
-    drop(tx);
-    let _ = put.await;
-    began_ns
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
