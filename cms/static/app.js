@@ -242,6 +242,7 @@ function liveMic() {
     try {
       media = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     } catch (_) { return end(box.dataset.fail); }
+    box.dataset.openedAt = String(Date.now()); // when the microphone opened (for measuring)
     ctx = new AudioContext();
     const analyser = ctx.createAnalyser();
     analyser.fftSize = 1024;
