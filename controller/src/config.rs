@@ -30,6 +30,10 @@ pub struct ControllerConfig {
     /// Live ingest: broadcast tools send to /live/{village} as `source:PASSWORD`; none,
     /// no live ingest.
     pub source_password: Option<String>,
+    /// A source sending with this password instead speaks at emergency level: it takes a
+    /// mount a normal source holds, cuts into everything, and counts its reach as an
+    /// emergency (for a provincial or district warning feed).
+    pub emergency_source_password: Option<String>,
     /// Live audio: from encoding to every node's output, this many ms.
     pub live_buffer_ms: u64,
 }
@@ -50,6 +54,7 @@ impl Default for ControllerConfig {
             public_url: None,
             secure_cookies: None,
             source_password: None,
+            emergency_source_password: None,
             live_buffer_ms: crate::live::LiveConfig::default().buffer_ms,
         }
     }
@@ -89,6 +94,10 @@ impl ControllerConfig {
             webhook: self.webhook_url.clone(),
             live: crate::live::LiveConfig {
                 source_password: self.source_password.clone().filter(|p| !p.is_empty()),
+                emergency_source_password: self
+                    .emergency_source_password
+                    .clone()
+                    .filter(|p| !p.is_empty()),
                 buffer_ms: self.live_buffer_ms.clamp(60, 5_000),
                 ..crate::live::LiveConfig::default()
             },

@@ -88,6 +88,10 @@ struct ServeOpts {
     /// without one, live ingest is off.
     #[arg(long, env = "LOA_SOURCE_PASSWORD")]
     source_password: Option<String>,
+    /// Password of live sources that speak at emergency level (a warning feed): they take
+    /// a mount a normal source holds and count their reach as an emergency.
+    #[arg(long, env = "LOA_EMERGENCY_SOURCE_PASSWORD")]
+    emergency_source_password: Option<String>,
     /// Live audio: ms from encoding to every node's output.
     #[arg(long, env = "LOA_LIVE_BUFFER_MS")]
     live_buffer_ms: Option<u64>,
@@ -129,6 +133,9 @@ impl ServeOpts {
         }
         if let Some(v) = self.source_password {
             c.source_password = Some(v);
+        }
+        if let Some(v) = self.emergency_source_password {
+            c.emergency_source_password = Some(v);
         }
         if let Some(v) = self.live_buffer_ms {
             c.live_buffer_ms = v;

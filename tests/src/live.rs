@@ -7,18 +7,25 @@ use crate::now_ns;
 
 /// The `--source-password` of controllers that take live sources in the tests.
 pub const SOURCE_PASSWORD: &str = "nguon-truc-tiep";
+/// Their `--emergency-source-password`, where a test needs one.
+pub const WARNING_PASSWORD: &str = "canh-bao-khan";
 
 /// PUTs a 48 kHz mono 16-bit WAV to `url` in real time, 20 ms a chunk, and drops the
 /// connection after `seconds` (mid-stream, as a source that dies); returns when its first
 /// sample left.
 pub async fn send_paced(url: &str, wav: Vec<u8>, seconds: f32) -> i64 {
+    send_paced_as(url, SOURCE_PASSWORD, wav, seconds).await
+}
+
+/// [`send_paced`] with the source password `password`.
+pub async fn send_paced_as(url: &str, password: &str, wav: Vec<u8>, seconds: f32) -> i64 {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
     let put = reqwest::Client::new()
         .put(url)
-        .basic_auth("source", Some(SOURCE_PASSWORD))
+        .basic_auth("source", Some(password))
         .body(body)
         .send();
     let put = tokio::spawn(put);

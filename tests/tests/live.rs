@@ -9,9 +9,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use loa_tests::live::{SOURCE_PASSWORD as PASSWORD, send_paced};
+use loa_tests::live::{SOURCE_PASSWORD as PASSWORD, WARNING_PASSWORD, send_paced, send_paced_as};
 use loa_tests::{
-    Card, Controller, Node, now_ns, timing_turn, tone_wav_with_gap, wait_for, whole_ms,
+    Card, Controller, Node, now_ns, timing_turn, tone_wav, tone_wav_with_gap, wait_for, whole_ms,
 };
 use serde_json::Value;
 
@@ -292,4 +292,73 @@ async fn live_voice_takes_under_48_kbps_per_node() {
     );
     assert!(payload_kbps > 8.0, "voice flowed: {payload_kbps} kbps");
     assert!(wire_kbps <= 48.0, "{wire_kbps} kbps on the wire");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_source_takes_a_held_mount_and_its_reach_is_counted() {
+    let _turn = timing_turn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = Controller::start_with(
+        dir.path(),
+        &[
+            "--source-password",
+            PASSWORD,
+            "--emergency-source-password",
+            WARNING_PASSWORD,
+        ],
+    )
+    .await;
+    let village = ctl.api.village("Thôn Cảnh Báo").await;
+    let mut node = Node::enroll(&ctl, dir.path(), "warn", village).await;
+    node.start(&dir.path().join("warn.wav"), &[]);
+    node.wait_ready(&ctl.api).await;
+    // A normal source holds the village's mount.
+    let url = mount(&ctl, village);
+    let normal = {
+        let url = url.clone();
+        tokio::spawn(async move { send_paced(&url, tone_wav(10.0), 10.0).await })
+    };
+    wait_for("the normal session", Duration::from_secs(10), || async {
+        let on_air = ctl.api.get("/api/v1/live").await;
+        on_air.as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    // The warning feed's password speaks at emergency level: it takes the held mount, and
+    // it is an emergency whose reach the node confirms.
+    let warning = {
+        let url = url.clone();
+        tokio::spawn(async move { send_paced_as(&url, WARNING_PASSWORD, tone_wav(5.0), 5.0).await })
+    };
+    let emergency = wait_for(
+        "the live emergency reached",
+        Duration::from_secs(15),
+        || async {
+            let list = ctl.api.get("/api/v1/emergency").await;
+            list.as_array()
+                .and_then(|a| a.first().cloned())
+                .filter(|e| e["reached"] == 1 && e["total"] == 1)
+        },
+    )
+    .await;
+    assert_eq!(emergency["live"], true, "{emergency}");
+    assert!(emergency["content_id"].is_null(), "{emergency}");
+    // Another normal source is refused while it speaks.
+    let refused = reqwest::Client::new()
+        .put(mount(&ctl, village))
+        .basic_auth("source", Some(PASSWORD))
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    // The warning ends with its source: the emergency is over (stopped), the normal
+    // session goes on to its own end.
+    warning.await.unwrap();
+    let id = emergency["id"].as_i64().unwrap();
+    wait_for("the emergency over", Duration::from_secs(15), || async {
+        let e = ctl.api.get(&format!("/api/v1/emergency/{id}")).await;
+        e["stopped_at"].is_string().then_some(())
+    })
+    .await;
+    normal.await.unwrap();
 }

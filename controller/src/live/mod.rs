@@ -43,6 +43,8 @@ const QUEUE: usize = 64;
 pub struct LiveConfig {
     /// `source:PASSWORD` on the mount; `None`: live ingest is off (403).
     pub source_password: Option<String>,
+    /// `source:PASSWORD` of sources at emergency level; `None`: none are.
+    pub emergency_source_password: Option<String>,
     /// Encode-to-output distance every node keeps (ms).
     pub buffer_ms: u64,
     pub bitrate: i32,
@@ -52,6 +54,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             source_password: None,
+            emergency_source_password: None,
             buffer_ms: 200,
             bitrate: voice::BITRATE,
         }

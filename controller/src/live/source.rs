@@ -94,7 +94,7 @@ pub async fn serve_source(
         .await;
     };
     let check = check_source(&hub, &mounts, &req);
-    let (village, token) = match check {
+    let (village, token, priority) = match check {
         Ok(v) => v,
         Err(refusal) => {
             tracing::warn!(%addr, village = %req.village, status = refusal.0.as_u16(), "live source refused: {}", refusal.1);
@@ -114,7 +114,7 @@ pub async fn serve_source(
     let (reader, mut writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUE);
     let feeder = tokio::spawn(read_body(reader, rest, req.chunked, req.length, tx));
-    let result = run_session(hub, village, addr.to_string(), rx).await;
+    let result = run_session(hub, village, priority, addr.to_string(), rx).await;
     feeder.abort();
     mounts.free(token);
     let reply: &[u8] = match (&result, req.legacy) {
@@ -130,28 +130,45 @@ pub async fn serve_source(
     let _ = writer.write_all(reply).await;
 }
 
-/// Credentials, the village, the mount: the village id, and the token of its mount.
-fn check_source(hub: &Hub, mounts: &Mounts, req: &SourceRequest) -> Result<(i64, u64), Refusal> {
-    let Some(password) = hub.live_config().source_password.as_deref() else {
+/// Credentials, the village, the mount: the village id, the token of its mount and the
+/// level the source speaks at (its password says which).
+fn check_source(
+    hub: &Hub,
+    mounts: &Mounts,
+    req: &SourceRequest,
+) -> Result<(i64, u64, Priority), Refusal> {
+    let config = hub.live_config();
+    let levels = [
+        (
+            config.emergency_source_password.as_deref(),
+            Priority::Emergency,
+        ),
+        (config.source_password.as_deref(), Priority::Priority),
+    ];
+    if levels.iter().all(|(p, _)| p.is_none()) {
         return Err((
             StatusCode::FORBIDDEN,
             "live ingest is off (controller serve --source-password)".into(),
         ));
-    };
-    if !authorised(req.authorization.as_deref(), password) {
+    }
+    let Some(priority) = levels.iter().find_map(|(password, level)| {
+        password
+            .filter(|p| authorised(req.authorization.as_deref(), p))
+            .map(|_| *level)
+    }) else {
         return Err((
             StatusCode::UNAUTHORIZED,
             "wrong source credentials (source:PASSWORD)".into(),
         ));
-    }
+    };
     let Some(village) = req.village.parse::<i64>().ok().filter(|v| *v > 0) else {
         return Err((
             StatusCode::NOT_FOUND,
             format!("no village {:?}", req.village),
         ));
     };
-    match mounts.take(&[village], Priority::Priority) {
-        Some(token) => Ok((village, token)),
+    match mounts.take(&[village], priority) {
+        Some(token) => Ok((village, token, priority)),
         None => Err((
             StatusCode::CONFLICT,
             format!("village {village} is already live"),
@@ -326,20 +343,14 @@ fn authorised(auth: Option<&str>, password: &str) -> bool {
 async fn run_session(
     hub: Arc<Hub>,
     village: i64,
+    priority: Priority,
     addr: String,
     chunks_rx: mpsc::Receiver<bytes::Bytes>,
 ) -> Result<(), Refusal> {
     let lead = hub.live_config().buffer_ms as i64;
     let start = hub
         .cms()
-        .start_live(
-            None,
-            vec![village],
-            Priority::Priority,
-            "icecast",
-            addr,
-            lead,
-        )
+        .start_live(None, vec![village], priority, "icecast", addr, lead)
         .await
         .map_err(refusal)?;
     carry(hub, start, chunks_rx).await;
