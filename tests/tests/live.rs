@@ -19,6 +19,17 @@ fn mount(ctl: &Controller, village: i64) -> String {
     format!("{}/live/{village}", ctl.url)
 }
 
+/// A source that sends a few bytes to the village's mount with `password`: the answer.
+async fn put_source(ctl: &Controller, village: i64, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(mount(ctl, village))
+        .basic_auth("source", Some(password))
+        .body(vec![0u8; 64])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn live_logs(ctl: &Controller, node: i64) -> Vec<Value> {
     ctl.api
         .playlogs(node)
@@ -77,22 +88,8 @@ async fn an_icecast_source_is_heard_on_every_node_in_step_and_ends_with_its_sour
     assert_eq!(session["villages"][0], village);
 
     // A second source on the busy mount, and wrong credentials, are refused.
-    let http = reqwest::Client::new();
-    let second = http
-        .put(mount(&ctl, village))
-        .basic_auth("source", Some(PASSWORD))
-        .body(vec![0u8; 64])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(second.status(), 409);
-    let wrong = http
-        .put(mount(&ctl, village))
-        .basic_auth("source", Some("sai"))
-        .body(vec![0u8; 64])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(put_source(&ctl, village, PASSWORD).await.status(), 409);
+    let wrong = put_source(&ctl, village, "sai").await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(
         wrong.json::<Value>().await.unwrap()["error"],
@@ -343,14 +340,7 @@ async fn an_emergency_source_takes_a_held_mount_and_its_reach_is_counted() {
     assert_eq!(emergency["live"], true, "{emergency}");
     assert!(emergency["content_id"].is_null(), "{emergency}");
     // Another normal source is refused while it speaks.
-    let refused = reqwest::Client::new()
-        .put(mount(&ctl, village))
-        .basic_auth("source", Some(PASSWORD))
-        .body(vec![0u8; 64])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 409);
+    assert_eq!(put_source(&ctl, village, PASSWORD).await.status(), 409);
     // The warning ends with its source: the emergency is over (stopped), the normal
     // session goes on to its own end.
     warning.await.unwrap();
