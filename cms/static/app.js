@@ -149,6 +149,7 @@ document.addEventListener("click", async e => {
   }
   const b = e.target.closest("button[data-post]");
   if (!b) return;
+  if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
   let body = {};
   if (b.dataset.prompt) {
     const reason = prompt(b.dataset.prompt);
@@ -157,7 +158,21 @@ document.addEventListener("click", async e => {
   }
   b.disabled = true;
   try {
-    await api("POST", b.dataset.post, body);
+    const data = await api("POST", b.dataset.post, body);
+    const panel = b.dataset.codePanel && document.getElementById(b.dataset.codePanel);
+    if (panel && data && data.enrollment_code) {
+      // Shown once, with the command that enrols the node (no reload: it would be lost).
+      const code = data.enrollment_code;
+      panel.replaceChildren(
+        Object.assign(document.createElement("p"), { textContent: panel.dataset.intro + " " + code }),
+        Object.assign(document.createElement("p"), { textContent: panel.dataset.run }),
+        Object.assign(document.createElement("pre"), {
+          textContent: "speaker-node enroll --server " + location.origin + " --code " + code + " --state /var/lib/loa-node",
+        }));
+      panel.classList.remove("hidden");
+      b.disabled = false;
+      return;
+    }
     if (b.dataset.next) location.href = b.dataset.next; else location.reload();
   } catch (err) {
     alert(err.message);

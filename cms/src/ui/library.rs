@@ -317,7 +317,7 @@ pub async fn approvals(cms: &Cms, page: &Page<'_>) -> Result<Response> {
                             @if let Some(t) = &c.tts_text { div { (t) } }
                         }
                         td { (category_label(page, &c.category)) }
-                        td { audio controls preload="none" src={ "/api/v1/content/" (c.id) "/audio" } {} }
+                        td { (player(c)) }
                         td.row {
                             @if own(c) {
                                 span.muted { (page.t("Nội dung của bạn: người khác duyệt", "Your item: someone else approves")) }

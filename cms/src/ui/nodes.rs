@@ -101,10 +101,19 @@ fn health_table(page: &Page<'_>, n: &Node) -> Markup {
     }
 }
 
-/// One remote command: a small form posting `{"type": kind, ...fields}`.
-fn command_form(page: &Page<'_>, n: &Node, kind: &str, label: &str, fields: Markup) -> Markup {
+/// One remote command: a small form posting `{"type": kind, ...fields}`; asked first when
+/// `confirm` says what it does to the node.
+fn command_form(
+    page: &Page<'_>,
+    n: &Node,
+    kind: &str,
+    label: &str,
+    fields: Markup,
+    confirm: Option<String>,
+) -> Markup {
     html! {
-        form.inline data-api={ "/api/v1/nodes/" (n.id) "/commands" } data-ok=(page.t("Đã gửi lệnh.", "Command sent.")) {
+        form.inline data-api={ "/api/v1/nodes/" (n.id) "/commands" } data-ok=(page.t("Đã gửi lệnh.", "Command sent."))
+            data-confirm=[confirm] {
             (page.csrf_field())
             input type="hidden" name="type" value=(kind);
             (fields)
@@ -115,9 +124,12 @@ fn command_form(page: &Page<'_>, n: &Node, kind: &str, label: &str, fields: Mark
 }
 
 fn command_forms(page: &Page<'_>, n: &Node, items: &[Content]) -> Markup {
+    // The node's volume as it last reported it.
+    let current = n.health.as_ref().map_or(80, |h| h.volume);
     let volume = html! {
-        input type="number" name="volume" min="0" max="100" value="80" data-type="int" aria-label=(page.t("Âm lượng", "Volume"));
+        input type="number" name="volume" min="0" max="100" value=(current) data-type="int" aria-label=(page.t("Âm lượng", "Volume"));
     };
+    let ask = |vi: &str, en: &str| Some(format!("{} “{}”?", page.t(vi, en), n.name));
     let play = html! {
         select name="content_id" data-type="int" aria-label=(page.t("Nội dung", "Content")) {
             @for c in items { option value=(c.id) { (c.title) } }
@@ -127,17 +139,34 @@ fn command_forms(page: &Page<'_>, n: &Node, items: &[Content]) -> Markup {
     html! {
         div.card {
             h2 { (page.t("Điều khiển từ xa", "Remote control")) }
-            (command_form(page, n, "set_volume", page.t("Đặt âm lượng", "Set volume"), volume))
-            (command_form(page, n, "play_now", page.t("Phát ngay", "Play now"), play))
-            (command_form(page, n, "test_tone", page.t("Phát âm thử", "Test tone"), tone))
-            (command_form(page, n, "stop", page.t("Dừng phát", "Stop playing"), html! {}))
-            (command_form(page, n, "resync", page.t("Đồng bộ lại", "Resync"), html! {}))
-            (command_form(page, n, "restart", page.t("Khởi động lại", "Restart agent"), html! {}))
+            (command_form(page, n, "set_volume", page.t("Đặt âm lượng", "Set volume"), volume, None))
+            (command_form(page, n, "play_now", page.t("Phát ngay", "Play now"), play,
+                ask("Phát ngay nội dung đã chọn (ngắt nội dung đang phát) trên", "Play the chosen item now (cutting what plays) on")))
+            (command_form(page, n, "test_tone", page.t("Phát âm thử", "Test tone"), tone, None))
+            (command_form(page, n, "stop", page.t("Dừng phát", "Stop playing"), html! {},
+                ask("Dừng nội dung đang phát trên", "Stop what is playing on")))
+            (command_form(page, n, "resync", page.t("Đồng bộ lại", "Resync"), html! {}, None))
+            (command_form(page, n, "restart", page.t("Khởi động lại", "Restart agent"), html! {},
+                ask("Khởi động lại phần mềm (im lặng vài giây) của", "Restart the software (silent for a few seconds) of")))
             p {
-                button.danger data-post={ "/api/v1/nodes/" (n.id) "/code" } { (page.t("Cấp mã kích hoạt mới", "New enrolment code")) }
+                button.danger data-post={ "/api/v1/nodes/" (n.id) "/code" } data-code-panel="node-code"
+                    data-confirm=(format!("{} “{}”? {}", page.t("Cấp mã kích hoạt mới cho", "Issue a new enrolment code for"), n.name,
+                        page.t("Mã đang dùng bị thu hồi ngay: cụm loa mất kết nối cho tới khi được kích hoạt lại bằng mã mới.",
+                            "Its current token is revoked at once: the node goes offline until it is enrolled again with the new code."))) {
+                    (page.t("Cấp mã kích hoạt mới", "New enrolment code"))
+                }
                 " "
-                button.danger data-post={ "/api/v1/nodes/" (n.id) "/revoke" } { (page.t("Thu hồi quyền kết nối", "Revoke")) }
+                button.danger data-post={ "/api/v1/nodes/" (n.id) "/revoke" }
+                    data-confirm=(format!("{} “{}”? {}", page.t("Thu hồi quyền kết nối của", "Revoke the link of"), n.name,
+                        page.t("Cụm loa mất kết nối và không nhận lịch mới cho tới khi được cấp mã kích hoạt mới.",
+                            "The node goes offline and gets no new schedule until it is given a new enrolment code."))) {
+                    (page.t("Thu hồi quyền kết nối", "Revoke"))
+                }
             }
+            // The new code, shown once, with the command that enrols the node.
+            div.msg.ok.hidden #node-code
+                data-intro=(page.t("Mã kích hoạt mới (chỉ hiện một lần):", "New enrolment code (shown once):"))
+                data-run=(page.t("Trên cụm loa, chạy:", "On the node, run:")) {}
         }
     }
 }

@@ -230,6 +230,19 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     // Approver: approve it from the queue.
     login(&c, &base, "pheduyet").await;
     c.goto(&format!("{base}/ui/approvals")).await.unwrap();
+    // The approver can listen first: a whole player, not a sliver of a table cell.
+    wait_text(&c, "approval-table").await;
+    let width = c
+        .execute(
+            "return document.querySelector('#approval-table audio').getBoundingClientRect().width",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width.as_f64().unwrap_or(0.0) >= 200.0,
+        "the queue's player is {width} px wide"
+    );
     wait_text(&c, "Thông báo lịch lấy nước").await;
     click(&c, Locator::Css(&format!("button[data-approve='{id}']"))).await;
     wait_text(&c, "Không có nội dung chờ duyệt").await;
@@ -416,6 +429,46 @@ async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         c.refresh().await.unwrap();
     }
+    // The volume box shows what the node reported, not a default.
+    let volume = c
+        .execute(
+            "return document.querySelector('input[name=volume]').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let health = c.source().await.unwrap();
+    assert!(
+        volume
+            .as_str()
+            .is_some_and(|v| health.contains(&format!("Âm lượng</th><td>{v}</td>"))),
+        "volume box {volume} is not the reported volume"
+    );
+    // Restarting asks first, naming the node; declined, nothing is sent.
+    click(
+        &c,
+        Locator::Css("form[data-api='/api/v1/nodes/1/commands'] input[value='restart'] ~ button"),
+    )
+    .await;
+    let asked = c.get_alert_text().await.unwrap();
+    assert!(asked.contains("“Cụm loa 1”"), "{asked}");
+    c.dismiss_alert().await.unwrap();
+    // A new enrolment code cuts the node off: asked first, saying so; then the code is
+    // shown once, with the command that enrols the node again.
+    click(&c, Locator::Css("button[data-code-panel]")).await;
+    let asked = c.get_alert_text().await.unwrap();
+    assert!(
+        asked.contains("“Cụm loa 1”") && asked.contains("mất kết nối"),
+        "{asked}"
+    );
+    c.accept_alert().await.unwrap();
+    let shown = wait_text(&c, "speaker-node enroll --server").await;
+    let code = text_of(&c, "node-code").await;
+    assert!(
+        code.contains("--code ") && code.contains("Mã kích hoạt mới"),
+        "{code}"
+    );
+    assert!(shown.contains(&base), "{code}");
     c.close().await.unwrap();
 }
 
