@@ -7,6 +7,7 @@ mod admin;
 mod emergency;
 mod library;
 mod live;
+mod node_events;
 mod nodes;
 mod plan;
 

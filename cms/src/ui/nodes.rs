@@ -238,16 +238,19 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     let body = html! {
         p { (badge(class, state)) " " span.muted { (page.t("Lần cuối:", "Last seen:")) " " (seen) } }
         (health_table(page, &n))
-        p.muted {
-            (page.t("Lịch đang chạy", "Running schedule")) ": " (short(n.applied_version.as_deref()))
-            " · " (page.t("lịch mới nhất", "latest")) ": " (short(n.desired_version.as_deref()))
+        // Whether the node runs the latest schedule, in words; the versions for whoever
+        // needs to compare them, on hover.
+        p.muted title={ (short(n.applied_version.as_deref())) " / " (short(n.desired_version.as_deref())) } {
+            @if n.applied_version.is_some() && n.applied_version == n.desired_version {
+                (page.t("Cụm loa đang chạy lịch mới nhất.", "The node runs the latest schedule."))
+            } @else {
+                (page.t("Cụm loa chưa nhận lịch mới nhất.", "The node does not have the latest schedule yet."))
+            }
         }
         @if let Some(c) = commands { (c) }
         (sync)
         h2 { (page.t("Lịch sử", "History")) }
-        div.table-wrap { table #node-events { tbody { @for e in &events { tr {
-            td { (page.time(e.at)) } td { (e.event) } td { (e.detail) }
-        } } } } }
+        (super::node_events::history(page, &events))
     };
     Ok(page.render(&n.name, body))
 }

@@ -418,8 +418,13 @@ async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
     let started = Instant::now();
     loop {
         let html = c.source().await.unwrap_or_default();
-        if html.contains("command_done") {
-            assert!(html.contains("test tone"), "{html}");
+        // In words, with what was asked: no event names, ids or wire JSON.
+        if html.contains("Cụm loa đã thực hiện") {
+            assert!(html.contains("Phát âm thử 5 giây"), "{html}");
+            assert!(html.contains("Đã gửi lệnh"), "{html}");
+            for machine in ["command_done", "{&quot;type", "{\"type"] {
+                assert!(!html.contains(machine), "{machine} in:\n{html}");
+            }
             break;
         }
         assert!(

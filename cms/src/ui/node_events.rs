@@ -1,0 +1,86 @@
+//! A node's history in words: what each event means, in the page's language. Command ids
+//! and the wire JSON of commands stay out of sight; a command's result is shown with what
+//! was asked.
+
+use std::collections::HashMap;
+
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::Page;
+use crate::model::NodeEvent;
+
+/// What a command asked, from its wire JSON.
+fn command_label(page: &Page<'_>, json: &str) -> String {
+    let v: Value = serde_json::from_str(json).unwrap_or_default();
+    let t = |vi: &str, en: &str| page.t(vi, en).to_string();
+    match v["type"].as_str().unwrap_or("") {
+        "set_volume" => format!("{} {}", t("Đặt âm lượng", "Set the volume to"), v["volume"]),
+        "play_now" => t("Phát ngay một nội dung", "Play an item now"),
+        "test_tone" => format!(
+            "{} {} {}",
+            t("Phát âm thử", "Test tone,"),
+            v["seconds"],
+            t("giây", "s")
+        ),
+        "stop" => t("Dừng phát", "Stop playing"),
+        "resync" => t("Đồng bộ lại", "Resync"),
+        "restart" => t("Khởi động lại", "Restart"),
+        _ => t("Một lệnh khác", "Another command"),
+    }
+}
+
+/// The event's name and what it concerns, for people.
+fn describe(page: &Page<'_>, e: &NodeEvent, asked: &HashMap<&str, String>) -> (String, String) {
+    let t = |vi: &str, en: &str| page.t(vi, en).to_string();
+    match e.event.as_str() {
+        "enrolled" => (t("Đã kích hoạt", "Enrolled"), String::new()),
+        "new_code" => (
+            t("Cấp mã kích hoạt mới", "New enrolment code"),
+            t("mã cũ bị thu hồi", "the old one revoked"),
+        ),
+        "revoked" => (t("Thu hồi quyền kết nối", "Link revoked"), String::new()),
+        "online" => (t("Trực tuyến", "Online"), String::new()),
+        "offline" => (t("Mất kết nối", "Offline"), String::new()),
+        "command" => {
+            let json = e.detail.split_once(' ').map_or("", |(_, j)| j);
+            (t("Đã gửi lệnh", "Command sent"), command_label(page, json))
+        }
+        "command_done" => {
+            let mut parts = e.detail.splitn(3, ' ');
+            let (id, ok, message) = (
+                parts.next().unwrap_or(""),
+                parts.next() == Some("ok"),
+                parts.next().unwrap_or(""),
+            );
+            let what = asked
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| t("Lệnh", "Command"));
+            match ok {
+                true => (t("Cụm loa đã thực hiện", "Done by the node"), what),
+                false => (
+                    t("Cụm loa không thực hiện được", "The node could not do it"),
+                    format!("{what}: {message}"),
+                ),
+            }
+        }
+        other => (other.to_string(), e.detail.clone()),
+    }
+}
+
+/// The history table.
+pub fn history(page: &Page<'_>, events: &[NodeEvent]) -> Markup {
+    let asked: HashMap<&str, String> = events
+        .iter()
+        .filter(|e| e.event == "command")
+        .filter_map(|e| e.detail.split_once(' '))
+        .map(|(id, json)| (id, command_label(page, json)))
+        .collect();
+    html! {
+        div.table-wrap { table #node-events { tbody { @for e in events {
+            @let (what, detail) = describe(page, e, &asked);
+            tr { td { (page.time(e.at)) } td { (what) } td { (detail) } }
+        } } } }
+    }
+}
