@@ -215,7 +215,17 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         Found::Route(r, p) => (r, p),
         Found::WrongMethod(allowed) => return method_not_allowed(&allowed, req.lang),
         Found::None => {
-            return reply::error(&CmsError::not_found("Không có trang này", "Page"), req.lang);
+            let missing = CmsError::not_found("Không có trang này.", "No such page.");
+            // A person who followed a bad link gets a page (Vietnamese unless they chose
+            // English, as every page); programs get JSON.
+            let browser = req
+                .header("accept")
+                .is_some_and(|a| a.contains("text/html"));
+            if browser && !req.path.starts_with("/api/") {
+                let lang = Lang::choose(req.q("lang"), req.cookie("lang"), None);
+                return crate::ui::error_page(&missing, lang);
+            }
+            return reply::error(&missing, req.lang);
         }
     };
     req.params = params;

@@ -63,7 +63,7 @@ pub struct CommandResponse {
 
 fn wrong_code() -> CmsError {
     CmsError::forbidden(
-        "Mã đăng ký không đúng hoặc đã được dùng. Hãy xin mã mới.",
+        "Mã kích hoạt không đúng hoặc đã được dùng. Hãy xin mã mới.",
         "The enrolment code is wrong or already used. Ask for a new one.",
     )
 }

@@ -95,7 +95,7 @@ fn tables(
 fn add_village(page: &Page<'_>) -> Markup {
     html! { div.card {
         h2 { (page.t("Thêm thôn", "Add a village")) }
-        form data-api="/api/v1/villages" {
+        form data-api="/api/v1/villages" data-ok=(page.t("Đã thêm thôn.", "Village added.")) {
             (page.csrf_field())
             (text_field("v-name", "name", page.t("Tên", "Name"), None, true))
             label for="v-kind" { (page.t("Loại", "Kind")) }
@@ -110,7 +110,7 @@ fn add_village(page: &Page<'_>) -> Markup {
 fn add_group(page: &Page<'_>, villages: &[Village]) -> Markup {
     html! { div.card {
         h2 { (page.t("Thêm nhóm thôn", "Add a village group")) }
-        form data-api="/api/v1/groups" {
+        form data-api="/api/v1/groups" data-ok=(page.t("Đã thêm nhóm thôn.", "Group added.")) {
             (page.csrf_field())
             (text_field("g-name", "name", page.t("Tên nhóm", "Group name"), None, true))
             label { (page.t("Gồm các thôn", "Villages in it")) }
@@ -146,7 +146,7 @@ fn add_node(page: &Page<'_>, villages: &[Village]) -> Markup {
 fn commune_settings(page: &Page<'_>, commune: &Commune) -> Markup {
     html! { div.card {
         h2 { (page.t("Cài đặt của xã", "Commune settings")) }
-        form data-api={ "/api/v1/communes/" (commune.id) } data-method="PATCH" {
+        form data-api={ "/api/v1/communes/" (commune.id) } data-method="PATCH" data-ok=(page.t("Đã lưu.", "Saved.")) {
             (page.csrf_field())
             (text_field("c-name", "name", page.t("Tên xã", "Name"), Some(&commune.name), true))
             (text_field("c-tz", "tz", page.t("Múi giờ", "Time zone"), Some(&commune.tz), true))
@@ -200,7 +200,7 @@ pub async fn users(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         } } } } }
         div.card {
             h2 { (page.t("Thêm người dùng", "Add a user")) }
-            form data-api="/api/v1/users" {
+            form data-api="/api/v1/users" data-ok=(page.t("Đã thêm người dùng.", "User added.")) {
                 (page.csrf_field())
                 (text_field("u-name", "username", page.t("Tên đăng nhập", "Username"), None, true))
                 (text_field("u-display", "display_name", page.t("Họ tên", "Full name"), None, false))
@@ -217,18 +217,66 @@ pub async fn users(cms: &Cms, page: &Page<'_>) -> Result<Response> {
     Ok(page.render(page.t("Người dùng", "Users"), body))
 }
 
+/// An audit entry's action and entity, for people.
+fn audit_what(page: &Page<'_>, action: &str, entity: &str) -> String {
+    let t = |vi: &'static str, en: &'static str| page.t(vi, en);
+    let action = match action {
+        "create" => t("Tạo", "Created"),
+        "update" => t("Sửa", "Changed"),
+        "delete" => t("Xoá", "Deleted"),
+        "approve" => t("Duyệt", "Approved"),
+        "reject" => t("Từ chối", "Rejected"),
+        "submit" => t("Gửi duyệt", "Submitted"),
+        "start" => t("Bắt đầu", "Started"),
+        "end" => t("Kết thúc", "Ended"),
+        "stop" => t("Dừng", "Stopped"),
+        "command" => t("Gửi lệnh tới", "Command to"),
+        "new_code" => t("Cấp mã kích hoạt mới cho", "New enrolment code for"),
+        "revoke" => t("Thu hồi quyền kết nối của", "Revoked the link of"),
+        other => other,
+    };
+    let entity = match entity {
+        "content" => t("nội dung", "item"),
+        "village" => t("thôn", "village"),
+        "group" => t("nhóm thôn", "village group"),
+        "node" => t("cụm loa", "node"),
+        "emergency" => t("tin khẩn cấp", "emergency"),
+        "api_token" => t("mã API", "API token"),
+        "live" => t("buổi phát trực tiếp", "live session"),
+        "schedule" => t("lịch phát", "schedule"),
+        "user" => t("người dùng", "user"),
+        "commune" => t("xã", "commune"),
+        other => other,
+    };
+    format!("{action} {entity}")
+}
+
+/// The part of an audit record a person compares: a status (in words), a reach, a title
+/// or a name; never the raw record.
+fn audit_change(page: &Page<'_>, v: Option<&serde_json::Value>) -> String {
+    let Some(v) = v else {
+        return String::new();
+    };
+    if let Some(status) = v
+        .get("status")
+        .and_then(|s| serde_json::from_value::<crate::model::ContentStatus>(s.clone()).ok())
+    {
+        return match page.lang {
+            crate::i18n::Lang::Vi => crate::service::status_vi(status).to_string(),
+            crate::i18n::Lang::En => status.as_str().to_string(),
+        };
+    }
+    if let (Some(reached), Some(total)) = (v.get("reached"), v.get("total")) {
+        return format!("{reached}/{total} {}", page.t("cụm loa", "nodes"));
+    }
+    ["title", "name", "reason"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(|s| s.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
 pub async fn audit(cms: &Cms, page: &Page<'_>) -> Result<Response> {
     let entries = cms.audit_log(page.p, 300).await?;
-    let change = |v: &Option<serde_json::Value>| {
-        v.as_ref()
-            .and_then(|v| {
-                v.get("status")
-                    .or_else(|| v.get("title"))
-                    .or_else(|| v.get("name"))
-            })
-            .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_owned))
-            .unwrap_or_default()
-    };
     let body = html! {
         div.table-wrap { table #audit-table {
             thead { tr {
@@ -238,8 +286,8 @@ pub async fn audit(cms: &Cms, page: &Page<'_>) -> Result<Response> {
             tbody { @for e in &entries { tr {
                 td { (page.time(e.at)) }
                 td { (e.username.as_deref().unwrap_or("")) }
-                td { (e.action) " " (e.entity) " #" (e.entity_id.unwrap_or_default()) }
-                td { (change(&e.before)) " → " (change(&e.after)) }
+                td { (audit_what(page, &e.action, &e.entity)) }
+                td { (audit_change(page, e.before.as_ref())) " → " (audit_change(page, e.after.as_ref())) }
             } } }
         } }
     };

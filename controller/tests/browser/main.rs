@@ -246,6 +246,13 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     wait_text(&c, "Thông báo lịch lấy nước").await;
     click(&c, Locator::Css(&format!("button[data-approve='{id}']"))).await;
     wait_text(&c, "Không có nội dung chờ duyệt").await;
+    // The audit log says it in words: what was done to what, statuses by name.
+    c.goto(&format!("{base}/ui/audit")).await.unwrap();
+    let audit = wait_text(&c, "Duyệt nội dung").await;
+    assert!(audit.contains("chờ duyệt → đã duyệt"), "{audit}");
+    for machine in ["approve content", "\"pending\"", "{&quot;"] {
+        assert!(!audit.contains(machine), "{machine} in:\n{audit}");
+    }
 
     // Schedule it daily at 07:30 for the first village, from the editor's plain choices.
     c.goto(&format!("{base}/ui/schedules")).await.unwrap();
@@ -303,6 +310,12 @@ async fn wrong_password_shows_a_message_and_bad_uploads_explain_themselves() {
     let (_driver, c) = start_browser(&dir.path().join("profile")).await;
     submit_login(&c, &base, "bientap", "sai").await;
     wait_text(&c, "Sai tên đăng nhập hoặc mật khẩu").await;
+    // A bad link is a page, not JSON.
+    c.goto(&format!("{base}/ui/khong-co-trang-nay"))
+        .await
+        .unwrap();
+    let missing = wait_text(&c, "Không có trang này").await;
+    assert!(!missing.contains("\"error\""), "{missing}");
 
     login(&c, &base, "bientap").await;
     c.goto(&format!("{base}/ui/content/new")).await.unwrap();
