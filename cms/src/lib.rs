@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod collate;
 mod config;
 mod error;
 pub mod http;

@@ -28,7 +28,9 @@ pub fn villages(conn: &Connection, commune_id: i64) -> Result<Vec<Village>> {
         "SELECT id, commune_id, name, kind FROM villages WHERE commune_id = ?1 ORDER BY name",
     )?;
     let rows = st.query_map([commune_id], village_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut villages: Vec<Village> = rows.collect::<rusqlite::Result<_>>()?;
+    villages.sort_by(|a, b| crate::collate::vi_cmp(&a.name, &b.name));
+    Ok(villages)
 }
 
 pub fn village(conn: &Connection, id: i64) -> Result<Village> {
@@ -91,7 +93,9 @@ pub fn groups(conn: &Connection, commune_id: i64) -> Result<Vec<VillageGroup>> {
                 .collect(),
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut groups: Vec<VillageGroup> = rows.collect::<rusqlite::Result<_>>()?;
+    groups.sort_by(|a, b| crate::collate::vi_cmp(&a.name, &b.name));
+    Ok(groups)
 }
 
 const NODE_COLS: &str = "id, commune_id, village_id, name, lat, lon, notes, token_hash IS NOT NULL, last_seen, applied_version, health";
@@ -167,7 +171,9 @@ pub fn nodes(conn: &Connection, commune_id: i64) -> Result<Vec<Node>> {
         "SELECT {NODE_COLS} FROM nodes WHERE commune_id = ?1 ORDER BY name"
     ))?;
     let rows = st.query_map([commune_id], node_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut nodes: Vec<Node> = rows.collect::<rusqlite::Result<_>>()?;
+    nodes.sort_by(|a, b| crate::collate::vi_cmp(&a.name, &b.name));
+    Ok(nodes)
 }
 
 pub fn node(conn: &Connection, id: i64) -> Result<Node> {
