@@ -67,11 +67,21 @@ function after(form, data) {
   else setTimeout(() => location.reload(), 400);
 }
 
+// A time of day as people write it in Vietnam -> HH:MM: "6h30", "6h", "6:30", "06.30",
+// "17g15" all work; anything else is left as typed for the server to explain.
+function clockTime(t) {
+  const m = /^(\d{1,2})\s*(?:h|g|giờ|:|\.)\s*(\d{1,2})?\s*(?:p|phút)?$/i.exec(t.trim());
+  if (!m) return t;
+  const h = parseInt(m[1], 10), min = parseInt(m[2] || "0", 10);
+  if (h > 23 || min > 59) return t;
+  return String(h).padStart(2, "0") + ":" + String(min).padStart(2, "0");
+}
+
 // Schedule editor: plain choices -> a rule object of CONTRACT.md.
 function scheduleBody(form) {
   const f = formJson(form);
   const kind = f.rule_kind;
-  const times = (f.times || "").split(/[ ,;]+/).filter(Boolean);
+  const times = (f.times || "").split(/[ ,;]+/).filter(Boolean).map(clockTime);
   const offset = form.dataset.offset || "+07:00";
   let rule;
   if (kind === "once") rule = { once: f.once + ":00" + offset };

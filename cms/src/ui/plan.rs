@@ -226,7 +226,7 @@ fn when(page: &Page<'_>, f: &Prefill) -> Markup {
         }
         div data-rule="daily weekly monthly" {
             label for="s-times" { (page.t("Giờ phát (cách nhau bằng dấu phẩy)", "Times (comma separated)")) }
-            input type="text" id="s-times" name="times" value=(f.times) placeholder="06:00, 17:30";
+            input type="text" id="s-times" name="times" value=(f.times) placeholder="6h30, 17:30";
         }
         div data-rule="weekly" {
             label { (page.t("Vào các ngày", "On days")) }

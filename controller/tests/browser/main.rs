@@ -263,7 +263,8 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     )
     .await;
     click(&c, Locator::Css("input[name='targets.villages']")).await;
-    type_into(&c, Locator::Id("s-times"), "07:30").await;
+    // As people write it: "7h30".
+    type_into(&c, Locator::Id("s-times"), "7h30").await;
     click(&c, Locator::Id("schedule-save")).await;
     wait_text(&c, "Hằng ngày lúc 07:30").await;
 
