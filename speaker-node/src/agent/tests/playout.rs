@@ -123,13 +123,15 @@ fn a_job_whose_window_closed_is_skipped_and_a_late_one_starts_now() {
 #[test]
 fn a_job_a_little_late_joins_in_step_where_the_others_are() {
     let p = playout();
+    // The card runs 500 ms and holds there while the job is queued: time is the frames
+    // played, and the card runs as fast as the machine goes, so anything slower than
+    // the card itself stopping could let it run past the job's window first.
+    let half_second = u64::from(RATE) / 2;
+    p.seen.run_until.store(half_second, Ordering::SeqCst);
     p.seen.go.store(true, Ordering::SeqCst);
-    while p.host.now_ns() < T0 + 500 * MS {
+    while p.seen.frames.load(Ordering::SeqCst) < half_second {
         std::thread::sleep(Duration::from_millis(1));
     }
-    // The card holds while the job is queued (time is the frames played, and a busy
-    // machine could otherwise let it run past the job's window before the job arrives).
-    p.seen.go.store(false, Ordering::SeqCst);
     let mut p = p;
     let start = T0 + 200 * MS;
     p.handle
@@ -137,7 +139,7 @@ fn a_job_a_little_late_joins_in_step_where_the_others_are() {
         .send(PlayoutCmd::Queue(tone_job(1, start, 1_000)))
         .unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    p.seen.go.store(true, Ordering::SeqCst);
+    p.seen.run_until.store(0, Ordering::SeqCst);
     let log = ended(&mut p, 1);
     assert_eq!(log[0].outcome, PlayOutcome::Completed);
     // On the timeline of the nodes that started on time: its start and end are theirs.

@@ -28,6 +28,9 @@ pub struct Seen {
     pub sounding: AtomicBool,
     /// Writes wait until this is set (so a test queues its jobs first).
     pub go: AtomicBool,
+    /// Writes also wait once this many frames are played (0: never), until it is lifted:
+    /// the card stops itself at a point of its timeline, however fast it runs.
+    pub run_until: AtomicU64,
 }
 
 /// A clocked mono card whose next frame always leaves now, and whose every write moves
@@ -46,7 +49,12 @@ impl Sink for TestSink {
     }
 
     fn write(&mut self, samples: &[f32]) -> Result<(), crate::Error> {
-        while !self.seen.go.load(Ordering::SeqCst) {
+        let held = |seen: &Seen| {
+            let until = seen.run_until.load(Ordering::SeqCst);
+            !seen.go.load(Ordering::SeqCst)
+                || (until != 0 && seen.frames.load(Ordering::SeqCst) >= until)
+        };
+        while held(&self.seen) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let start = self.seen.frames.load(Ordering::SeqCst);
