@@ -217,6 +217,13 @@ pub struct Content {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub approved_at: Option<DateTime<Utc>>,
+    /// The last approval or rejection.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// When what listeners hear (the recording, title, category or description) last
+    /// changed after creation: a rejected item goes back for approval only once it has.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Archived: out of the library and of new schedules, kept for the play logs.
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 /// What a schedule plays, as stored: content ids; durations come from the content rows.

@@ -1,6 +1,6 @@
 //! Text to speech through an external command, espeak-ng by default. The command is a
 //! template so a better Vietnamese engine can be plugged in without code changes:
-//! `{voice}` and `{out}` (a WAV path to write) are replaced in each argument; the text goes
+//! `{voice}`, `{speed}` (words per minute) and `{out}` (a WAV path to write) are replaced in each argument; the text goes
 //! to the command's standard input, or into `{text}` if an argument names it.
 
 use std::path::Path;
@@ -21,7 +21,7 @@ pub fn default_command() -> Vec<String> {
         "-v",
         "{voice}",
         "-s",
-        "150",
+        "{speed}",
         "-w",
         "{out}",
         "--stdin",
@@ -31,6 +31,30 @@ pub fn default_command() -> Vec<String> {
 }
 
 pub const DEFAULT_VOICE: &str = "vi";
+
+/// The voices the web UI offers: espeak-ng's three Vietnamese accents, and the northern
+/// one in a woman's register (a `+f3` variant). Another engine takes any safe name.
+pub const VOICES: [(&str, &str, &str); 4] = [
+    ("vi", "Giọng miền Bắc (nam)", "Northern (male)"),
+    ("vi+f3", "Giọng miền Bắc (nữ)", "Northern (female)"),
+    ("vi-vn-x-central", "Giọng miền Trung", "Central"),
+    ("vi-vn-x-south", "Giọng miền Nam", "Southern"),
+];
+
+/// Speaking rate in words per minute: `{speed}` in the command.
+pub const DEFAULT_SPEED: u16 = 150;
+pub const SPEEDS: std::ops::RangeInclusive<u16> = 80..=260;
+
+pub fn check_speed(speed: Option<u16>) -> Result<u16> {
+    match speed {
+        None => Ok(DEFAULT_SPEED),
+        Some(s) if SPEEDS.contains(&s) => Ok(s),
+        Some(s) => Err(CmsError::invalid(
+            format!("Tốc độ đọc {s} không hợp lệ: từ 80 đến 260 từ mỗi phút."),
+            format!("Speaking rate {s} is out of range: 80 to 260 words a minute."),
+        )),
+    }
+}
 
 /// Voice names reach a command line: keep them to a safe alphabet.
 pub fn check_voice(voice: &str) -> Result<()> {
@@ -49,7 +73,13 @@ pub fn check_voice(voice: &str) -> Result<()> {
     }
 }
 
-pub async fn synthesize(template: &[String], text: &str, voice: &str, out: &Path) -> Result<()> {
+pub async fn synthesize(
+    template: &[String],
+    text: &str,
+    voice: &str,
+    speed: u16,
+    out: &Path,
+) -> Result<()> {
     let Some((program, args)) = template.split_first() else {
         return Err(CmsError::Tts("no TTS command configured".into()));
     };
@@ -59,6 +89,7 @@ pub async fn synthesize(template: &[String], text: &str, voice: &str, out: &Path
         .iter()
         .map(|a| {
             a.replace("{voice}", voice)
+                .replace("{speed}", &speed.to_string())
                 .replace("{out}", &out_str)
                 .replace("{text}", text)
         })

@@ -54,17 +54,63 @@ function formJson(form) {
   return out;
 }
 
+// What happened, said after every action: the message is kept across the reload or the
+// next page, and shown at the top of it.
+const saved = () => (lang() === "en" ? "Saved." : "Đã lưu.");
+function flash(text) {
+  try { sessionStorage.setItem("loa-flash", text); } catch (_) { /* private mode: shown in place only */ }
+}
+function showFlash() {
+  let text = null;
+  try { text = sessionStorage.getItem("loa-flash"); sessionStorage.removeItem("loa-flash"); } catch (_) { return; }
+  const title = document.querySelector("main h1");
+  if (!text || !title) return;
+  const box = Object.assign(document.createElement("div"), { id: "flash", className: "msg ok", textContent: text });
+  box.setAttribute("role", "status");
+  title.after(box);
+}
+
 function after(form, data) {
   const go = form.dataset.next;
-  const msg = form.dataset.ok || "OK";
+  const msg = form.dataset.ok || saved();
   if (data && data.enrollment_code) {
     // Shown once: the technician types it on the node (`speaker-node enroll`).
     show(form, msg + " " + data.enrollment_code, true);
     return;
   }
+  if (form.dataset.command !== undefined) return commandSent(form, data);
   show(form, msg, true);
+  flash(msg);
   if (go) setTimeout(() => { location.href = go.replace("{id}", data && data.id); }, 400);
   else setTimeout(() => location.reload(), 400);
+}
+
+// The node page: its state, health and history refresh by themselves.
+async function refreshNode() {
+  const box = document.getElementById("node-now");
+  if (!box) return null;
+  try {
+    const res = await fetch(box.dataset.refresh, { credentials: "same-origin", headers: { "Accept-Language": lang() } });
+    if (res.ok) box.innerHTML = await res.text();
+  } catch (_) { /* offline for a moment: the next round tries again */ }
+  return box;
+}
+
+// A remote command: said sent, then its result as the node reports it, without a reload.
+function commandSent(form, data) {
+  if (!data || !data.delivered) return show(form, form.dataset.undelivered, false);
+  show(form, form.dataset.ok, true);
+  let tries = 0;
+  const look = async () => {
+    const box = await refreshNode();
+    const row = box && box.querySelector('tr[data-done="' + data.id + '"]');
+    if (row) {
+      const cells = [...row.cells].slice(1).map(c => c.textContent).filter(Boolean);
+      return show(form, cells.join(": "), row.dataset.ok === "true");
+    }
+    if (++tries < 30) setTimeout(look, 1000);
+  };
+  setTimeout(look, 300);
 }
 
 // A time of day as people write it in Vietnam -> HH:MM: "6h30", "6h", "6:30", "06.30",
@@ -113,10 +159,10 @@ function emergencyBody(form) {
   return body;
 }
 
-function upload(form) {
+function upload(form, data) {
   const bar = form.querySelector("progress");
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", form.dataset.upload);
+  xhr.open("POST", form.dataset.upload || form.dataset.record);
   xhr.setRequestHeader("X-CSRF-Token", csrf());
   xhr.setRequestHeader("Accept-Language", lang());
   xhr.upload.onprogress = e => { if (e.lengthComputable && bar) { bar.max = e.total; bar.value = e.loaded; } };
@@ -127,7 +173,108 @@ function upload(form) {
     else show(form, data.message || xhr.statusText, false);
   };
   xhr.onerror = () => show(form, form.dataset.neterr || "Network error", false);
-  xhr.send(new FormData(form));
+  xhr.send(data || new FormData(form));
+}
+
+// Typed announcements: heard before saving, in the chosen voice and speed.
+async function previewSpeech(button) {
+  const form = button.form, audio = document.getElementById("tts-audio");
+  const f = formJson(form);
+  const label = button.textContent;
+  button.disabled = true;
+  button.textContent = button.dataset.busy;
+  try {
+    const res = await fetch("/api/v1/content/tts/preview", {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf(), "Accept-Language": lang(), "Content-Type": "application/json" },
+      body: JSON.stringify({ text: f.text, voice: f.voice, speed: f.speed }),
+    });
+    if (!res.ok) {
+      let data = {};
+      try { data = await res.json(); } catch (_) { /* not JSON */ }
+      throw new Error(data.message || res.statusText);
+    }
+    if (audio.src) URL.revokeObjectURL(audio.src);
+    audio.src = URL.createObjectURL(await res.blob());
+    audio.classList.remove("hidden");
+    show(form, "", true);
+    form.querySelector(".msg").className = "msg hidden";
+    audio.play().catch(() => { /* autoplay refused: the player is there */ });
+  } catch (err) {
+    show(form, err.message, false);
+  } finally {
+    button.disabled = false;
+    button.textContent = label;
+  }
+}
+
+// Recording an announcement in the browser: 16-bit mono WAV, heard back, then uploaded
+// like a file (the server checks it as any upload).
+function wav(chunks, rate) {
+  const n = chunks.reduce((a, c) => a + c.length, 0);
+  const view = new DataView(new ArrayBuffer(44 + n * 2));
+  const text = (o, s) => [...s].forEach((ch, i) => view.setUint8(o + i, ch.charCodeAt(0)));
+  text(0, "RIFF"); view.setUint32(4, 36 + n * 2, true); text(8, "WAVEfmt ");
+  view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, rate, true); view.setUint32(28, rate * 2, true); view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true); text(36, "data"); view.setUint32(40, n * 2, true);
+  let o = 44;
+  for (const c of chunks) for (const x of c) { view.setInt16(o, Math.max(-1, Math.min(1, x)) * 0x7fff, true); o += 2; }
+  return new Blob([view], { type: "audio/wav" });
+}
+function recorder() {
+  const box = document.getElementById("recorder");
+  if (!box) return;
+  const start = box.querySelector("#rec-start"), stop = box.querySelector("#rec-stop");
+  const meter = box.querySelector("#rec-level"), clock = box.querySelector("#rec-time");
+  const audio = box.querySelector("#rec-audio"), form = box.querySelector("#record-form");
+  const MAX_S = 600;
+  let media = null, ctx = null, node = null, chunks = [], rate = 48000, take = null;
+  const halt = () => {
+    if (node) node.disconnect();
+    if (media) media.getTracks().forEach(t => t.stop());
+    if (ctx) ctx.close();
+    media = ctx = node = null;
+    meter.value = 0;
+    start.disabled = false; stop.disabled = true;
+  };
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    try {
+      media = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    } catch (_) { halt(); return show(form, box.dataset.fail, false); }
+    ctx = new AudioContext();
+    rate = ctx.sampleRate;
+    chunks = [];
+    node = ctx.createScriptProcessor(4096, 1, 1);
+    node.onaudioprocess = e => {
+      const x = new Float32Array(e.inputBuffer.getChannelData(0));
+      chunks.push(x);
+      let sum = 0; for (const v of x) sum += v * v;
+      meter.value = Math.min(1, Math.sqrt(sum / x.length) * 4);
+      const secs = Math.floor(chunks.length * 4096 / rate);
+      clock.textContent = Math.floor(secs / 60) + ":" + String(secs % 60).padStart(2, "0");
+      if (secs >= MAX_S) stop.click();
+    };
+    ctx.createMediaStreamSource(media).connect(node);
+    node.connect(ctx.destination);
+    stop.disabled = false;
+  });
+  stop.addEventListener("click", () => {
+    halt();
+    take = wav(chunks, rate);
+    if (audio.src) URL.revokeObjectURL(audio.src);
+    audio.src = URL.createObjectURL(take);
+    audio.classList.remove("hidden");
+  });
+  form.addEventListener("submit", e => {
+    e.preventDefault();
+    if (!take) return show(form, box.dataset.empty, false);
+    const data = new FormData(form);
+    data.delete("csrf");
+    data.append("file", take, "ghi-am.wav");
+    upload(form, data);
+  });
 }
 
 document.addEventListener("submit", async e => {
@@ -154,7 +301,7 @@ document.addEventListener("click", async e => {
   const d = e.target.closest("button[data-delete]");
   if (d) {
     if (!confirm(d.dataset.confirm || "?")) return;
-    try { await api("DELETE", d.dataset.delete); location.reload(); } catch (err) { alert(err.message); }
+    try { await api("DELETE", d.dataset.delete); flash(d.dataset.ok || saved()); location.reload(); } catch (err) { alert(err.message); }
     return;
   }
   const b = e.target.closest("button[data-post]");
@@ -183,6 +330,7 @@ document.addEventListener("click", async e => {
       b.disabled = false;
       return;
     }
+    flash(b.dataset.ok || saved());
     if (b.dataset.next) location.href = b.dataset.next; else location.reload();
   } catch (err) {
     alert(err.message);
@@ -319,4 +467,10 @@ document.addEventListener("change", async e => {
     catch (err) { alert(err.message); box.checked = !box.checked; }
   }
 });
-document.addEventListener("DOMContentLoaded", () => { ruleFields(); sourceFields(); followReach(); liveMic(); });
+document.addEventListener("click", e => {
+  if (e.target.id === "tts-preview") previewSpeech(e.target);
+});
+document.addEventListener("DOMContentLoaded", () => {
+  showFlash(); ruleFields(); sourceFields(); followReach(); liveMic(); recorder();
+  if (document.getElementById("node-now")) setInterval(refreshNode, 5000);
+});

@@ -2,33 +2,9 @@
 
 mod common;
 
-use common::{PASSWORD, Server, json_of};
+use common::{PASSWORD, Server, approved_item, json_of};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-#[allow(clippy::unwrap_used)] // test set-up
-async fn approved_item(s: &Server) -> (common::Api, common::Api, i64) {
-    let editor = s.client("bientap", "editor").await;
-    let approver = s.client("pheduyet", "approver").await;
-    let id = editor.upload_sample("Bản tin", "news.mp3").await["id"]
-        .as_i64()
-        .unwrap();
-    assert_eq!(
-        editor
-            .post(&format!("/api/v1/content/{id}/submit"), json!({}))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        approver
-            .post(&format!("/api/v1/content/{id}/approve"), json!({}))
-            .await
-            .status(),
-        200
-    );
-    (editor, approver, id)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn approval_workflow() {
@@ -71,11 +47,33 @@ async fn approval_workflow() {
         ),
         (200, Some("rejected"), Some("Sai ngày họp"))
     );
-    // Resubmit, approve.
-    assert_eq!(editor.post(&path("submit"), json!({})).await.status(), 200);
+    // Sent back unchanged, it would only be rejected again: fix it first.
+    let (code, body) = json_of(editor.post(&path("submit"), json!({})).await).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("chưa được sửa"),
+        "{body}"
+    );
+    let (code, _) = json_of(
+        editor
+            .req(Method::PATCH, &format!("/api/v1/content/{id}"))
+            .json(&json!({ "description": "Họp ngày 12/12" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    // Resubmitted, the approver still sees why it came back; approval clears it.
+    let (code, item) = json_of(editor.post(&path("submit"), json!({})).await).await;
+    assert_eq!(
+        (code, item["reject_reason"].as_str()),
+        (200, Some("Sai ngày họp"))
+    );
     let (code, item) = json_of(approver.post(&path("approve"), json!({})).await).await;
     assert_eq!((code, item["status"].as_str()), (200, Some("approved")));
     assert_eq!(item["approver"], "pheduyet");
+    assert_eq!(item["reject_reason"], Value::Null);
     // Making it public keeps it approved; editing the title sends it back to pending.
     let (_, item) = json_of(
         editor
@@ -151,7 +149,7 @@ async fn approval_workflow() {
     assert_eq!(
         actions,
         [
-            "update", "update", "approve", "submit", "reject", "submit", "create"
+            "update", "update", "approve", "submit", "update", "reject", "submit", "create"
         ]
     );
     let reject = log

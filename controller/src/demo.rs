@@ -137,6 +137,7 @@ async fn seed_content(
             "Thông báo tiêm chủng",
             "Trạm y tế xã thông báo: tiêm chủng mở rộng cho trẻ em dưới năm tuổi vào sáng thứ bảy tại nhà văn hoá thôn.",
             None,
+            None,
             Some("announcement"),
         )
         .await;

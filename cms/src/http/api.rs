@@ -64,6 +64,10 @@ pub struct TtsRequest {
     #[serde(default)]
     #[schemars(regex(pattern = r"^[a-z]{2,3}([-+][a-zA-Z0-9]+)*$"))]
     voice: Option<String>,
+    /// Speaking rate, words per minute (150 by default).
+    #[serde(default)]
+    #[schemars(range(min = 80, max = 260))]
+    speed: Option<u16>,
     #[serde(default)]
     #[schemars(with = "Option<Category>")]
     category: Option<String>,
@@ -345,7 +349,7 @@ pub async fn tts(c: Ctx<'_>, b: TtsRequest) -> Result<Response> {
     let (voice, category) = (b.voice.as_deref(), b.category.as_deref());
     created(
         &c.cms
-            .create_tts(c.p()?, &b.title, &b.text, voice, category)
+            .create_tts(c.p()?, &b.title, &b.text, voice, b.speed, category)
             .await?,
     )
 }
@@ -501,6 +505,7 @@ fn content_filter(req: &Req) -> Result<ContentFilter> {
             .map(str::to_owned),
         status,
         public_only: false,
+        archived: req.q("archived").is_some_and(|v| v == "true" || v == "1"),
         limit: query_num(req, "limit")?.unwrap_or(100).clamp(1, 1000) as u32,
         offset: query_num(req, "offset")?
             .unwrap_or(0)
@@ -572,7 +577,7 @@ pub async fn emergency_events(c: Ctx<'_>) -> Result<Response> {
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
 
-fn ok<T: serde::Serialize>(v: &T) -> Result<Response> {
+pub(super) fn ok<T: serde::Serialize>(v: &T) -> Result<Response> {
     Ok(reply::json(200, v))
 }
 

@@ -5,6 +5,7 @@
 
 pub(crate) mod api;
 mod blob;
+mod library;
 pub mod openapi;
 pub mod reply;
 pub(crate) mod schema;

@@ -183,6 +183,7 @@ mod tests {
             "content_audio",
             "blob",
             "emergency_events",
+            "speech_preview",
         ];
         let mut g = schemars::SchemaGenerator::default();
         for route in super::ROUTES.iter().filter(|r| r.is_api()) {

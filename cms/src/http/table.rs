@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::{Req, api};
+use super::{Req, api, library};
 use crate::Cms;
 use crate::auth::{Perm, Principal};
 use crate::error::{CmsError, Result};
@@ -152,6 +152,7 @@ use api::{
     Done, GroupRequest, LoginReply, LoginRequest, Me, NodeCode, NodeCreated, RejectRequest,
     RelayRequest, Revoked, Status, TokenCreated, TokenRequest, TtsRequest, VillageRequest,
 };
+use library::{AudioForm, SpeechPreview, VillageUpdate, Voice};
 use protocol::desired::DesiredState;
 use protocol::link::{EnrollRequest, EnrollResponse};
 
@@ -170,6 +171,7 @@ routes! {
     POST   "/api/v1/users/{id}/enable"   ManageUsers  false api::enable_user, 200 [404, 409] none => User, "Enable a user again.";
     GET    "/api/v1/villages"            Read         false api::villages, 200 [] none => Vec<Village>, "Villages (thôn / tổ dân phố) of the commune.";
     POST   "/api/v1/villages"            ManagePlaces false api::create_village, 201 [404, 409] json(VillageRequest) => Village, "Add a village.";
+    PUT    "/api/v1/villages/{id}"       ManagePlaces false library::update_village, 200 [404, 409] json(VillageUpdate) => Village, "Rename a village or change its kind.";
     GET    "/api/v1/groups"              Read         false api::groups, 200 [] none => Vec<VillageGroup>, "Named groups of villages.";
     POST   "/api/v1/groups"              ManagePlaces false api::create_group, 201 [404, 409] json(GroupRequest) => VillageGroup, "Add a group of villages.";
     GET    "/api/v1/nodes"               Read         false api::nodes, 200 [] none => Vec<Node>, "Speaker nodes with their state.";
@@ -182,15 +184,20 @@ routes! {
     POST   "/api/v1/nodes/{id}/commands" ManageNodes  false api::node_command, 202 [404] json(CommandRequest) => CommandResponse, "Send a node a command: set_volume, stop, play_now, test_tone, resync, restart.";
     POST   "/api/v1/nodes/enroll"        Public       true  api::enroll, 200 [403, 429] json(EnrollRequest) => EnrollResponse, "A node trades its one-time enrolment code for its node token.";
     GET    "/api/v1/nodes/link"          Node         true  api::node_link, 101 [] none => (), "The node link: a WebSocket for speaker nodes (node token).";
-    GET    "/api/v1/content"             Read         false api::content_list, 200 [] none => Vec<Content>, "The content library (filters: q, category, status, limit, offset).";
+    GET    "/api/v1/content"             Read         false api::content_list, 200 [] none => Vec<Content>, "The content library (filters: q, category, status, archived, limit, offset).";
     POST   "/api/v1/content"             EditContent  false api::upload, 201 [413, 415] form(UploadForm) => Content, "Upload audio (multipart: file, title, category, description).";
     POST   "/api/v1/content/tts"         EditContent  false api::tts, 201 [] json(TtsRequest) => Content, "Create an announcement from text (text to speech).";
+    POST   "/api/v1/content/tts/preview" EditContent  false library::speech_preview, 200 [] json(SpeechPreview) => (), "Typed text as it would sound (audio/wav), nothing stored.";
+    GET    "/api/v1/tts/voices"          Read         false library::voices, 200 [] none => Vec<Voice>, "The voices typed announcements can use.";
     POST   "/api/v1/content/relay"       EditContent  false api::relay, 201 [] json(RelayRequest) => Content, "Create a relay item from an external stream URL.";
     GET    "/api/v1/content/{id}"        Read         false api::content_get, 200 [404] none => Content, "One content item.";
     PATCH  "/api/v1/content/{id}"        EditContent  false api::content_patch, 200 [404, 409] json(ContentPatch) => Content, "Edit title, category, description or the public flag.";
     POST   "/api/v1/content/{id}/submit" EditContent  false api::submit, 200 [404, 409] none => Content, "Submit a draft for approval.";
     POST   "/api/v1/content/{id}/approve" Approve     false api::approve, 200 [404, 409] none => Content, "Approve a submitted item.";
     POST   "/api/v1/content/{id}/reject" Approve      false api::reject, 200 [404, 409] json(RejectRequest) => Content, "Reject an item, with a reason.";
+    POST   "/api/v1/content/{id}/audio"  EditContent  false library::replace_audio, 200 [404, 409, 413, 415] form(AudioForm) => Content, "A new recording for an item (multipart: file): back to approval.";
+    POST   "/api/v1/content/{id}/archive" EditContent false library::archive, 200 [404, 409] none => Content, "Archive an item: out of the library and new schedules, kept for the play logs.";
+    POST   "/api/v1/content/{id}/restore" EditContent false library::restore, 200 [404] none => Content, "Bring an archived item back.";
     GET    "/api/v1/content/{id}/audio"  Read         false api::content_audio, 200 [404, 416] none => (), "The item's audio (Range requests supported).";
     GET    "/api/v1/schedules"           Read         false api::schedules, 200 [] none => Vec<Schedule>, "Schedules of the commune.";
     POST   "/api/v1/schedules"           Schedule     false api::create_schedule, 201 [404, 409] json(ScheduleRequest) => Schedule, "Create a schedule (approved items only; quiet hours checked).";
@@ -220,6 +227,7 @@ routes! {
     GET    "/ui/week"                    Read         false ui::week, 200 [] none => (), "What plays in each village this week.";
     GET    "/ui/places"                  Read         false ui::places, 200 [] none => (), "Villages, groups and speaker nodes.";
     GET    "/ui/nodes/{id}"              Read         false ui::node, 200 [] none => (), "One speaker node: health, history, remote control.";
+    GET    "/ui/nodes/{id}/now"          Read         false ui::node_now, 200 [] none => (), "The node page's changing part (state, health, history), refreshed by the page.";
     GET    "/ui/live"                    Schedule     false ui::live_page, 200 [] none => (), "Speak live to villages through the browser's microphone.";
     GET    "/ui/emergency"               Read         false ui::emergencies, 200 [] none => (), "The emergency button's page and recent emergencies.";
     GET    "/ui/emergency/{id}"          Read         false ui::emergency, 200 [] none => (), "One emergency's reach, live, with the stop button.";

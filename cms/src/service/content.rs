@@ -125,10 +125,41 @@ impl Cms {
         title: &str,
         text: &str,
         voice: Option<&str>,
+        speed: Option<u16>,
         category: Option<&str>,
     ) -> Result<Content> {
         p.require(Perm::EditContent)?;
-        self.speak(p, title, text, voice, category).await
+        self.speak(p, title, text, (voice, speed), category).await
+    }
+
+    /// Typed text as it would sound (a WAV file), nothing stored: heard before saving.
+    pub async fn preview_speech(
+        &self,
+        p: &Principal,
+        text: &str,
+        voice: Option<&str>,
+        speed: Option<u16>,
+    ) -> Result<Vec<u8>> {
+        p.require(Perm::EditContent)?;
+        let text = required(text, tts::MAX_TEXT_CHARS, "nội dung", "Text")?;
+        let out = self.synthesize(&text, (voice, speed)).await?;
+        Ok(tokio::fs::read(out.path()).await?)
+    }
+
+    /// The TTS engine's WAV for `text` in a temporary file.
+    async fn synthesize(
+        &self,
+        text: &str,
+        (voice, speed): (Option<&str>, Option<u16>),
+    ) -> Result<tempfile::NamedTempFile> {
+        let voice = voice.unwrap_or(tts::DEFAULT_VOICE);
+        tts::check_voice(voice)?;
+        let speed = tts::check_speed(speed)?;
+        let out = tempfile::Builder::new()
+            .suffix(".wav")
+            .tempfile_in(self.blobs().tmp_dir())?;
+        tts::synthesize(&self.config().tts_command, text, voice, speed, out.path()).await?;
+        Ok(out)
     }
 
     /// [`Cms::create_tts`] without the permission check: an emergency typed on the spot
@@ -138,19 +169,14 @@ impl Cms {
         p: &Principal,
         title: &str,
         text: &str,
-        voice: Option<&str>,
+        voice: (Option<&str>, Option<u16>),
         category: Option<&str>,
     ) -> Result<Content> {
         let commune = p.commune(None)?;
         let title = required(title, MAX_TITLE, "tiêu đề", "Title")?;
         let text = required(text, tts::MAX_TEXT_CHARS, "nội dung", "Text")?;
         let category = parse_category(category.unwrap_or("announcement"))?;
-        let voice = voice.unwrap_or(tts::DEFAULT_VOICE);
-        tts::check_voice(voice)?;
-        let out = tempfile::Builder::new()
-            .suffix(".wav")
-            .tempfile_in(self.blobs().tmp_dir())?;
-        tts::synthesize(&self.config().tts_command, &text, voice, out.path()).await?;
+        let out = self.synthesize(&text, voice).await?;
         // What the engine wrote goes in as an upload.
         let blob = self.ingest(out.path().to_owned()).await?;
         let (blob, info) = self.check_audio(blob).await?;
@@ -213,7 +239,7 @@ impl Cms {
         .await
     }
 
-    async fn check_audio(&self, blob: PendingBlob) -> Result<(PendingBlob, MediaInfo)> {
+    pub(super) async fn check_audio(&self, blob: PendingBlob) -> Result<(PendingBlob, MediaInfo)> {
         tokio::task::spawn_blocking(move || {
             let info = media::analyse(blob.file.path(), blob.size)?;
             Ok((blob, info))
@@ -271,7 +297,16 @@ impl Cms {
     pub async fn submit(&self, p: &Principal, id: i64) -> Result<Content> {
         p.require(Perm::EditContent)?;
         self.transition(p, id, "submit", |item, _| match item.status {
-            ContentStatus::Draft | ContentStatus::Rejected => Ok((ContentStatus::Pending, None)),
+            _ if item.archived_at.is_some() => Err(archived(item)),
+            ContentStatus::Draft => Ok((ContentStatus::Pending, None)),
+            // Sent back unchanged, it would only be rejected again.
+            ContentStatus::Rejected if item.edited_at <= item.decided_at => {
+                Err(CmsError::conflict(
+                    "Nội dung bị từ chối chưa được sửa: hãy sửa theo lý do (hoặc thay bản ghi âm) rồi gửi duyệt lại.",
+                    "The rejected item has not changed: fix it as the reason says (or replace the recording), then submit it again.",
+                ))
+            }
+            ContentStatus::Rejected => Ok((ContentStatus::Pending, None)),
             _ => Err(wrong_state(item.status, "nộp duyệt", "submit")),
         })
         .await
@@ -283,6 +318,9 @@ impl Cms {
         self.transition(p, id, "approve", move |item, p| {
             if item.status != ContentStatus::Pending {
                 return Err(wrong_state(item.status, "phê duyệt", "approve"));
+            }
+            if item.archived_at.is_some() {
+                return Err(archived(item));
             }
             if !self_ok && item.author_id == Some(p.user.id) {
                 return Err(CmsError::forbidden(
@@ -317,6 +355,29 @@ impl Cms {
     where
         F: FnOnce(&Content, &Principal) -> Result<(ContentStatus, Option<String>)> + Send + 'static,
     {
+        self.change_content(p, id, action, move |tx, before, p| {
+            let (status, reason) = decide(before, p)?;
+            let approver = match status {
+                ContentStatus::Approved | ContentStatus::Rejected => Some(p.user.id),
+                _ => None,
+            };
+            q::content::set_status(tx, id, status, approver, reason.as_deref())
+        })
+        .await
+    }
+
+    /// An audited change of one item of the caller's commune, in one transaction:
+    /// `change` sees the item as it was.
+    pub(super) async fn change_content<F>(
+        &self,
+        p: &Principal,
+        id: i64,
+        action: &'static str,
+        change: F,
+    ) -> Result<Content>
+    where
+        F: FnOnce(&rusqlite::Connection, &Content, &Principal) -> Result<()> + Send + 'static,
+    {
         let p = p.clone();
         self.write(move |c| {
             let commune = |i: &Content| i.commune_id;
@@ -330,12 +391,7 @@ impl Cms {
                 commune,
                 |tx, before| {
                     p.check_commune(before.commune_id, what())?;
-                    let (status, reason) = decide(before, &p)?;
-                    let approver = match status {
-                        ContentStatus::Approved | ContentStatus::Rejected => Some(p.user.id),
-                        _ => None,
-                    };
-                    q::content::set_status(tx, id, status, approver, reason.as_deref())
+                    change(tx, before, &p)
                 },
             )
         })
@@ -358,43 +414,29 @@ impl Cms {
             .transpose()?;
         let category = patch.category.as_deref().map(parse_category).transpose()?;
         let description = patch.description.as_deref().map(optional).transpose()?;
-        let p = p.clone();
-        self.write(move |c| {
-            let commune = |i: &Content| i.commune_id;
-            change_audited(
-                c,
-                &p,
-                "update",
-                "content",
-                id,
-                q::content::get,
-                commune,
-                |tx, before| {
-                    p.check_commune(before.commune_id, what())?;
-                    let mut item = before.clone();
-                    if let Some(t) = title {
-                        item.title = t;
-                    }
-                    if let Some(cat) = category {
-                        item.category = cat.to_owned();
-                    }
-                    if let Some(d) = description {
-                        item.description = d;
-                    }
-                    if let Some(public) = patch.public {
-                        item.public = public;
-                    }
-                    let edited = item.title != before.title
-                        || item.category != before.category
-                        || item.description != before.description;
-                    let status = if edited && before.status == ContentStatus::Approved {
-                        ContentStatus::Pending
-                    } else {
-                        before.status
-                    };
-                    q::content::update_meta(tx, &item, status)
-                },
-            )
+        self.change_content(p, id, "update", move |tx, before, _| {
+            let mut item = before.clone();
+            if let Some(t) = title {
+                item.title = t;
+            }
+            if let Some(cat) = category {
+                item.category = cat.to_owned();
+            }
+            if let Some(d) = description {
+                item.description = d;
+            }
+            if let Some(public) = patch.public {
+                item.public = public;
+            }
+            let edited = item.title != before.title
+                || item.category != before.category
+                || item.description != before.description;
+            let status = if edited && before.status == ContentStatus::Approved {
+                ContentStatus::Pending
+            } else {
+                before.status
+            };
+            q::content::update_meta(tx, &item, status, edited)
         })
         .await
     }
@@ -426,6 +468,14 @@ fn optional(value: &str) -> Result<String> {
         ));
     }
     Ok(v.to_owned())
+}
+
+/// Archived items are out of the workflow until restored.
+pub(super) fn archived(item: &Content) -> CmsError {
+    CmsError::conflict(
+        format!("“{}” đã được lưu trữ: hãy khôi phục trước.", item.title),
+        format!("“{}” is archived: restore it first.", item.title),
+    )
 }
 
 fn wrong_state(status: ContentStatus, vi: &str, en: &str) -> CmsError {

@@ -128,7 +128,7 @@ impl Cms {
             (None, text) => {
                 let title = title_of(&req, "");
                 let text = text.unwrap_or_default();
-                self.speak(p, &title, text, None, Some("emergency"))
+                self.speak(p, &title, text, (None, None), Some("emergency"))
                     .await?
                     .id
             }

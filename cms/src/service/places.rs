@@ -72,14 +72,7 @@ impl Cms {
     ) -> Result<Village> {
         p.require(Perm::ManagePlaces)?;
         let cid = p.commune(commune)?;
-        let name = required(name, 100, "tên thôn", "Village name")?;
-        let kind = kind.unwrap_or("thon").to_owned();
-        if !VILLAGE_KINDS.iter().any(|(k, _, _)| *k == kind) {
-            return Err(CmsError::invalid(
-                "Loại địa bàn không hợp lệ (thon, to_dan_pho, ban, ap).",
-                "Unknown village kind (thon, to_dan_pho, ban, ap).",
-            ));
-        }
+        let (name, kind) = village_fields(name, kind)?;
         let p = p.clone();
         self.write(move |c| {
             let tx = c.transaction()?;
@@ -91,6 +84,38 @@ impl Cms {
             )?;
             tx.commit()?;
             Ok(v)
+        })
+        .await
+    }
+
+    /// Renames a village or changes its kind; its nodes, groups and schedules keep it.
+    pub async fn update_village(
+        &self,
+        p: &Principal,
+        id: i64,
+        name: &str,
+        kind: Option<&str>,
+    ) -> Result<Village> {
+        p.require(Perm::ManagePlaces)?;
+        let (name, kind) = village_fields(name, kind)?;
+        let p = p.clone();
+        self.write(move |c| {
+            change_audited(
+                c,
+                &p,
+                "update",
+                "village",
+                id,
+                q::places::village,
+                |v: &Village| v.commune_id,
+                |tx, before| {
+                    p.check_commune(
+                        before.commune_id,
+                        Text::new("Không tìm thấy thôn", "Village"),
+                    )?;
+                    q::places::update_village(tx, id, &name, &kind)
+                },
+            )
         })
         .await
     }
@@ -230,4 +255,17 @@ pub(super) fn enrollment_code() -> String {
         .map(|c| c.iter().collect::<String>())
         .collect::<Vec<_>>()
         .join("-")
+}
+
+/// A village's checked name and kind (`thon` unless given).
+fn village_fields(name: &str, kind: Option<&str>) -> Result<(String, String)> {
+    let name = required(name, 100, "tên thôn", "Village name")?;
+    let kind = kind.unwrap_or("thon").to_owned();
+    if !VILLAGE_KINDS.iter().any(|(k, _, _)| *k == kind) {
+        return Err(CmsError::invalid(
+            "Loại địa bàn không hợp lệ (thon, to_dan_pho, ban, ap).",
+            "Unknown village kind (thon, to_dan_pho, ban, ap).",
+        ));
+    }
+    Ok((name, kind))
 }

@@ -121,6 +121,9 @@ fn check_items(items: &HashMap<i64, Content>, cid: i64) -> Result<()> {
                 "Content item",
             )));
         }
+        if item.archived_at.is_some() {
+            return Err(super::content::archived(item));
+        }
         if item.status != ContentStatus::Approved {
             return Err(CmsError::conflict(
                 format!(

@@ -266,7 +266,7 @@ impl Cms {
                 change_audited(
                     c,
                     &p,
-                    "update",
+                    if disabled { "disable" } else { "enable" },
                     "user",
                     id,
                     q::users::user,

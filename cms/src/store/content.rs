@@ -29,6 +29,8 @@ pub struct ContentFilter {
     pub category: Option<String>,
     pub status: Option<ContentStatus>,
     pub public_only: bool,
+    /// Archived items only (otherwise they are left out).
+    pub archived: bool,
     pub limit: u32,
     pub offset: u32,
 }
@@ -36,7 +38,8 @@ pub struct ContentFilter {
 const COLS: &str = "c.id, c.commune_id, c.kind, c.title, c.category, c.description, c.sha256, c.relay_url,
     c.tts_text, b.format, b.codec, b.sample_rate, b.channels, b.size, c.duration_ms, b.loudness_lufs,
     c.gain_db, c.status, c.reject_reason, c.public, c.author_id, ua.display_name, c.approver_id,
-    up.display_name, c.created_at, c.updated_at, c.approved_at";
+    up.display_name, c.created_at, c.updated_at, c.approved_at, c.decided_at, c.edited_at,
+    c.archived_at";
 const FROM: &str = "content c LEFT JOIN blobs b ON b.sha256 = c.sha256
     LEFT JOIN users ua ON ua.id = c.author_id LEFT JOIN users up ON up.id = c.approver_id";
 
@@ -75,6 +78,9 @@ fn row(r: &Row) -> rusqlite::Result<Content> {
         created_at: ms_to_time(r.get(24)?),
         updated_at: ms_to_time(r.get(25)?),
         approved_at: r.get::<_, Option<i64>>(26)?.map(ms_to_time),
+        decided_at: r.get::<_, Option<i64>>(27)?.map(ms_to_time),
+        edited_at: r.get::<_, Option<i64>>(28)?.map(ms_to_time),
+        archived_at: r.get::<_, Option<i64>>(29)?.map(ms_to_time),
     })
 }
 
@@ -124,6 +130,7 @@ pub fn list(conn: &Connection, commune_id: i64, f: &ContentFilter) -> Result<Vec
            AND (?3 IS NULL OR c.category = ?3)
            AND (?4 IS NULL OR c.status = ?4)
            AND (?5 = 0 OR (c.public = 1 AND c.status = 'approved'))
+           AND (c.archived_at IS NOT NULL) = ?8
          ORDER BY c.id DESC LIMIT ?6 OFFSET ?7"
     ))?;
     let rows = st.query_map(
@@ -134,7 +141,8 @@ pub fn list(conn: &Connection, commune_id: i64, f: &ContentFilter) -> Result<Vec
             f.status.map(|s| s.as_str()),
             f.public_only,
             f.limit,
-            f.offset
+            f.offset,
+            f.archived
         ],
         row,
     )?;
@@ -148,21 +156,78 @@ pub fn set_status(
     approver_id: Option<i64>,
     reason: Option<&str>,
 ) -> Result<()> {
-    let approved_at = (status == ContentStatus::Approved).then(now_ms);
+    let now = now_ms();
+    let approved_at = (status == ContentStatus::Approved).then_some(now);
+    let decided = matches!(status, ContentStatus::Approved | ContentStatus::Rejected);
+    // A rejection's reason stays with the item until it is approved: the approver sees
+    // why it came back, the author what to fix.
     conn.execute(
-        "UPDATE content SET status = ?2, approver_id = ?3, reject_reason = ?4, approved_at = ?5, updated_at = ?6
+        "UPDATE content SET status = ?2, approver_id = ?3,
+             reject_reason = CASE WHEN ?2 = 'approved' THEN NULL ELSE COALESCE(?4, reject_reason) END,
+             approved_at = ?5, updated_at = ?6,
+             decided_at = CASE WHEN ?7 THEN ?6 ELSE decided_at END
          WHERE id = ?1",
-        params![id, status.as_str(), approver_id, reason, approved_at, now_ms()],
+        params![id, status.as_str(), approver_id, reason, approved_at, now, decided],
     )?;
     Ok(())
 }
 
-pub fn update_meta(conn: &Connection, c: &Content, status: ContentStatus) -> Result<()> {
+/// A new recording for an item (the blob recorded if new): it becomes plain audio with
+/// the new length and gain, at `status`.
+pub fn replace_media(
+    tx: &Connection,
+    id: i64,
+    sha: &str,
+    m: &MediaInfo,
+    gain_db: f64,
+    status: ContentStatus,
+) -> Result<()> {
+    let now = now_ms();
+    tx.execute(
+        "INSERT INTO blobs (sha256, size, format, codec, sample_rate, channels, duration_ms, loudness_lufs, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(sha256) DO NOTHING",
+        params![sha, m.size, m.format, m.codec, m.sample_rate, m.channels, m.duration_ms, m.loudness_lufs, now],
+    )?;
+    tx.execute(
+        "UPDATE content SET kind = 'audio', sha256 = ?2, tts_text = NULL, duration_ms = ?3, gain_db = ?4,
+             status = ?5, approver_id = NULL, approved_at = NULL, updated_at = ?6, edited_at = ?6
+         WHERE id = ?1",
+        params![id, sha, m.duration_ms, gain_db, status.as_str(), now],
+    )?;
+    Ok(())
+}
+
+pub fn set_archived(conn: &Connection, id: i64, archived: bool) -> Result<()> {
+    let now = now_ms();
+    conn.execute(
+        "UPDATE content SET archived_at = CASE WHEN ?2 THEN ?3 END, updated_at = ?3 WHERE id = ?1",
+        params![id, archived, now],
+    )?;
+    Ok(())
+}
+
+/// Decisions on `author`'s items after `since` (ms), newest first.
+pub fn decided_since(conn: &Connection, author: i64, since: i64) -> Result<Vec<Content>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM {FROM}
+         WHERE c.author_id = ?1 AND c.decided_at > ?2 AND c.status IN ('approved','rejected')
+         ORDER BY c.decided_at DESC LIMIT 50"
+    ))?;
+    let rows = st.query_map(params![author, since], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn update_meta(
+    conn: &Connection,
+    c: &Content,
+    status: ContentStatus,
+    edited: bool,
+) -> Result<()> {
     conn.execute(
         "UPDATE content SET title = ?2, category = ?3, description = ?4, public = ?5, status = ?6,
              approver_id = CASE WHEN ?6 = 'approved' THEN approver_id ELSE NULL END,
              approved_at = CASE WHEN ?6 = 'approved' THEN approved_at ELSE NULL END,
-             updated_at = ?7
+             updated_at = ?7, edited_at = CASE WHEN ?8 THEN ?7 ELSE edited_at END
          WHERE id = ?1",
         params![
             c.id,
@@ -171,7 +236,8 @@ pub fn update_meta(conn: &Connection, c: &Content, status: ContentStatus) -> Res
             c.description,
             c.public,
             status.as_str(),
-            now_ms()
+            now_ms(),
+            edited
         ],
     )?;
     Ok(())

@@ -263,8 +263,27 @@ INSERT INTO emergency_nodes SELECT * FROM temp.reach_v5;
 DROP TABLE temp.reach_v5;
 "#;
 
+/// The review loop: when an item was last approved or rejected (`decided_at`), when what
+/// listeners hear last changed (`edited_at`: its recording or its words), and archiving
+/// (hidden, never deleted: play logs refer to it); and each user's mark of the decisions
+/// they have seen on their dashboard.
+const V6: &str = r#"
+ALTER TABLE content ADD COLUMN decided_at INTEGER;
+ALTER TABLE content ADD COLUMN edited_at INTEGER;
+ALTER TABLE content ADD COLUMN archived_at INTEGER;
+UPDATE content SET decided_at = CASE status WHEN 'approved' THEN approved_at WHEN 'rejected' THEN updated_at END;
+ALTER TABLE users ADD COLUMN seen_decisions_at INTEGER;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(V4),
+        M::up(V5),
+        M::up(V6),
+    ])
 }
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -23,6 +23,14 @@ pub fn insert_village(conn: &Connection, commune_id: i64, name: &str, kind: &str
     Ok(conn.last_insert_rowid())
 }
 
+pub fn update_village(conn: &Connection, id: i64, name: &str, kind: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE villages SET name = ?2, kind = ?3 WHERE id = ?1",
+        params![id, name, kind],
+    )?;
+    Ok(())
+}
+
 pub fn villages(conn: &Connection, commune_id: i64) -> Result<Vec<Village>> {
     let mut st = conn.prepare_cached(
         "SELECT id, commune_id, name, kind FROM villages WHERE commune_id = ?1 ORDER BY name",

@@ -55,22 +55,28 @@ fn tables(
             .find(|v| v.id == id)
             .map(|v| v.name.as_str())
     };
+    let edit = page.p.can(Perm::ManagePlaces);
     html! {
         h2 { (page.t("Thôn, tổ dân phố", "Villages")) }
         div.table-wrap { table #village-table {
             thead { tr {
                 th { (page.t("Tên", "Name")) } th { (page.t("Loại", "Kind")) } th { (page.t("Cụm loa", "Nodes")) }
+                @if edit { th {} }
             } }
-            tbody { @for v in villages { tr {
+            tbody { @for v in villages { tr data-village=(v.id) {
                 td { (v.name) } td { (kind(&v.kind)) }
                 td { (nodes.iter().filter(|n| n.village_id == v.id).count()) }
+                @if edit { td { (edit_village(page, v)) } }
             } } }
         } }
         h2 { (page.t("Nhóm thôn", "Village groups")) }
-        div.table-wrap { table { tbody { @for g in groups { tr {
-            td { (g.name) }
-            td { (g.village_ids.iter().filter_map(|id| village_name(*id)).collect::<Vec<_>>().join(", ")) }
-        } } } } }
+        div.table-wrap { table #group-table {
+            thead { tr { th { (page.t("Tên nhóm", "Group")) } th { (page.t("Gồm các thôn", "Villages in it")) } } }
+            tbody { @for g in groups { tr {
+                td { (g.name) }
+                td { (g.village_ids.iter().filter_map(|id| village_name(*id)).collect::<Vec<_>>().join(", ")) }
+            } } }
+        } }
         h2 { (page.t("Cụm loa", "Speaker nodes")) }
         div.table-wrap { table #node-table {
             thead { tr {
@@ -85,10 +91,39 @@ fn tables(
                     (badge(class, state))
                     div.muted { (seen) }
                 }
-                td { @if let (Some(a), Some(b)) = (n.lat, n.lon) { (format!("{a:.5}, {b:.5}")) } }
+                td { @if let (Some(a), Some(b)) = (n.lat, n.lon) { (map_link(page, a, b)) } }
                 td { (n.notes) }
             } } }
         } }
+    }
+}
+
+/// A position as a link to the map (OpenStreetMap, opened in the user's browser).
+pub fn map_link(page: &Page<'_>, lat: f64, lon: f64) -> Markup {
+    html! {
+        a href=(format!("https://www.openstreetmap.org/?mlat={lat:.6}&mlon={lon:.6}#map=17/{lat:.6}/{lon:.6}"))
+            target="_blank" rel="noopener" title=(page.t("Xem trên bản đồ", "Show on the map")) {
+            "📍 " (format!("{lat:.5}, {lon:.5}"))
+        }
+    }
+}
+
+/// A village's name and kind, edited in place (folded until asked for).
+fn edit_village(page: &Page<'_>, v: &Village) -> Markup {
+    let id = format!("ev-{}", v.id);
+    html! {
+        details {
+            summary { (page.t("Sửa", "Edit")) }
+            form data-api={ "/api/v1/villages/" (v.id) } data-method="PUT" data-ok=(page.t("Đã lưu thôn.", "Village saved.")) {
+                (page.csrf_field())
+                (text_field(&id, "name", page.t("Tên", "Name"), Some(&v.name), true))
+                label for={ (id) "-kind" } { (page.t("Loại", "Kind")) }
+                select id={ (id) "-kind" } name="kind" {
+                    @for (k, vi, en) in VILLAGE_KINDS { option value=(k) selected[*k == v.kind] { (page.t(vi, en)) } }
+                }
+                (form_end(page.t("Lưu", "Save")))
+            }
+        }
     }
 }
 
@@ -191,13 +226,35 @@ pub async fn places(cms: &Cms, page: &Page<'_>) -> Result<Response> {
 
 pub async fn users(cms: &Cms, page: &Page<'_>) -> Result<Response> {
     let users = cms.list_users(page.p).await?;
+    let me = page.p.user.id;
     let body = html! {
-        div.table-wrap { table { tbody { @for u in &users { tr {
-            td { (u.username) }
-            td { (u.display_name) }
-            td { (page.t(u.role.label_vi(), u.role.as_str())) }
-            td { @if u.disabled { (page.t("Đã khoá", "Disabled")) } }
-        } } } } }
+        div.table-wrap { table #user-table {
+            thead { tr {
+                th { (page.t("Tên đăng nhập", "Username")) } th { (page.t("Họ tên", "Full name")) }
+                th { (page.t("Vai trò", "Role")) } th { (page.t("Trạng thái", "State")) } th {}
+            } }
+            tbody { @for u in &users { tr data-user=(u.id) {
+                td { (u.username) }
+                td { (u.display_name) }
+                td { (page.t(u.role.label_vi(), u.role.as_str())) }
+                td { @if u.disabled { (badge("offline", page.t("Đã khoá", "Disabled"))) } @else { (badge("online", page.t("Đang dùng", "Active"))) } }
+                td { @if u.id != me {
+                    @if u.disabled {
+                        button.secondary type="button" data-post={ "/api/v1/users/" (u.id) "/enable" }
+                            data-ok=(format!("{} {}.", page.t("Đã mở khoá", "Enabled"), u.username)) {
+                            (page.t("Mở khoá", "Enable"))
+                        }
+                    } @else {
+                        button.danger type="button" data-post={ "/api/v1/users/" (u.id) "/disable" }
+                            data-confirm=(format!("{} {}? {}", page.t("Khoá tài khoản", "Disable"), u.username,
+                                page.t("Người này bị đăng xuất ngay và không đăng nhập được nữa.", "They are logged out at once and cannot log in.")))
+                            data-ok=(format!("{} {}.", page.t("Đã khoá", "Disabled"), u.username)) {
+                            (page.t("Khoá", "Disable"))
+                        }
+                    }
+                } }
+            } } }
+        } }
         div.card {
             h2 { (page.t("Thêm người dùng", "Add a user")) }
             form data-api="/api/v1/users" data-ok=(page.t("Đã thêm người dùng.", "User added.")) {
@@ -233,6 +290,11 @@ fn audit_what(page: &Page<'_>, action: &str, entity: &str) -> String {
         "command" => t("Gửi lệnh tới", "Command to"),
         "new_code" => t("Cấp mã kích hoạt mới cho", "New enrolment code for"),
         "revoke" => t("Thu hồi quyền kết nối của", "Revoked the link of"),
+        "replace_audio" => t("Thay bản ghi âm của", "Replaced the recording of"),
+        "archive" => t("Lưu trữ", "Archived"),
+        "restore" => t("Khôi phục", "Restored"),
+        "disable" => t("Khoá", "Disabled"),
+        "enable" => t("Mở khoá", "Enabled"),
         other => other,
     };
     let entity = match entity {
@@ -269,7 +331,7 @@ fn audit_change(page: &Page<'_>, v: Option<&serde_json::Value>) -> String {
     if let (Some(reached), Some(total)) = (v.get("reached"), v.get("total")) {
         return format!("{reached}/{total} {}", page.t("cụm loa", "nodes"));
     }
-    ["title", "name", "reason"]
+    ["title", "name", "reason", "username"]
         .iter()
         .find_map(|k| v.get(*k).and_then(|s| s.as_str()).map(str::to_owned))
         .unwrap_or_default()

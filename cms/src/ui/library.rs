@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 use warp::reply::Response;
 
-use super::{Page, badge, form_end};
+use super::{Page, badge};
 use crate::Cms;
 use crate::auth::Perm;
 use crate::error::Result;
@@ -30,6 +30,7 @@ pub async fn dashboard(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         crate::i18n::Lang::Vi => format!("Cụm loa trực tuyến / {}", nodes.len()),
         crate::i18n::Lang::En => format!("Nodes online / {}", nodes.len()),
     };
+    let decisions = cms.decisions_since_last_visit(p).await?;
     let on_air: Vec<_> = cms
         .emergencies(p)
         .await?
@@ -43,6 +44,12 @@ pub async fn dashboard(cms: &Cms, page: &Page<'_>) -> Result<Response> {
                     (page.t("Đang phát khẩn cấp", "Emergency on air")) ": " (e.title) " · "
                     (e.reached) " / " (e.total)
                 }
+            }
+        }
+        @if !decisions.is_empty() {
+            div.card #decisions {
+                h2 { (page.t("Kết quả duyệt từ lần trước bạn vào", "Decisions since your last visit")) }
+                @for c in &decisions { (decision(page, c)) }
             }
         }
         @if p.can(crate::auth::Perm::Approve) {
@@ -59,6 +66,23 @@ pub async fn dashboard(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         (content_table(page, &items[..items.len().min(8)], false))
     };
     Ok(page.render(page.t("Tổng quan", "Dashboard"), body))
+}
+
+/// One decision on the author's item: approved, or rejected with its reason and a way
+/// to fix it.
+fn decision(page: &Page<'_>, c: &Content) -> Markup {
+    let by = c.approver.as_deref().unwrap_or("");
+    let when = c.decided_at.map(|t| page.time(t)).unwrap_or_default();
+    html! {
+        div.msg.(if c.status == ContentStatus::Approved { "ok" } else { "error" }) data-decision=(c.id) {
+            strong { (c.title) } " — " (status_badge(page, c.status))
+            span.muted { " " (by) " · " (when) }
+            @if c.status == ContentStatus::Rejected {
+                div { (page.t("Lý do", "Reason")) ": " (c.reject_reason.as_deref().unwrap_or("")) }
+                a href={ "/ui/content?edit=" (c.id) } { (page.t("Sửa và gửi duyệt lại", "Fix it and submit again")) }
+            }
+        }
+    }
 }
 
 pub fn category_label(page: &Page<'_>, key: &str) -> String {
@@ -114,7 +138,9 @@ fn player(c: &Content) -> Markup {
 
 fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> Markup {
     let edit = actions && page.p.can(Perm::EditContent);
-    let submit = edit && matches!(c.status, ContentStatus::Draft | ContentStatus::Rejected);
+    let submit = edit
+        && c.archived_at.is_none()
+        && matches!(c.status, ContentStatus::Draft | ContentStatus::Rejected);
     let loudness = c
         .loudness_lufs
         .map(|l| format!(" · {l:.1} LUFS → {:+.1} dB", c.gain_db))
@@ -125,8 +151,9 @@ fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> Markup {
                 strong { (c.title) }
                 div.muted { (c.author.as_deref().unwrap_or("")) " · " (page.time(c.created_at)) (loudness) }
                 @if let Some(r) = &c.reject_reason {
-                    div.muted { (page.t("Lý do", "Reason")) ": " (r) }
+                    div.reason { (page.t("Lý do từ chối", "Why it was rejected")) ": " (r) }
                 }
+                @if let Some(t) = &c.tts_text { div.muted.tts-text { (t) } }
             }
             td { (category_label(page, &c.category)) }
             td { (duration(c.duration_ms)) }
@@ -134,7 +161,8 @@ fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> Markup {
             td { (player(c)) }
             td {
                 @if submit {
-                    button type="button" data-post={ "/api/v1/content/" (c.id) "/submit" } data-submit=(c.id) {
+                    button type="button" data-post={ "/api/v1/content/" (c.id) "/submit" } data-submit=(c.id)
+                        data-ok=(page.t("Đã gửi duyệt.", "Submitted for approval.")) {
                         (page.t("Gửi duyệt", "Submit"))
                     }
                 }
@@ -142,7 +170,20 @@ fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> Markup {
                     a.button.secondary href={ "/ui/content?edit=" (c.id) } { (page.t("Sửa", "Edit")) }
                     " "
                 }
-                @if edit && c.kind != ContentKind::Relay {
+                @if edit && c.archived_at.is_none() {
+                    button.secondary type="button" data-post={ "/api/v1/content/" (c.id) "/archive" }
+                        data-confirm=(format!("{} “{}”?", page.t("Lưu trữ", "Archive"), c.title))
+                        data-ok=(page.t("Đã lưu trữ.", "Archived.")) {
+                        (page.t("Lưu trữ", "Archive"))
+                    }
+                }
+                @if edit && c.archived_at.is_some() {
+                    button.secondary type="button" data-post={ "/api/v1/content/" (c.id) "/restore" }
+                        data-ok=(page.t("Đã khôi phục.", "Restored.")) {
+                        (page.t("Khôi phục", "Restore"))
+                    }
+                }
+                @if edit && c.kind != ContentKind::Relay && c.archived_at.is_none() {
                     label.muted {
                         input type="checkbox" data-patch={ "/api/v1/content/" (c.id) } data-field="public" checked[c.public];
                         " " (page.t("Công khai", "Public"))
@@ -161,6 +202,7 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
             .and_then(|c| crate::model::parse_category(c).ok())
             .map(str::to_owned),
         status: req.q("status").and_then(ContentStatus::parse),
+        archived: req.q("status") == Some("archived"),
         limit: 200,
         ..ContentFilter::default()
     };
@@ -187,6 +229,7 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
                         (page.lang.t(crate::service::status_vi(s), s.as_str()))
                     }
                 }
+                option value="archived" selected[filter.archived] { (page.t("Đã lưu trữ", "Archived")) }
             }
             button type="submit" { (page.t("Tìm", "Search")) }
         }
@@ -198,7 +241,14 @@ pub async fn content(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> 
 fn edit_form(page: &Page<'_>, c: &Content) -> Markup {
     html! {
         div.card {
-            h2 { (page.t("Sửa nội dung", "Edit item")) }
+            h2 { (page.t("Sửa nội dung", "Edit item")) ": " (c.title) }
+            @if let (ContentStatus::Rejected, Some(r)) = (c.status, &c.reject_reason) {
+                div.msg.error #reject-reason {
+                    strong { (page.t("Bị từ chối", "Rejected")) }
+                    " (" (c.approver.as_deref().unwrap_or("")) "): " (r)
+                }
+            }
+            @if c.kind != ContentKind::Relay { p { (player(c)) } }
             @if c.status == ContentStatus::Approved {
                 p.msg.error { (page.t(
                     "Nội dung này đã được duyệt: sửa tiêu đề, thể loại hay mô tả sẽ đưa nó về chờ duyệt lại.",
@@ -217,82 +267,33 @@ fn edit_form(page: &Page<'_>, c: &Content) -> Markup {
                 div.msg.hidden {}
                 p { button type="submit" { (page.t("Lưu", "Save")) } }
             }
+            @if c.kind != ContentKind::Relay {
+                h2 { (page.t("Thay bản ghi âm", "Replace the recording")) }
+                form #replace-form data-upload={ "/api/v1/content/" (c.id) "/audio" } data-next="/ui/content"
+                    data-ok=(page.t("Đã thay bản ghi âm: nội dung chờ duyệt lại.", "Recording replaced: the item awaits approval again."))
+                    enctype="multipart/form-data" {
+                    (page.csrf_field())
+                    p.muted { (page.t(
+                        "Bản ghi mới thay bản cũ và nội dung được gửi duyệt lại.",
+                        "The new recording replaces the old one and the item goes back for approval.",
+                    )) }
+                    input type="file" id="replace-file" name="file" accept="audio/*,.mp3,.m4a,.ogg,.flac,.wav" required;
+                    progress value="0" max="1" {}
+                    div.msg.hidden {}
+                    p { button type="submit" { (page.t("Thay bản ghi âm", "Replace the recording")) } }
+                }
+            }
         }
     }
 }
 
 /// `<option>`s of every category, `selected` marking one.
-fn category_options(page: &Page<'_>, selected: Option<&str>) -> Markup {
+pub(super) fn category_options(page: &Page<'_>, selected: Option<&str>) -> Markup {
     html! {
         @for (k, vi, en) in CATEGORIES {
             option value=(k) selected[selected == Some(k)] { (page.t(vi, en)) }
         }
     }
-}
-
-/// A labelled text input of a new-content form.
-fn title_field(page: &Page<'_>, id: &str, placeholder: Option<&str>) -> Markup {
-    html! {
-        label for=(id) { (page.t("Tiêu đề", "Title")) }
-        input type="text" id=(id) name="title" required maxlength="200" placeholder=[placeholder];
-    }
-}
-
-fn category_field(page: &Page<'_>, id: &str) -> Markup {
-    html! {
-        label for=(id) { (page.t("Thể loại", "Category")) }
-        select id=(id) name="category" { (category_options(page, None)) }
-    }
-}
-
-pub fn new_content(page: &Page<'_>) -> Response {
-    let made = page.t("Đã tạo giọng đọc.", "Speech created.");
-    let body = html! {
-        div.card {
-            h2 { (page.t("Tải lên bản ghi âm", "Upload a recording")) }
-            form #upload-form data-upload="/api/v1/content" data-next="/ui/content"
-                data-ok=(page.t("Đã tải lên.", "Uploaded.")) enctype="multipart/form-data" {
-                (page.csrf_field())
-                (title_field(page, "up-title", None))
-                (category_field(page, "up-category"))
-                label for="up-description" { (page.t("Mô tả", "Description")) }
-                textarea id="up-description" name="description" {}
-                label for="up-file" { (page.t("Tệp âm thanh", "Audio file")) }
-                input type="file" id="up-file" name="file" accept="audio/*,.mp3,.m4a,.ogg,.flac,.wav" required;
-                p.muted { (page.t(
-                    "MP3, M4A (AAC), OGG Vorbis, FLAC hoặc WAV. Tệp được kiểm tra và đo độ lớn âm thanh khi tải lên.",
-                    "MP3, M4A (AAC), Ogg Vorbis, FLAC or WAV. Files are checked and their loudness measured on upload.",
-                )) }
-                progress value="0" max="1" {}
-                div.msg.hidden {}
-                p { button type="submit" id="upload-button" { (page.t("Tải lên", "Upload")) } }
-            }
-        }
-        div.card {
-            h2 { (page.t("Soạn thông báo bằng văn bản (đọc tự động)", "Type an announcement (text to speech)")) }
-            form #tts-form data-api="/api/v1/content/tts" data-next="/ui/content" data-ok=(made) {
-                (page.csrf_field())
-                (title_field(page, "tts-title", None))
-                (category_field(page, "tts-category"))
-                label for="tts-text" { (page.t("Nội dung thông báo", "Announcement text")) }
-                textarea id="tts-text" name="text" required maxlength="5000" {}
-                (form_end(page.t("Tạo giọng đọc", "Create speech")))
-            }
-        }
-        div.card {
-            h2 { (page.t("Tiếp sóng đài khác", "Relay another station")) }
-            form #relay-form data-api="/api/v1/content/relay" data-next="/ui/content" data-ok=(made) {
-                (page.csrf_field())
-                (title_field(page, "r-title", Some(page.t("Ví dụ: Đài Phát thanh tỉnh", "e.g. Provincial radio"))))
-                label for="r-url" { (page.t("Địa chỉ luồng phát", "Stream URL")) }
-                input type="text" id="r-url" name="url" required placeholder="https://";
-                label for="r-minutes" { (page.t("Mỗi lần tiếp sóng (phút)", "Each relay lasts (minutes)")) }
-                input type="number" id="r-minutes" name="duration_min" value="60" min="1" max="1440";
-                (form_end(page.t("Lưu", "Save")))
-            }
-        }
-    };
-    page.render(page.t("Tạo nội dung mới", "New content"), body)
 }
 
 pub async fn approvals(cms: &Cms, page: &Page<'_>) -> Result<Response> {
@@ -314,7 +315,10 @@ pub async fn approvals(cms: &Cms, page: &Page<'_>) -> Result<Response> {
                         td {
                             strong { (c.title) }
                             div.muted { (c.author.as_deref().unwrap_or("")) " · " (page.time(c.updated_at)) }
-                            @if let Some(t) = &c.tts_text { div { (t) } }
+                            @if let Some(t) = &c.tts_text { div.tts-text { (t) } }
+                            @if let Some(r) = &c.reject_reason {
+                                div.reason { (page.t("Lần trước bị từ chối vì", "Rejected before because")) ": " (r) }
+                            }
                         }
                         td { (category_label(page, &c.category)) }
                         td { (player(c)) }
@@ -322,12 +326,14 @@ pub async fn approvals(cms: &Cms, page: &Page<'_>) -> Result<Response> {
                             @if own(c) {
                                 span.muted { (page.t("Nội dung của bạn: người khác duyệt", "Your item: someone else approves")) }
                             } @else {
-                                button type="button" data-post={ "/api/v1/content/" (c.id) "/approve" } data-approve=(c.id) {
+                                button type="button" data-post={ "/api/v1/content/" (c.id) "/approve" } data-approve=(c.id)
+                                    data-ok=(format!("{} “{}”.", page.t("Đã duyệt", "Approved"), c.title)) {
                                     (page.t("Duyệt", "Approve"))
                                 }
                             }
                             button.secondary type="button" data-post={ "/api/v1/content/" (c.id) "/reject" }
-                                data-prompt=(page.t("Lý do từ chối?", "Reason for rejecting?")) {
+                                data-prompt=(page.t("Lý do từ chối?", "Reason for rejecting?"))
+                                data-ok=(format!("{} “{}”.", page.t("Đã từ chối", "Rejected"), c.title)) {
                                 (page.t("Từ chối", "Reject"))
                             }
                         }

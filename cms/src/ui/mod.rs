@@ -4,6 +4,7 @@
 //! with the session's CSRF token, which each page carries (meta tag and form fields).
 
 mod admin;
+mod compose;
 mod emergency;
 mod library;
 mod live;
@@ -74,7 +75,7 @@ pub async fn content(c: Ctx<'_>) -> Result<Response> {
 
 pub async fn new_content(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
-    finish(c.req, library::new_content(&page))
+    finish(c.req, compose::new_content(&page))
 }
 
 pub async fn approvals(c: Ctx<'_>) -> Result<Response> {
@@ -100,6 +101,11 @@ pub async fn places(c: Ctx<'_>) -> Result<Response> {
 pub async fn node(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
     finish(c.req, nodes::node(c.cms, &page, c.req.id(0)?).await?)
+}
+
+pub async fn node_now(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    nodes::node_now(c.cms, &page, c.req.id(0)?).await
 }
 
 pub async fn live_page(c: Ctx<'_>) -> Result<Response> {

@@ -80,7 +80,11 @@ pub fn history(page: &Page<'_>, events: &[NodeEvent]) -> Markup {
     html! {
         div.table-wrap { table #node-events { tbody { @for e in events {
             @let (what, detail) = describe(page, e, &asked);
-            tr { td { (page.time(e.at)) } td { (what) } td { (detail) } }
+            // A command's result names its command, for the page that waits for it.
+            @let done = (e.event == "command_done").then(|| e.detail.split(' ').take(2).collect::<Vec<_>>());
+            tr data-done=[done.as_ref().map(|d| d[0])] data-ok=[done.as_ref().map(|d| d.get(1) == Some(&"ok"))] {
+                td { (page.time(e.at)) } td { (what) } td { (detail) }
+            }
         } } } }
     }
 }

@@ -112,7 +112,9 @@ fn command_form(
     confirm: Option<String>,
 ) -> Markup {
     html! {
-        form.inline data-api={ "/api/v1/nodes/" (n.id) "/commands" } data-ok=(page.t("Đã gửi lệnh.", "Command sent."))
+        form.inline data-api={ "/api/v1/nodes/" (n.id) "/commands" } data-command
+            data-ok=(page.t("Đã gửi lệnh, đang chờ cụm loa trả lời…", "Command sent, waiting for the node…"))
+            data-undelivered=(page.t("Cụm loa đang mất kết nối: lệnh chưa tới được.", "The node is offline: the command did not reach it."))
             data-confirm=[confirm] {
             (page.csrf_field())
             input type="hidden" name="type" value=(kind);
@@ -171,6 +173,41 @@ fn command_forms(page: &Page<'_>, n: &Node, items: &[Content]) -> Markup {
     }
 }
 
+/// The node's name, village, position and notes, for technicians.
+fn edit_form(page: &Page<'_>, n: &Node, villages: &[crate::model::Village]) -> Markup {
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.6}"));
+    html! {
+        details.card #node-edit {
+            summary { strong { (page.t("Sửa thông tin cụm loa", "Edit the node")) } }
+            form data-api={ "/api/v1/nodes/" (n.id) } data-method="PUT" data-ok=(page.t("Đã lưu cụm loa.", "Node saved.")) {
+                (page.csrf_field())
+                label for="ne-name" { (page.t("Tên", "Name")) }
+                input type="text" id="ne-name" name="name" value=(n.name) required maxlength="100";
+                label for="ne-village" { (page.t("Thôn", "Village")) }
+                select id="ne-village" name="village_id" data-type="int" {
+                    @for v in villages { option value=(v.id) selected[v.id == n.village_id] { (v.name) } }
+                }
+                div.grid {
+                    div {
+                        label for="ne-lat" { (page.t("Vĩ độ", "Latitude")) }
+                        input type="number" id="ne-lat" name="lat" step="any" min="-90" max="90" value=[num(n.lat)]
+                            data-type="num" data-optional placeholder="21.028511";
+                    }
+                    div {
+                        label for="ne-lon" { (page.t("Kinh độ", "Longitude")) }
+                        input type="number" id="ne-lon" name="lon" step="any" min="-180" max="180" value=[num(n.lon)]
+                            data-type="num" data-optional placeholder="105.804817";
+                    }
+                }
+                p.muted { (page.t("Để trống cả hai nếu chưa có toạ độ GPS.", "Leave both empty when there is no GPS position.")) }
+                label for="ne-notes" { (page.t("Ghi chú", "Notes")) }
+                input type="text" id="ne-notes" name="notes" value=(n.notes);
+                (super::form_end(page.t("Lưu", "Save")))
+            }
+        }
+    }
+}
+
 /// Per item the node's schedule needs: is it in the node's cache yet?
 async fn sync_table(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<Markup> {
     let desired = cms.node_desired_state(n.id).await?;
@@ -215,12 +252,45 @@ fn short(v: Option<&str>) -> &str {
     v.map_or("—", |v| &v[..v.len().min(12)])
 }
 
+/// What changes on its own: state, health, schedule step and history. The page holds
+/// it in a box the script refreshes every few seconds from [`node_now`].
+async fn now_part(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<Markup> {
+    let events = cms.node_events(page.p, n.id).await?;
+    let in_step = page.t("Trực tuyến, đúng lịch", "Online, in step");
+    let (class, state, seen) = super::admin::node_state(page, n, in_step);
+    Ok(html! {
+        p { (badge(class, state)) " " span.muted { (page.t("Lần cuối:", "Last seen:")) " " (seen) } }
+        (health_table(page, n))
+        // Whether the node runs the latest schedule, in words; the versions for whoever
+        // needs to compare them, on hover.
+        p.muted title={ (short(n.applied_version.as_deref())) " / " (short(n.desired_version.as_deref())) } {
+            @if n.applied_version.is_some() && n.applied_version == n.desired_version {
+                (page.t("Cụm loa đang chạy lịch mới nhất.", "The node runs the latest schedule."))
+            } @else {
+                (page.t("Cụm loa chưa nhận lịch mới nhất.", "The node does not have the latest schedule yet."))
+            }
+        }
+        h2 { (page.t("Lịch sử", "History")) }
+        (super::node_events::history(page, &events))
+    })
+}
+
+/// `GET /ui/nodes/{id}/now`: the node page's changing part alone.
+pub async fn node_now(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
+    let n = cms.node(page.p, id).await?;
+    Ok(crate::http::reply::html(
+        200,
+        now_part(cms, page, &n).await?.into_string(),
+    ))
+}
+
 pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     let p = page.p;
     let n = cms.node(p, id).await?;
-    let events = cms.node_events(p, id).await?;
-    let in_step = page.t("Trực tuyến, đúng lịch", "Online, in step");
-    let (class, state, seen) = super::admin::node_state(page, &n, in_step);
+    let edit = match p.can(Perm::ManageNodes) {
+        true => Some(edit_form(page, &n, &cms.villages(p, None).await?)),
+        false => None,
+    };
     let commands = match p.can(Perm::ManageNodes) {
         true => {
             let filter = ContentFilter {
@@ -236,21 +306,14 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     };
     let sync = sync_table(cms, page, &n).await?;
     let body = html! {
-        p { (badge(class, state)) " " span.muted { (page.t("Lần cuối:", "Last seen:")) " " (seen) } }
-        (health_table(page, &n))
-        // Whether the node runs the latest schedule, in words; the versions for whoever
-        // needs to compare them, on hover.
-        p.muted title={ (short(n.applied_version.as_deref())) " / " (short(n.desired_version.as_deref())) } {
-            @if n.applied_version.is_some() && n.applied_version == n.desired_version {
-                (page.t("Cụm loa đang chạy lịch mới nhất.", "The node runs the latest schedule."))
-            } @else {
-                (page.t("Cụm loa chưa nhận lịch mới nhất.", "The node does not have the latest schedule yet."))
-            }
+        p.muted {
+            @if let (Some(a), Some(b)) = (n.lat, n.lon) { (super::admin::map_link(page, a, b)) " · " }
+            (n.notes)
         }
         @if let Some(c) = commands { (c) }
+        @if let Some(e) = edit { (e) }
+        div #node-now data-refresh={ "/ui/nodes/" (n.id) "/now" } { (now_part(cms, page, &n).await?) }
         (sync)
-        h2 { (page.t("Lịch sử", "History")) }
-        (super::node_events::history(page, &events))
     };
     Ok(page.render(&n.name, body))
 }

@@ -180,3 +180,27 @@ pub async fn json_of(res: Response) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// An editor's item ("Bản tin", news.mp3) submitted and approved: (editor, approver, id).
+pub async fn approved_item(s: &Server) -> (Api, Api, i64) {
+    let editor = s.client("bientap", "editor").await;
+    let approver = s.client("pheduyet", "approver").await;
+    let id = editor.upload_sample("Bản tin", "news.mp3").await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        editor
+            .post(&format!("/api/v1/content/{id}/submit"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        approver
+            .post(&format!("/api/v1/content/{id}/approve"), json!({}))
+            .await
+            .status(),
+        200
+    );
+    (editor, approver, id)
+}
