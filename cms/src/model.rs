@@ -153,12 +153,15 @@ impl ContentStatus {
 }
 
 /// Categories of the national rules' programme kinds, with their Vietnamese names.
-pub const CATEGORIES: [(&str, &str, &str); 5] = [
+/// Content categories: key, Vietnamese and English names. Chimes (nhạc hiệu) are what
+/// the schedule editor offers to play before a program.
+pub const CATEGORIES: [(&str, &str, &str); 6] = [
     ("announcement", "Thông báo", "Announcement"),
     ("news", "Bản tin", "News"),
     ("relay", "Tiếp sóng", "Relay"),
     ("emergency", "Khẩn cấp", "Emergency"),
     ("music", "Nhạc", "Music"),
+    ("chime", "Nhạc hiệu", "Chime"),
 ];
 
 /// Accepts the English key or the Vietnamese name (any case).
@@ -173,9 +176,11 @@ pub fn parse_category(s: &str) -> Result<&'static str> {
         .ok_or_else(|| {
             CmsError::invalid(
                 format!(
-                    "Thể loại không hợp lệ: {s} (thông báo, bản tin, tiếp sóng, khẩn cấp, nhạc)"
+                    "Thể loại không hợp lệ: {s} (thông báo, bản tin, tiếp sóng, khẩn cấp, nhạc, nhạc hiệu)"
                 ),
-                format!("Unknown category: {s} (announcement, news, relay, emergency, music)"),
+                format!(
+                    "Unknown category: {s} (announcement, news, relay, emergency, music, chime)"
+                ),
             )
         })
 }

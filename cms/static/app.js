@@ -60,6 +60,15 @@ const saved = () => (lang() === "en" ? "Saved." : "Đã lưu.");
 function flash(text) {
   try { sessionStorage.setItem("loa-flash", text); } catch (_) { /* private mode: shown in place only */ }
 }
+// A short message at the bottom of the screen, for actions that keep the page as it is.
+function toast(text) {
+  if (!text) return;
+  document.getElementById("toast")?.remove();
+  const box = Object.assign(document.createElement("div"), { id: "toast", className: "msg ok", textContent: text });
+  box.setAttribute("role", "status");
+  document.body.append(box);
+  setTimeout(() => box.remove(), 4000);
+}
 function showFlash() {
   let text = null;
   try { text = sessionStorage.getItem("loa-flash"); sessionStorage.removeItem("loa-flash"); } catch (_) { return; }
@@ -91,7 +100,7 @@ async function refreshNode() {
   if (!box) return null;
   try {
     const res = await fetch(box.dataset.refresh, { credentials: "same-origin", headers: { "Accept-Language": lang() } });
-    if (res.ok) box.innerHTML = await res.text();
+    if (res.ok) { box.innerHTML = await res.text(); labelCells(box); }
   } catch (_) { /* offline for a moment: the next round tries again */ }
   return box;
 }
@@ -123,14 +132,35 @@ function clockTime(t) {
   return String(h).padStart(2, "0") + ":" + String(min).padStart(2, "0");
 }
 
+// A date as Vietnamese write it (25/12/2026, 5/1/2027) -> ISO; ISO passes as it is.
+function isoDate(d) {
+  const m = /^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$/.exec(d.trim());
+  if (/^\d{4}-\d{2}-\d{2}$/.test(d.trim())) return d.trim();
+  const day = m && new Date(Date.UTC(+m[3], +m[2] - 1, +m[1]));
+  if (!day || day.getUTCDate() !== +m[1] || day.getUTCMonth() !== +m[2] - 1) {
+    throw new Error(lang() === "en" ? "Write dates as dd/mm/yyyy, e.g. 25/12/2026: " + d : "Ngày phải viết dạng dd/mm/yyyy, ví dụ 25/12/2026: " + d);
+  }
+  return m[3] + "-" + m[2].padStart(2, "0") + "-" + m[1].padStart(2, "0");
+}
+// A time that must be one: said plainly when it is not.
+function strictTime(t) {
+  const hm = clockTime(t);
+  if (!/^\d{2}:\d{2}$/.test(hm)) {
+    throw new Error(lang() === "en" ? "Not a time of day: " + t + " (e.g. 6h30 or 17:30)" : "Giờ không hợp lệ: " + t + " (ví dụ 6h30 hoặc 17:30)");
+  }
+  return hm;
+}
+
 // Schedule editor: plain choices -> a rule object of CONTRACT.md.
 function scheduleBody(form) {
   const f = formJson(form);
   const kind = f.rule_kind;
-  const times = (f.times || "").split(/[ ,;]+/).filter(Boolean).map(clockTime);
+  const times = (f.times || "").split(/[ ,;]+/).filter(Boolean).map(strictTime);
   const offset = form.dataset.offset || "+07:00";
+  if (f.from) f.from = isoDate(f.from);
+  if (f.until) f.until = isoDate(f.until);
   let rule;
-  if (kind === "once") rule = { once: f.once + ":00" + offset };
+  if (kind === "once") rule = { once: isoDate(f.once_date || "") + "T" + strictTime(f.once_time || "") + ":00" + offset };
   else if (kind === "daily") rule = { daily: times };
   else if (kind === "weekly") rule = { weekly: { days: [...form.querySelectorAll('[name="day"]:checked')].map(e => e.value), times } };
   else rule = { monthly: { days: (f.month_days || "").split(/[ ,;]+/).filter(Boolean).map(Number), times } };
@@ -382,6 +412,7 @@ function followReach() {
       }
       return row;
     }));
+    labelCells(box);
   });
 }
 
@@ -463,14 +494,47 @@ document.addEventListener("change", async e => {
   }
   const box = e.target.closest("input[data-patch]");
   if (box) {
-    try { await api("PATCH", box.dataset.patch, { [box.dataset.field]: box.checked }); }
-    catch (err) { alert(err.message); box.checked = !box.checked; }
+    try {
+      await api("PATCH", box.dataset.patch, { [box.dataset.field]: box.checked });
+      toast(box.checked ? box.dataset.on : box.dataset.off);
+    } catch (err) { alert(err.message); box.checked = !box.checked; }
   }
 });
 document.addEventListener("click", e => {
   if (e.target.id === "tts-preview") previewSpeech(e.target);
+  // Schedule editor: a picked time joins the list; presets tick their days.
+  const add = e.target.closest("[data-add-time]");
+  if (add) {
+    const pick = document.getElementById("s-time-pick"), list = document.getElementById(add.dataset.addTime);
+    if (pick.value && !list.value.split(/[ ,;]+/).map(clockTime).includes(pick.value)) {
+      list.value = list.value.trim() ? list.value.trim().replace(/,$/, "") + ", " + pick.value : pick.value;
+    }
+  }
+  const preset = e.target.closest("[data-days]");
+  if (preset) {
+    const days = preset.dataset.days.split(" ");
+    preset.form.querySelectorAll('[name="day"]').forEach(b => { b.checked = days.includes(b.value); });
+  }
 });
+// Phones: each cell carries its column's heading, shown above it when a row is a card.
+function labelCells(root) {
+  root.querySelectorAll("table").forEach(t => {
+    const heads = [...t.querySelectorAll("thead th")].map(th => th.textContent.trim());
+    if (!heads.length) return;
+    t.querySelectorAll("tbody tr").forEach(tr => [...tr.cells].forEach((td, i) => {
+      if (heads[i]) td.dataset.label = heads[i];
+    }));
+  });
+}
+document.addEventListener("click", e => {
+  const toggle = e.target.closest(".menu-toggle");
+  if (!toggle) return;
+  const open = toggle.closest("header").classList.toggle("open");
+  toggle.setAttribute("aria-expanded", String(open));
+});
+
 document.addEventListener("DOMContentLoaded", () => {
+  labelCells(document);
   showFlash(); ruleFields(); sourceFields(); followReach(); liveMic(); recorder();
   if (document.getElementById("node-now")) setInterval(refreshNode, 5000);
 });

@@ -180,7 +180,7 @@ async fn archived_items_leave_the_library_and_schedules_but_stay_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn decisions_reach_the_author_once() {
+async fn decisions_reach_the_author_until_read() {
     let s = Server::start().await;
     let editor = s.client("bientap", "editor").await;
     let approver = s.client("pheduyet", "approver").await;
@@ -198,7 +198,7 @@ async fn decisions_reach_the_author_once() {
         );
         ids.push(id);
     }
-    // A first look at the dashboard, before any decision.
+    // Nothing decided yet.
     let page = editor.get("/").await.text().await.unwrap();
     assert!(!page.contains("id=\"decisions\""));
     let approve = format!("/api/v1/content/{}/approve", ids[0]);
@@ -212,9 +212,14 @@ async fn decisions_reach_the_author_once() {
     assert!(page.contains("Tin được duyệt") && page.contains("Tin bị trả lại"));
     assert!(page.contains("Thiếu giờ họp"));
     assert!(page.contains(&format!("/ui/content?edit={}", ids[1])));
-    // Seen once: the next visit is quiet; the approver's dashboard never had them.
+    // They stay (a reload, another login) until the author marks them read.
+    let page = editor.get("/").await.text().await.unwrap();
+    assert!(page.contains("id=\"decisions\""));
+    let res = editor.post("/api/v1/me/decisions/seen", json!({})).await;
+    assert_eq!(res.status(), 200);
     let page = editor.get("/").await.text().await.unwrap();
     assert!(!page.contains("id=\"decisions\""));
+    // The approver's dashboard never had them.
     let page = approver.get("/").await.text().await.unwrap();
     assert!(!page.contains("id=\"decisions\""));
 }

@@ -118,7 +118,7 @@ async fn seed_content(
     for (file, title, category) in [
         ("news.mp3", "Bản tin sáng", "news"),
         ("announcement.mp3", "Thông báo họp dân", "announcement"),
-        ("chime.flac", "Nhạc hiệu", "music"),
+        ("chime.flac", "Nhạc hiệu", "chime"),
     ] {
         let path = samples.join(file);
         if !path.exists() {

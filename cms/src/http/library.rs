@@ -97,3 +97,8 @@ pub async fn update_village(c: Ctx<'_>, b: VillageUpdate) -> Result<Response> {
         .update_village(c.p()?, id, &b.name, b.kind.as_deref())
         .await?)
 }
+
+pub async fn decisions_seen(c: Ctx<'_>) -> Result<Response> {
+    c.cms.mark_decisions_seen(c.p()?).await?;
+    ok(&super::api::Done { ok: true })
+}

@@ -162,6 +162,7 @@ routes! {
     POST   "/api/v1/auth/login"          Public       true  api::login, 200 [401, 429] json(LoginRequest) => LoginReply, "Log in with username and password: a token and a session cookie.";
     POST   "/api/v1/auth/logout"         Read         false api::logout, 200 [] none => Done, "End this session.";
     GET    "/api/v1/me"                  Read         false api::me, 200 [] none => Me, "Who is logged in, with role and commune.";
+    POST   "/api/v1/me/decisions/seen"   Read         false library::decisions_seen, 200 [] none => Done, "The approvals and rejections of your items shown on your dashboard are read: they leave it.";
     POST   "/api/v1/tokens"              Read         false api::create_token, 201 [] json(TokenRequest) => TokenCreated, "Create a long-lived API token for your account (shown once).";
     GET    "/api/v1/communes"            Read         false api::communes, 200 [] none => Vec<Commune>, "Communes you can see.";
     PATCH  "/api/v1/communes/{id}"       ManagePlaces false api::update_commune, 200 [404] json(CommunePatch) => Commune, "Change a commune's name, time zone, quiet hours or loudness target.";

@@ -84,27 +84,35 @@ impl Cms {
         .await
     }
 
-    /// Approvals and rejections of the user's own items since their last visit to the
-    /// dashboard; the visit moves the mark, so each decision is news once.
-    pub async fn decisions_since_last_visit(&self, p: &Principal) -> Result<Vec<Content>> {
+    /// Approvals and rejections of the user's own items since they last marked them seen
+    /// (a first look goes two weeks back): they stay on the dashboard, across reloads and
+    /// logins, until the author says they have read them.
+    pub async fn unseen_decisions(&self, p: &Principal) -> Result<Vec<Content>> {
+        p.require(Perm::Read)?;
+        let user = p.user.id;
+        self.store()
+            .call(move |c| {
+                let since: Option<i64> = c.query_row(
+                    "SELECT seen_decisions_at FROM users WHERE id = ?1",
+                    [user],
+                    |r| r.get(0),
+                )?;
+                let since = since.unwrap_or_else(|| now_ms() - 14 * 86_400_000);
+                q::content::decided_since(c, user, since)
+            })
+            .await
+    }
+
+    /// The author has read the decisions shown so far.
+    pub async fn mark_decisions_seen(&self, p: &Principal) -> Result<()> {
         p.require(Perm::Read)?;
         let user = p.user.id;
         self.write(move |c| {
-            let tx = c.transaction()?;
-            let since: Option<i64> = tx.query_row(
-                "SELECT seen_decisions_at FROM users WHERE id = ?1",
-                [user],
-                |r| r.get(0),
-            )?;
-            // A first visit shows the last two weeks.
-            let since = since.unwrap_or_else(|| now_ms() - 14 * 86_400_000);
-            let items = q::content::decided_since(&tx, user, since)?;
-            tx.execute(
+            c.execute(
                 "UPDATE users SET seen_decisions_at = ?2 WHERE id = ?1",
                 rusqlite::params![user, now_ms()],
             )?;
-            tx.commit()?;
-            Ok(items)
+            Ok(())
         })
         .await
     }

@@ -103,7 +103,7 @@ pub fn map_link(page: &Page<'_>, lat: f64, lon: f64) -> Markup {
     html! {
         a href=(format!("https://www.openstreetmap.org/?mlat={lat:.6}&mlon={lon:.6}#map=17/{lat:.6}/{lon:.6}"))
             target="_blank" rel="noopener" title=(page.t("Xem trên bản đồ", "Show on the map")) {
-            "📍 " (format!("{lat:.5}, {lon:.5}"))
+            (page.t("Bản đồ", "Map")) ": " (format!("{lat:.5}, {lon:.5}"))
         }
     }
 }

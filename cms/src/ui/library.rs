@@ -30,7 +30,7 @@ pub async fn dashboard(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         crate::i18n::Lang::Vi => format!("Cụm loa trực tuyến / {}", nodes.len()),
         crate::i18n::Lang::En => format!("Nodes online / {}", nodes.len()),
     };
-    let decisions = cms.decisions_since_last_visit(p).await?;
+    let decisions = cms.unseen_decisions(p).await?;
     let on_air: Vec<_> = cms
         .emergencies(p)
         .await?
@@ -48,8 +48,12 @@ pub async fn dashboard(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         }
         @if !decisions.is_empty() {
             div.card #decisions {
-                h2 { (page.t("Kết quả duyệt từ lần trước bạn vào", "Decisions since your last visit")) }
+                h2 { (page.t("Kết quả duyệt nội dung của bạn", "Decisions on your items")) }
                 @for c in &decisions { (decision(page, c)) }
+                button.secondary type="button" data-post="/api/v1/me/decisions/seen" #decisions-seen
+                    data-ok=(page.t("Đã đánh dấu là đã xem.", "Marked as read.")) {
+                    (page.t("Đã xem", "Mark as read"))
+                }
             }
         }
         @if p.can(crate::auth::Perm::Approve) {
@@ -185,7 +189,9 @@ fn content_row(page: &Page<'_>, c: &Content, actions: bool) -> Markup {
                 }
                 @if edit && c.kind != ContentKind::Relay && c.archived_at.is_none() {
                     label.muted {
-                        input type="checkbox" data-patch={ "/api/v1/content/" (c.id) } data-field="public" checked[c.public];
+                        input type="checkbox" data-patch={ "/api/v1/content/" (c.id) } data-field="public" checked[c.public]
+                            data-on=(format!("“{}”: {}", c.title, page.t("người dân nghe lại được trên trang công khai.", "villagers can replay it on the public page.")))
+                            data-off=(format!("“{}”: {}", c.title, page.t("không còn trên trang công khai.", "no longer on the public page.")));
                         " " (page.t("Công khai", "Public"))
                     }
                 }
@@ -309,7 +315,12 @@ pub async fn approvals(cms: &Cms, page: &Page<'_>) -> Result<Response> {
         @if items.is_empty() {
             p.muted { (page.t("Không có nội dung chờ duyệt.", "Nothing awaits approval.")) }
         } @else {
-            div.table-wrap { table #approval-table { tbody {
+            div.table-wrap { table #approval-table {
+                thead { tr {
+                    th { (page.t("Nội dung", "Item")) } th { (page.t("Thể loại", "Category")) }
+                    th { (page.t("Nghe trước khi duyệt", "Listen before approving")) } th {}
+                } }
+                tbody {
                 @for c in &items {
                     tr {
                         td {

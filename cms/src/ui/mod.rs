@@ -207,19 +207,25 @@ impl<'a> Page<'a> {
                 body {
                     header {
                         a.brand href="/" { "Loa Làng · " (self.commune_name) }
-                        nav {
-                            @for (href, vi, en, perm) in &links {
-                                @if self.p.can(*perm) {
-                                    a.active[*href == self.path] href=(href) { (self.t(vi, en)) }
+                        // On a phone the menu folds behind this button.
+                        button.menu-toggle type="button" aria-expanded="false" aria-controls="menu" {
+                            "☰ " (self.t("Menu", "Menu"))
+                        }
+                        div.menu #menu {
+                            nav {
+                                @for (href, vi, en, perm) in &links {
+                                    @if self.p.can(*perm) {
+                                        a.active[*href == self.path] href=(href) { (self.t(vi, en)) }
+                                    }
                                 }
                             }
-                        }
-                        span.row {
-                            a href={ "?lang=" (other) } lang=(other) { (other_label) }
-                            span.muted title=(self.p.user.role.as_str()) { (self.p.user.display_name) }
-                            form method="post" action="/logout" data-api="/logout" data-next="/login" {
-                                (self.csrf_field())
-                                button.secondary type="submit" { (self.t("Đăng xuất", "Log out")) }
+                            span.row {
+                                a href={ "?lang=" (other) } lang=(other) { (other_label) }
+                                span.muted title=(self.p.user.role.as_str()) { (self.p.user.display_name) }
+                                form method="post" action="/logout" data-api="/logout" data-next="/login" {
+                                    (self.csrf_field())
+                                    button.secondary type="submit" { (self.t("Đăng xuất", "Log out")) }
+                                }
                             }
                         }
                     }

@@ -78,7 +78,11 @@ pub fn history(page: &Page<'_>, events: &[NodeEvent]) -> Markup {
         .map(|(id, json)| (id, command_label(page, json)))
         .collect();
     html! {
-        div.table-wrap { table #node-events { tbody { @for e in events {
+        div.table-wrap { table #node-events {
+            thead { tr {
+                th { (page.t("Thời điểm", "When")) } th { (page.t("Việc", "What")) } th { (page.t("Chi tiết", "Details")) }
+            } }
+            tbody { @for e in events {
             @let (what, detail) = describe(page, e, &asked);
             // A command's result names its command, for the page that waits for it.
             @let done = (e.event == "command_done").then(|| e.detail.split(' ').take(2).collect::<Vec<_>>());

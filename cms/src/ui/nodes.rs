@@ -21,16 +21,16 @@ fn num(v: Option<f64>, unit: &str) -> String {
 }
 
 /// The heartbeat as label/value rows.
-fn health_rows(page: &Page<'_>, h: &Health) -> Vec<(&'static str, String)> {
+fn health_rows(page: &Page<'_>, h: &Health, playing: Option<&str>) -> Vec<(&'static str, String)> {
     let t = |vi: &'static str, en: &'static str| page.t(vi, en);
-    let playing = match &h.playing {
-        Some(p) => format!(
-            "{} {} · {} s",
-            t("Nội dung", "Content"),
-            p.content_id.unwrap_or(0),
-            p.position_ms / 1000
+    let playing = match (&h.playing, playing) {
+        (Some(p), title) => format!(
+            "{} · {} {}",
+            title.unwrap_or_else(|| t("Phát trực tiếp", "Live")),
+            p.position_ms / 1000,
+            t("giây", "s")
         ),
-        None => t("Không phát", "Idle").into(),
+        (None, _) => t("Không phát", "Idle").into(),
     };
     let output = format!(
         "{} — {} · {} {}",
@@ -54,7 +54,7 @@ fn health_rows(page: &Page<'_>, h: &Health) -> Vec<(&'static str, String)> {
         (t("Phiên bản", "Agent version"), h.agent.clone()),
         (
             t("Chạy liên tục", "Uptime"),
-            format!("{} min", h.uptime_s / 60),
+            format!("{} {}", h.uptime_s / 60, t("phút", "min")),
         ),
         (t("Địa chỉ IP", "IP address"), h.ip.join(", ")),
         (
@@ -90,11 +90,11 @@ fn health_rows(page: &Page<'_>, h: &Health) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn health_table(page: &Page<'_>, n: &Node) -> Markup {
+fn health_table(page: &Page<'_>, n: &Node, playing: Option<&str>) -> Markup {
     html! {
         div.table-wrap { table #node-health { tbody {
             @match &n.health {
-                Some(h) => { @for (k, v) in health_rows(page, h) { tr { th { (k) } td { (v) } } } }
+                Some(h) => { @for (k, v) in health_rows(page, h, playing) { tr { th { (k) } td { (v) } } } }
                 None => { tr { td colspan="2" { (page.t("Chưa có báo cáo từ cụm loa.", "No report from the node yet.")) } } }
             }
         } } }
@@ -252,15 +252,24 @@ fn short(v: Option<&str>) -> &str {
     v.map_or("—", |v| &v[..v.len().min(12)])
 }
 
-/// What changes on its own: state, health, schedule step and history. The page holds
+/// What changes on its own: state, health, schedule step, cached items and history. The page holds
 /// it in a box the script refreshes every few seconds from [`node_now`].
 async fn now_part(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<Markup> {
     let events = cms.node_events(page.p, n.id).await?;
     let in_step = page.t("Trực tuyến, đúng lịch", "Online, in step");
     let (class, state, seen) = super::admin::node_state(page, n, in_step);
+    // What plays, by its title (ids stay out of sight).
+    let playing = match n
+        .health
+        .as_ref()
+        .and_then(|h| h.playing.as_ref()?.content_id)
+    {
+        Some(id) => cms.content(page.p, id).await.ok().map(|c| c.title),
+        None => None,
+    };
     Ok(html! {
         p { (badge(class, state)) " " span.muted { (page.t("Lần cuối:", "Last seen:")) " " (seen) } }
-        (health_table(page, n))
+        (health_table(page, n, playing.as_deref()))
         // Whether the node runs the latest schedule, in words; the versions for whoever
         // needs to compare them, on hover.
         p.muted title={ (short(n.applied_version.as_deref())) " / " (short(n.desired_version.as_deref())) } {
@@ -270,6 +279,7 @@ async fn now_part(cms: &Cms, page: &Page<'_>, n: &Node) -> Result<Markup> {
                 (page.t("Cụm loa chưa nhận lịch mới nhất.", "The node does not have the latest schedule yet."))
             }
         }
+        (sync_table(cms, page, n).await?)
         h2 { (page.t("Lịch sử", "History")) }
         (super::node_events::history(page, &events))
     })
@@ -304,7 +314,6 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
         }
         false => None,
     };
-    let sync = sync_table(cms, page, &n).await?;
     let body = html! {
         p.muted {
             @if let (Some(a), Some(b)) = (n.lat, n.lon) { (super::admin::map_link(page, a, b)) " · " }
@@ -313,7 +322,6 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
         @if let Some(c) = commands { (c) }
         @if let Some(e) = edit { (e) }
         div #node-now data-refresh={ "/ui/nodes/" (n.id) "/now" } { (now_part(cms, page, &n).await?) }
-        (sync)
     };
     Ok(page.render(&n.name, body))
 }

@@ -111,9 +111,28 @@ fn places_text(
     villages.chain(groups).collect::<Vec<_>>().join(", ")
 }
 
+/// What a schedule plays, as titles (chime first).
+fn program_text(s: &Schedule, items: &[Content]) -> String {
+    let title = |id: &i64| items.iter().find(|c| c.id == *id).map(|c| c.title.clone());
+    let mut out: Vec<String> = s
+        .program
+        .chime_id
+        .iter()
+        .filter_map(title)
+        .map(|t| format!("♪ {t}"))
+        .collect();
+    out.extend(s.program.content_ids.iter().filter_map(title));
+    let mut text = out.join(" → ");
+    if s.program.repeat > 1 {
+        text += &format!(" ×{}", s.program.repeat);
+    }
+    text
+}
+
 fn schedule_table(
     page: &Page<'_>,
     list: &[Schedule],
+    items: &[Content],
     villages: &[Village],
     groups: &[VillageGroup],
 ) -> Markup {
@@ -122,18 +141,29 @@ fn schedule_table(
         @if list.is_empty() {
             p.muted { (page.t("Chưa có lịch phát.", "No schedules yet.")) }
         } @else {
-            div.table-wrap { table #schedule-table { tbody { @for s in list { tr {
+            div.table-wrap { table #schedule-table {
+                thead { tr {
+                    th { (page.t("Tên lịch", "Title")) } th { (page.t("Phát gì", "Plays")) }
+                    th { (page.t("Khi nào", "When")) } th { (page.t("Mức ưu tiên", "Priority")) }
+                    th { (page.t("Ở đâu", "Where")) } @if can_edit { th {} }
+                } }
+                tbody { @for s in list { tr {
                 td { strong { (s.title) } }
+                td { (program_text(s, items)) }
                 td { (rule_text(page, s)) }
                 td { (priority_label(page, s.priority)) }
                 td { (places_text(page, s, villages, groups)) }
-                td { @if can_edit {
+                @if can_edit { td {
                     a.button.secondary href={ "/ui/schedules?edit=" (s.id) "#schedule-form" } { (page.t("Sửa", "Edit")) }
                     " "
                     button.secondary type="button" data-delete={ "/api/v1/schedules/" (s.id) }
-                        data-confirm=(page.t("Xoá lịch này?", "Delete this schedule?")) { "✕" }
+                        data-confirm=(format!("{} “{}”?", page.t("Xoá lịch", "Delete the schedule"), s.title))
+                        data-ok=(page.t("Đã xoá lịch.", "Schedule deleted.")) {
+                        (page.t("Xoá", "Delete"))
+                    }
                 } }
-            } } } } }
+            } } }
+            } }
         }
     }
 }
@@ -159,7 +189,7 @@ pub async fn schedules(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response
         .and_then(|v| v.parse::<i64>().ok())
         .and_then(|id| list.iter().find(|s| s.id == id));
     let body = html! {
-        (schedule_table(page, &list, &villages, &groups))
+        (schedule_table(page, &list, &approved, &villages, &groups))
         @if p.can(Perm::Schedule) { (editor(page, &approved, &villages, &groups, editing)) }
     };
     Ok(page.render(page.t("Lịch phát", "Schedules"), body))
@@ -207,6 +237,15 @@ fn what_and_where(
     }
 }
 
+/// A date as Vietnamese write it (dd/mm/yyyy), whatever the browser's locale; the
+/// script sends it as ISO.
+fn date_field(id: &str, name: &str, value: &str, optional: bool) -> Markup {
+    html! {
+        input type="text" id=(id) name=(name) value=(value) placeholder="dd/mm/yyyy" inputmode="numeric"
+            pattern=r"\d{1,2}/\d{1,2}/\d{4}" data-date data-optional[optional];
+    }
+}
+
 /// When: the rule kind and the fields each kind shows (the script hides the others).
 fn when(page: &Page<'_>, f: &Prefill) -> Markup {
     let kinds = [
@@ -220,19 +259,36 @@ fn when(page: &Page<'_>, f: &Prefill) -> Markup {
         select id="s-kind" name="rule_kind" {
             @for (k, label) in kinds { option value=(k) selected[k == f.kind] { (label) } }
         }
-        div data-rule="once" {
-            label for="s-once" { (page.t("Thời điểm", "At")) }
-            input type="datetime-local" id="s-once" name="once" value=(f.once);
+        div.row data-rule="once" {
+            span {
+                label for="s-once-date" { (page.t("Ngày", "Date")) }
+                (date_field("s-once-date", "once_date", &f.once_date, false))
+            }
+            span {
+                label for="s-once-time" { (page.t("Giờ", "Time")) }
+                input type="text" id="s-once-time" name="once_time" value=(f.once_time) placeholder="6h30"
+                    inputmode="numeric" data-clock;
+            }
         }
         div data-rule="daily weekly monthly" {
             label for="s-times" { (page.t("Giờ phát (cách nhau bằng dấu phẩy)", "Times (comma separated)")) }
             input type="text" id="s-times" name="times" value=(f.times) placeholder="6h30, 17:30";
+            // A picker for whoever prefers one: each time picked is added to the list.
+            div.row {
+                input type="time" id="s-time-pick" aria-label=(page.t("Chọn giờ", "Pick a time"));
+                button.secondary type="button" data-add-time="s-times" { "+ " (page.t("Thêm giờ", "Add time")) }
+            }
         }
         div data-rule="weekly" {
             label { (page.t("Vào các ngày", "On days")) }
             div.checks { @for (v, vi, en) in DAYS {
                 label { input type="checkbox" name="day" value=(v) checked[f.days.iter().any(|d| d == v)]; " " (page.t(vi, en)) }
             } }
+            p.row {
+                button.secondary type="button" data-days="mon tue wed thu fri" { (page.t("T2–T6", "Mon–Fri")) }
+                button.secondary type="button" data-days="mon tue wed thu fri sat sun" { (page.t("Cả tuần", "Every day")) }
+                button.secondary type="button" data-days="sat sun" { (page.t("T7, CN", "Weekend")) }
+            }
         }
         div data-rule="monthly" {
             label for="s-mdays" { (page.t("Ngày trong tháng", "Days of the month")) }
@@ -241,11 +297,11 @@ fn when(page: &Page<'_>, f: &Prefill) -> Markup {
         div.row data-rule="daily weekly monthly" {
             span {
                 label for="s-from" { (page.t("Từ ngày", "From")) }
-                input type="date" id="s-from" name="from" value=(f.from) data-optional;
+                (date_field("s-from", "from", &f.from, true))
             }
             span {
                 label for="s-until" { (page.t("Đến ngày", "Until")) }
-                input type="date" id="s-until" name="until" value=(f.until) data-optional;
+                (date_field("s-until", "until", &f.until, true))
             }
         }
     }
@@ -253,6 +309,11 @@ fn when(page: &Page<'_>, f: &Prefill) -> Markup {
 
 /// How: priority, repeats, pauses, volume, chime.
 fn how(page: &Page<'_>, f: &Prefill, approved: &[Content]) -> Markup {
+    // Chimes: the chime category, and whatever the schedule being edited already uses.
+    let chimes: Vec<&Content> = approved
+        .iter()
+        .filter(|c| c.category == "chime" || f.chime == Some(c.id))
+        .collect();
     let priorities = Priority::ALL
         .iter()
         .filter(|p| **p != Priority::Emergency || page.p.can(Perm::Approve));
@@ -272,7 +333,13 @@ fn how(page: &Page<'_>, f: &Prefill, approved: &[Content]) -> Markup {
         label for="s-chime" { (page.t("Nhạc hiệu trước khi phát", "Chime before")) }
         select id="s-chime" name="chime_id" data-optional {
             option value="" { (page.t("Không có", "None")) }
-            @for c in approved { option value=(c.id) selected[f.chime == Some(c.id)] { (c.title) } }
+            @for c in &chimes { option value=(c.id) selected[f.chime == Some(c.id)] { (c.title) } }
+        }
+        @if chimes.is_empty() {
+            p.muted { (page.t(
+                "Chưa có nhạc hiệu đã duyệt: tải lên một bản với thể loại “Nhạc hiệu”.",
+                "No approved chime yet: upload one in the “Chime” category.",
+            )) }
         }
     }
 }
@@ -318,11 +385,14 @@ fn editor(
 
 pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
     let p = page.p;
-    let today = Utc::now().with_timezone(&page.tz).date_naive();
-    let start = req
+    let now = Utc::now();
+    let today = now.with_timezone(&page.tz).date_naive();
+    // Weeks run Monday to Sunday, as calendars on the office wall do.
+    let day = req
         .q("from")
         .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .unwrap_or(today);
+    let start = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
     let from = protocol::schedule::local_to_utc(page.tz, start, chrono::NaiveTime::MIN);
     let to = protocol::schedule::local_to_utc(
         page.tz,
@@ -330,43 +400,88 @@ pub async fn week(cms: &Cms, page: &Page<'_>, req: &Req) -> Result<Response> {
         chrono::NaiveTime::MIN,
     );
     let days: Vec<chrono::NaiveDate> = (0..7).map(|i| start + Duration::days(i)).collect();
+    // A schedule plays from when it was made: no plays of it are shown before that.
+    let made: std::collections::HashMap<i64, chrono::DateTime<Utc>> = cms
+        .schedules(p)
+        .await?
+        .iter()
+        .map(|s| (s.id, s.created_at))
+        .collect();
     let mut rows = Vec::new();
     for v in cms.villages(p, None).await? {
-        let plays = cms
+        let mut plays = cms
             .preview(p, PreviewTarget::Village(v.id), from, to)
             .await?;
+        plays.retain(|pl| {
+            pl.play.outcome != Outcome::Skipped
+                && made
+                    .get(&pl.play.schedule_id)
+                    .is_none_or(|m| pl.play.scheduled_at >= *m)
+        });
         rows.push((v, plays));
     }
     let local = |t: chrono::DateTime<Utc>| t.with_timezone(&page.tz);
+    let on = |plays: &[crate::PreviewPlay], d: chrono::NaiveDate| -> Vec<crate::PreviewPlay> {
+        plays
+            .iter()
+            .filter(|pl| local(pl.play.start).date_naive() == d)
+            .cloned()
+            .collect()
+    };
+    let day_name = |d: &chrono::NaiveDate| {
+        let (_, vi, en) = DAYS[d.weekday().num_days_from_monday() as usize];
+        format!("{} {}", page.t(vi, en), d.format("%d/%m"))
+    };
+    let play = |pl: &crate::PreviewPlay| {
+        html! {
+            div.play.conflict[pl.conflict].past[pl.play.end < now] title=(priority_name(page, pl.play.priority)) {
+                (local(pl.play.start).format("%H:%M")) " " (pl.title)
+            }
+        }
+    };
     let prev = (start - Duration::days(7)).format("%Y-%m-%d").to_string();
     let next = (start + Duration::days(7)).format("%Y-%m-%d").to_string();
     let body = html! {
         p.row {
             a href={ "/ui/week?from=" (prev) } { "← " (page.t("Tuần trước", "Previous week")) }
+            strong { (start.format("%d/%m/%Y")) " – " ((start + Duration::days(6)).format("%d/%m/%Y")) }
             a href={ "/ui/week?from=" (next) } { (page.t("Tuần sau", "Next week")) " →" }
         }
-        div.table-wrap { table.week #week-table {
+        // Wide screens: villages by days.
+        div.table-wrap.wide-only { table.week #week-table {
             thead { tr {
                 th {}
-                @for d in &days {
-                    @let (_, vi, en) = DAYS[d.weekday().num_days_from_monday() as usize];
-                    th { (page.t(vi, en)) " " (d.format("%d/%m")) }
-                }
+                @for d in &days { th.today[*d == today] { (day_name(d)) } }
             } }
             tbody { @for (v, plays) in &rows { tr {
                 th { (v.name) }
-                @for d in &days { td {
-                    @for pl in plays.iter().filter(|pl| pl.play.outcome != Outcome::Skipped && local(pl.play.start).date_naive() == *d) {
-                        div.play.conflict[pl.conflict] title=(pl.play.priority.as_str()) {
-                            (local(pl.play.start).format("%H:%M")) " " (pl.title)
-                        }
-                    }
-                } }
+                @for d in &days { td.today[*d == today] { @for pl in &on(plays, *d) { (play(pl)) } } }
             } } }
         } }
+        // Phones: each village's days as a list.
+        div.narrow-only #week-list {
+            @for (v, plays) in &rows {
+                details.card open[!plays.is_empty()] {
+                    summary { strong { (v.name) } " · " (plays.len()) " " (page.t("lần phát", "plays")) }
+                    @for d in &days {
+                        @let list = on(plays, *d);
+                        @if !list.is_empty() {
+                            div.day.today[*d == today] {
+                                div.muted { (day_name(d)) }
+                                @for pl in &list {
+                                    div.play.conflict[pl.conflict].past[pl.play.end < now] {
+                                        span.time { (local(pl.play.start).format("%H:%M")) } " · " (pl.title)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         p.muted { (page.t(
-            "Viền cam: bị lùi, ngắt hoặc phát lại do trùng lịch. Giờ theo múi giờ của xã.",
-            "Orange edge: delayed, interrupted or restarted by a conflict. Times in the commune's zone.",
+            "Viền cam: bị lùi, ngắt hoặc phát lại do trùng lịch. Mờ: đã qua. Giờ theo múi giờ của xã.",
+            "Orange edge: delayed, interrupted or restarted by a conflict. Faded: already past. Times in the commune's zone.",
         )) }
     };
     Ok(page.render(page.t("Lịch phát trong tuần", "This week"), body))
@@ -379,7 +494,8 @@ struct Prefill {
     villages: Vec<i64>,
     groups: Vec<i64>,
     kind: &'static str,
-    once: String,
+    once_date: String,
+    once_time: String,
     times: String,
     days: Vec<String>,
     month_days: String,
@@ -402,7 +518,8 @@ impl Prefill {
                 villages: vec![],
                 groups: vec![],
                 kind: "daily",
-                once: String::new(),
+                once_date: String::new(),
+                once_time: String::new(),
                 times: String::new(),
                 days: vec![],
                 month_days: String::new(),
@@ -426,7 +543,7 @@ impl Prefill {
             RuleKind::Once(at) => (
                 "once",
                 at.with_timezone(&page.tz)
-                    .format("%Y-%m-%dT%H:%M")
+                    .format("%d/%m/%Y %H:%M")
                     .to_string(),
                 String::new(),
                 vec![],
@@ -451,16 +568,21 @@ impl Prefill {
             RuleKind::Cron(_) => ("daily", String::new(), String::new(), vec![], String::new()),
         };
         let date = |d: Option<chrono::NaiveDate>| {
-            d.map(|d| d.format("%Y-%m-%d").to_string())
+            d.map(|d| d.format("%d/%m/%Y").to_string())
                 .unwrap_or_default()
         };
+        let (once_date, once_time) = once
+            .split_once(' ')
+            .map(|(d, t)| (d.to_owned(), t.to_owned()))
+            .unwrap_or_default();
         Prefill {
             title: s.title.clone(),
             content: s.program.content_ids.clone(),
             villages: s.targets.villages.clone(),
             groups: s.targets.groups.clone(),
             kind,
-            once,
+            once_date,
+            once_time,
             times,
             days,
             month_days,

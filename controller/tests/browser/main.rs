@@ -14,6 +14,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 mod mic;
+mod walk;
 
 /// Kills a child process when the test ends, however it ends.
 struct Proc(Child);
@@ -268,13 +269,21 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     click(&c, Locator::Id("schedule-save")).await;
     wait_text(&c, "Hằng ngày lúc 07:30").await;
 
-    // The week view shows it every day in that village, at 07:30 local time.
-    c.goto(&format!("{base}/ui/week")).await.unwrap();
+    // Next week's view (Monday to Sunday) shows it every day in that village, at 07:30
+    // local time; this week's shows it only from now on.
+    let next_week = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%d");
+    let week = format!("{base}/ui/week?from={next_week}");
+    c.goto(&week).await.unwrap();
     let html = wait_text(&c, "07:30 Lịch lấy nước hằng ngày").await;
     assert_eq!(
         html.matches("07:30 Lịch lấy nước hằng ngày").count(),
         7,
         "one play a day for a week"
+    );
+    let monday = html.find(">T2 ").expect("a Monday column");
+    assert!(
+        monday < html.find(">CN ").unwrap(),
+        "weeks run Monday to Sunday"
     );
 
     // Move it to 08:15 with the editor: the week follows.
@@ -291,7 +300,7 @@ async fn staff_upload_approve_schedule_and_see_the_week() {
     times.send_keys("08:15").await.unwrap();
     click(&c, Locator::Id("schedule-save")).await;
     wait_text(&c, "Hằng ngày lúc 08:15").await;
-    c.goto(&format!("{base}/ui/week")).await.unwrap();
+    c.goto(&week).await.unwrap();
     let html = wait_text(&c, "08:15 Lịch lấy nước hằng ngày").await;
     assert_eq!(html.matches("08:15 Lịch lấy nước hằng ngày").count(), 7);
     assert!(!html.contains("07:30 Lịch lấy nước"));
@@ -406,7 +415,10 @@ async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
     click(&c, Locator::LinkText("Cụm loa 1")).await;
     wait_path(&c, "/ui/nodes/1").await;
     // The demo's node reports in within seconds: online, on its latest schedule, every
-    // scheduled item on the node. The page does not refresh itself: reload until then.
+    // scheduled item on the node. The page refreshes itself: no reload.
+    c.execute("window.notReloaded = true", vec![])
+        .await
+        .unwrap();
     let started = Instant::now();
     loop {
         let html = c.source().await.unwrap_or_default();
@@ -421,14 +433,37 @@ async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
             "node never in step:\n{html}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        c.refresh().await.unwrap();
     }
     click(
         &c,
         Locator::Css("form[data-api='/api/v1/nodes/1/commands'] input[value='test_tone'] ~ button"),
     )
     .await;
-    // The page reloads after the command; its result comes back into the history.
+    // The command's result comes back into its form's message and the history, without
+    // a reload.
+    let tone_form =
+        "form[data-api='/api/v1/nodes/1/commands']:has(input[value='test_tone']) .msg.ok";
+    let started = Instant::now();
+    loop {
+        let said = match c.find(Locator::Css(tone_form)).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if said.contains("Cụm loa đã thực hiện") {
+            assert!(said.contains("Phát âm thử 5 giây"), "{said}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no command result in the form: {said:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let still = c
+        .execute("return window.notReloaded === true", vec![])
+        .await
+        .unwrap();
+    assert_eq!(still, json!(true), "the page reloaded");
     let started = Instant::now();
     loop {
         let html = c.source().await.unwrap_or_default();
@@ -446,7 +481,6 @@ async fn technician_watches_a_demo_node_and_sends_it_a_test_tone() {
             "no command result:\n{html}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        c.refresh().await.unwrap();
     }
     // The volume box shows what the node reported, not a default.
     let volume = c

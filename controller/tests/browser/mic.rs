@@ -4,8 +4,8 @@
 use super::*;
 
 /// A browser whose microphone plays the news sample (speech), as WAV (Chromium's fake
-/// capture device).
-async fn start_mic_browser(dir: &Path) -> (Proc, Client) {
+/// capture device), in Vietnamese as the commune's staff have it.
+pub(super) async fn start_mic_browser(dir: &Path) -> (Proc, Client) {
     let voice = dir.join("voice.wav");
     let ok = Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
@@ -20,6 +20,7 @@ async fn start_mic_browser(dir: &Path) -> (Proc, Client) {
         "--use-fake-device-for-media-stream".to_string(),
         format!("--use-file-for-fake-audio-capture={}", voice.display()),
         "--autoplay-policy=no-user-gesture-required".to_string(),
+        "--lang=vi-VN".to_string(),
     ];
     start_browser_with(&dir.join("profile"), &extra).await
 }
