@@ -192,6 +192,7 @@ async fn every_role_through_its_day_on_a_desktop_and_a_phone() {
     let id = item_id(&c, &base).await;
     leader_listens_and_rejects(&c, &base, &id).await;
     editor_fixes_it(&c, &base, &id).await;
+    editor_schedules_on_weekdays(&c, &base).await;
 
     // The leader approves the fixed item, and is told so.
     as_user(&c, &base, "pheduyet").await;
@@ -339,6 +340,76 @@ async fn editor_fixes_it(c: &Client, base: &str, id: &str) {
     wait_path(c, "/ui/content").await;
     wait_in(c, "#flash", "chờ duyệt lại").await;
     wait_in(c, &format!("tr[data-id='{id}']"), "chờ duyệt").await;
+}
+
+/// The schedule editor as people fill it: a preset for the days, a time from the
+/// picker, dates as dd/mm/yyyy (a wrong one explained), chimes from the chime category.
+async fn editor_schedules_on_weekdays(c: &Client, base: &str) {
+    look(c, base, "editor", "schedules", "/ui/schedules").await;
+    c.set_window_size(1280, 900).await.unwrap();
+    let chimes = c
+        .execute(
+            "return [...document.querySelectorAll('#s-chime option')].map(o => o.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        chimes,
+        json!(["Không có", "Nhạc hiệu"]),
+        "only chimes are offered"
+    );
+    type_into(c, Locator::Id("s-title"), "Bản tin ngày làm việc").await;
+    click(
+        c,
+        Locator::XPath("//div[@class='checks']/label[contains(., 'Bản tin sáng')]/input"),
+    )
+    .await;
+    click(c, Locator::Css("input[name='targets.villages']")).await;
+    c.find(Locator::Css("#s-kind option[value='weekly']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(c, Locator::Css("button[data-days='mon tue wed thu fri']")).await;
+    c.execute(
+        "document.getElementById('s-time-pick').value = '06:30'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(c, Locator::Css("button[data-add-time]")).await;
+    c.find(Locator::Css("#s-chime option[value]:not([value=''])"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(c, Locator::Id("s-from"), "31/02/2026").await;
+    click(c, Locator::Id("schedule-save")).await;
+    wait_in(c, "#schedule-form .msg.error", "dd/mm/yyyy").await;
+    let from = c.find(Locator::Id("s-from")).await.unwrap();
+    from.clear().await.unwrap();
+    from.send_keys("1/12/2026").await.unwrap();
+    click(c, Locator::Id("schedule-save")).await;
+    wait_in(c, "#flash", "Đã lưu lịch phát").await;
+    let row = c
+        .find(Locator::XPath(
+            "//tr[.//strong[text()='Bản tin ngày làm việc']]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "♪ Nhạc hiệu → Bản tin sáng",
+        "Hằng tuần (T2, T3, T4, T5, T6) 06:30",
+        "từ 01/12/2026",
+    ] {
+        assert!(row.contains(want), "{want:?} not in {row}");
+    }
 }
 
 async fn technician_sets_a_volume(c: &Client, base: &str) {
