@@ -317,6 +317,9 @@ pub struct PlayLog {
     pub ended_at: Option<DateTime<Utc>>,
     pub outcome: String,
     pub reason: Option<String>,
+    /// Not counted in reports, and why: the node claimed a schedule or item it was never
+    /// sent.
+    pub rejected: Option<String>,
 }
 
 pub fn ms_to_time(ms: i64) -> DateTime<Utc> {

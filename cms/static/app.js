@@ -502,6 +502,7 @@ document.addEventListener("change", async e => {
 });
 document.addEventListener("click", e => {
   if (e.target.id === "tts-preview") previewSpeech(e.target);
+  if (e.target.closest("[data-print]")) window.print();
   // Schedule editor: a picked time joins the list; presets tick their days.
   const add = e.target.closest("[data-add-time]");
   if (add) {

@@ -53,7 +53,20 @@ async fn three_nodes_play_on_time_and_their_logs_arrive() {
         assert_eq!(logs.len(), 1, "{logs:?}");
         assert_eq!(logs[0]["outcome"], "completed", "{logs:?}");
         assert_eq!(logs[0]["content_id"], content);
+        assert!(
+            logs[0]["rejected"].is_null(),
+            "a real node's log is trusted: {logs:?}"
+        );
     }
+    // The report counts exactly what the real nodes logged.
+    let report = ctl.api.get("/api/v1/reports/summary").await;
+    let counted = (report["scheduled"].as_u64(), report["played"].as_u64());
+    assert_eq!(counted, (Some(3), Some(3)), "{report}");
+    let air = report["air_time_s"].as_u64().unwrap_or(0);
+    assert!(
+        (3..=4).contains(&air),
+        "three 1-second plays: {air} s on air"
+    );
     let mut errors = Vec::new();
     for n in &mut nodes {
         let status = n.proc().stop();

@@ -8,6 +8,7 @@ mod blob;
 mod library;
 pub mod openapi;
 pub mod reply;
+pub(crate) mod reports;
 pub(crate) mod schema;
 pub mod table;
 pub(crate) mod upload;

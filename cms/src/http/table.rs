@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::{Req, api, library};
+use super::{Req, api, library, reports};
 use crate::Cms;
 use crate::auth::{Perm, Principal};
 use crate::error::{CmsError, Result};
@@ -214,6 +214,9 @@ routes! {
     GET    "/api/v1/live"                Read         false api::live_sessions, 200 [] none => Vec<LiveSession>, "Live sessions on air in the commune (who speaks where).";
     GET    "/api/v1/live/{id}"           Read         false api::live_session, 200 [404] none => LiveSession, "One live session, on air or ended (with why it ended).";
     GET    "/api/v1/playlogs"            Read         false api::playlogs, 200 [] none => Vec<PlayLog>, "Play logs reported by nodes (filters: node, from, to; default the last day up to now).";
+    GET    "/api/v1/reports/summary"     Read         false reports::summary, 200 [404] none => crate::service::reports::Summary, "Broadcast counts for a period (from, to: instants or dates; the current quarter by default; village): scheduled, played, failed, interrupted, skipped and air time, per village and category, from trusted play logs. format=csv for a spreadsheet.";
+    GET    "/api/v1/reports/items"       Read         false reports::items, 200 [] none => Vec<crate::store::reports::ItemRow>, "Every item that played in a period, with its counts and the villages it reached (format=csv).";
+    GET    "/api/v1/reports/items/{id}"  Read         false reports::item, 200 [404] none => crate::service::reports::ItemReport, "One item's plays in a period: which node, which village, when, how it ended (proof of broadcast; format=csv).";
     GET    "/api/v1/audit"               Audit        false api::audit, 200 [] none => Vec<AuditEntry>, "The audit log, newest first.";
     GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] none => (), "An audio blob by SHA-256 (immutable; Range requests supported).";
     GET    "/login"                      Public       false ui::login_form, 200 [] none => (), "Login page.";
@@ -232,6 +235,8 @@ routes! {
     GET    "/ui/live"                    Schedule     false ui::live_page, 200 [] none => (), "Speak live to villages through the browser's microphone.";
     GET    "/ui/emergency"               Read         false ui::emergencies, 200 [] none => (), "The emergency button's page and recent emergencies.";
     GET    "/ui/emergency/{id}"          Read         false ui::emergency, 200 [] none => (), "One emergency's reach, live, with the stop button.";
+    GET    "/ui/reports"                 Read         false ui::reports, 200 [] none => (), "The broadcast report for a period: by village, category and item; CSV and print.";
+    GET    "/ui/reports/items/{id}"      Read         false ui::report_item, 200 [] none => (), "One item's plays in a period: the proof of broadcast.";
     GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] none => (), "Users.";
     GET    "/ui/audit"                   Audit        false ui::audit, 200 [] none => (), "Audit log.";
 }

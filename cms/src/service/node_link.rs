@@ -234,6 +234,26 @@ impl Cms {
             .await
     }
 
+    /// Remembers what a node was sent in a desired state, so its play logs can be checked
+    /// against it (a log naming anything else is kept but not counted).
+    pub async fn record_sent(
+        &self,
+        node_id: i64,
+        state: &protocol::desired::DesiredState,
+    ) -> Result<()> {
+        let pairs: Vec<(i64, i64)> = state
+            .schedules
+            .iter()
+            .flat_map(|s| {
+                let items = s.program.chime.iter().chain(&s.program.items);
+                std::iter::once((s.id, 0)).chain(items.map(|i| (s.id, i.content_id)))
+            })
+            .collect();
+        self.store()
+            .call(move |c| q::node_link::record_sent(c, node_id, &pairs))
+            .await
+    }
+
     /// Stores a node's play logs (idempotent by id) and returns the ids now safe to forget.
     pub async fn store_playlogs(
         &self,
@@ -286,6 +306,14 @@ impl Cms {
             .await?;
         let (item, req) = item;
         let command = to_command(p, req, item)?;
+        if let Command::PlayNow { content_id, .. } = &command {
+            // Before it goes: the node's log of this play must find it.
+            let pair = [(0, *content_id)];
+            let node_id = node.id;
+            self.store()
+                .call(move |c| q::node_link::record_sent(c, node_id, &pair))
+                .await?;
+        }
         let id = rand::random::<u32>() as u64;
         let detail = protocol::link::encode(&command);
         let delivered = self

@@ -266,8 +266,17 @@ DROP TABLE temp.reach_v5;
 /// The review loop: when an item was last approved or rejected (`decided_at`), when what
 /// listeners hear last changed (`edited_at`: its recording or its words), and archiving
 /// (hidden, never deleted: play logs refer to it); and each user's mark of the decisions
-/// they have seen on their dashboard.
+/// they have seen on their dashboard. Trusted play logs: what each node was sent (a
+/// schedule with each of its items, 0 for the schedule itself; schedule 0 for an item
+/// played by command), and why a log that claims anything else is not counted.
 const V6: &str = r#"
+CREATE TABLE node_sent (
+    node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    schedule_id INTEGER NOT NULL,
+    content_id INTEGER NOT NULL,
+    PRIMARY KEY (node_id, schedule_id, content_id)
+) WITHOUT ROWID;
+ALTER TABLE playlogs ADD COLUMN rejected TEXT;
 ALTER TABLE content ADD COLUMN decided_at INTEGER;
 ALTER TABLE content ADD COLUMN edited_at INTEGER;
 ALTER TABLE content ADD COLUMN archived_at INTEGER;

@@ -15,6 +15,7 @@ mod migrations;
 pub mod node_link;
 pub mod places;
 pub mod playlogs;
+pub mod reports;
 pub mod schedules;
 pub mod users;
 

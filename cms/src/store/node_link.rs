@@ -121,8 +121,8 @@ pub fn insert_playlogs(
 ) -> Result<Vec<String>> {
     let mut st = conn.prepare_cached(
         "INSERT OR IGNORE INTO playlogs
-         (id, node_id, content_id, schedule_id, scheduled_at, started_at, ended_at, outcome, reason, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         (id, node_id, content_id, schedule_id, scheduled_at, started_at, ended_at, outcome, reason, received_at, rejected)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let now = now_ms();
     let ms = |t: &Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis());
@@ -138,10 +138,40 @@ pub fn insert_playlogs(
             ms(&e.ended_at),
             e.outcome.as_str(),
             e.reason,
-            now
+            now,
+            untrusted(conn, node_id, e)?
         ])?;
     }
     Ok(entries.iter().map(|e| e.id.clone()).collect())
+}
+
+/// Why a node's play log is not to be believed, if it is not: it names a schedule, or an
+/// item of a schedule, or an item played by command, that the node was never sent.
+fn untrusted(conn: &Connection, node_id: i64, e: &PlayLogEntry) -> Result<Option<&'static str>> {
+    let sent = |schedule: i64, content: i64| -> Result<bool> {
+        Ok(conn
+            .prepare_cached(
+                "SELECT 1 FROM node_sent WHERE node_id = ?1 AND schedule_id = ?2 AND content_id = ?3",
+            )?
+            .exists(params![node_id, schedule, content])?)
+    };
+    Ok(match (e.schedule_id, e.content_id) {
+        (Some(s), _) if s <= 0 || !sent(s, 0)? => Some("schedule never sent to this node"),
+        (Some(s), Some(c)) if !sent(s, c)? => Some("item not in a schedule sent to this node"),
+        (None, Some(c)) if !sent(0, c)? => Some("item never sent to this node by command"),
+        _ => None,
+    })
+}
+
+/// Records what a node was sent: each schedule (item 0) with each of its items.
+pub fn record_sent(conn: &Connection, node_id: i64, pairs: &[(i64, i64)]) -> Result<()> {
+    let mut st = conn.prepare_cached(
+        "INSERT OR IGNORE INTO node_sent (node_id, schedule_id, content_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (schedule, content) in pairs {
+        st.execute(params![node_id, schedule, content])?;
+    }
+    Ok(())
 }
 
 fn playlog_id(node_id: i64, local: &str) -> String {

@@ -13,7 +13,8 @@ pub fn list(
     to: i64,
 ) -> Result<Vec<PlayLog>> {
     let mut st = conn.prepare_cached(
-        "SELECT p.id, p.node_id, p.content_id, p.schedule_id, p.scheduled_at, p.started_at, p.ended_at, p.outcome, p.reason
+        "SELECT p.id, p.node_id, p.content_id, p.schedule_id, p.scheduled_at, p.started_at, p.ended_at, p.outcome, p.reason,
+                p.rejected
          FROM playlogs p JOIN nodes n ON n.id = p.node_id
          WHERE n.commune_id = ?1 AND (?2 IS NULL OR p.node_id = ?2)
            AND COALESCE(p.scheduled_at, p.started_at) >= ?3 AND COALESCE(p.scheduled_at, p.started_at) < ?4
@@ -31,6 +32,7 @@ pub fn list(
             ended_at: t(r.get(6)?),
             outcome: r.get(7)?,
             reason: r.get(8)?,
+            rejected: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -11,6 +11,7 @@ mod live;
 mod node_events;
 mod nodes;
 mod plan;
+mod reports;
 
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
@@ -126,6 +127,24 @@ pub async fn emergency(c: Ctx<'_>) -> Result<Response> {
     )
 }
 
+pub async fn reports(c: Ctx<'_>) -> Result<Response> {
+    let (from, to, _) = crate::http::reports::period(&c).await?;
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(
+        c.req,
+        reports::reports(c.cms, &page, c.req, (from, to)).await?,
+    )
+}
+
+pub async fn report_item(c: Ctx<'_>) -> Result<Response> {
+    let (from, to, _) = crate::http::reports::period(&c).await?;
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(
+        c.req,
+        reports::item(c.cms, &page, c.req.id(0)?, (from, to)).await?,
+    )
+}
+
 pub async fn users(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
     finish(c.req, admin::users(c.cms, &page).await?)
@@ -174,7 +193,7 @@ impl<'a> Page<'a> {
 
     /// The whole page around `body`.
     pub fn render(&self, title: &str, body: Markup) -> Response {
-        let links: [(&str, &str, &str, Perm); 11] = [
+        let links: [(&str, &str, &str, Perm); 12] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
             ("/ui/emergency", "Khẩn cấp", "Emergency", Perm::Read),
             ("/ui/live", "Trực tiếp", "Live", Perm::Schedule),
@@ -189,6 +208,7 @@ impl<'a> Page<'a> {
                 "Villages & nodes",
                 Perm::Read,
             ),
+            ("/ui/reports", "Báo cáo", "Reports", Perm::Read),
             ("/ui/users", "Người dùng", "Users", Perm::ManageUsers),
             ("/ui/audit", "Nhật ký", "Audit log", Perm::Audit),
         ];

@@ -276,6 +276,10 @@ impl NodeSession {
             return None;
         }
         self.sent_version = Some(state.version.clone());
+        // What it is sent is what its play logs may name.
+        if let Err(e) = self.hub.cms().record_sent(self.node.id, &state).await {
+            tracing::warn!("cannot record what the node was sent: {e}");
+        }
         Some(ControllerMsg::Desired(Box::new(state)))
     }
 }
