@@ -21,6 +21,9 @@ pub struct CmsConfig {
     pub secure_cookies: bool,
     /// A node not heard from this long is shown offline (and the hub marks it so).
     pub node_offline_after_ms: u64,
+    /// The address villagers reach the server at (`https://loa.example.vn`): the public
+    /// feed's links use it. Unset, they use the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for CmsConfig {
@@ -35,6 +38,7 @@ impl Default for CmsConfig {
             session_hours: 12,
             secure_cookies: false,
             node_offline_after_ms: protocol::link::OFFLINE_AFTER_MS,
+            public_url: None,
         }
     }
 }

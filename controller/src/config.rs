@@ -86,6 +86,7 @@ impl ControllerConfig {
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
         c.secure_cookies = self.secure_cookies.unwrap_or(https);
+        c.public_url = self.public_url.clone();
         c
     }
 

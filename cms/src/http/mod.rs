@@ -7,6 +7,7 @@ pub(crate) mod api;
 mod blob;
 mod library;
 pub mod openapi;
+mod public;
 pub mod reply;
 pub(crate) mod reports;
 pub(crate) mod schema;

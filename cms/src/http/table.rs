@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::{Req, api, library, reports};
+use super::{Req, api, library, public, reports};
 use crate::Cms;
 use crate::auth::{Perm, Principal};
 use crate::error::{CmsError, Result};
@@ -222,6 +222,9 @@ routes! {
     GET    "/login"                      Public       false ui::login_form, 200 [] none => (), "Login page.";
     POST   "/login"                      Public       false ui::login_post, 303 [] none => (), "Login form.";
     POST   "/logout"                     Read         false ui::logout, 303 [] none => (), "Log out.";
+    GET    "/public/{commune}"           Public       false public::page, 200 [404] none => (), "A commune's public page: items marked public, with their text and a player (no login).";
+    GET    "/public/{commune}/feed.xml"  Public       false public::feed, 200 [404] none => (), "The commune's RSS 2.0 podcast feed of its public items, with audio enclosures.";
+    GET    "/public/{commune}/audio/{file}" Public    false public::audio, 200 [404, 416] none => (), "A public item's audio, by hash (Range requests supported).";
     GET    "/static/{file}"              Public       false ui::asset, 200 [] none => (), "Stylesheet and script.";
     GET    "/"                           Read         false ui::dashboard, 200 [] none => (), "Dashboard.";
     GET    "/ui/content"                 Read         false ui::content, 200 [] none => (), "Content library.";

@@ -7,6 +7,7 @@ mod emergencies;
 mod live;
 mod node_link;
 mod places;
+mod public;
 pub mod reports;
 mod review;
 mod schedules;

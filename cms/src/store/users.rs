@@ -62,6 +62,15 @@ pub fn communes(conn: &Connection) -> Result<Vec<Commune>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+pub fn commune_by_slug(conn: &Connection, slug: &str) -> Result<Commune> {
+    conn.prepare_cached(&format!(
+        "SELECT {COMMUNE_COLS} FROM communes WHERE slug = ?1"
+    ))?
+    .query_row([slug], commune_row)
+    .optional()?
+    .ok_or_else(|| CmsError::not_found("Không tìm thấy xã", "Commune"))
+}
+
 pub fn commune(conn: &Connection, id: i64) -> Result<Commune> {
     conn.prepare_cached(&format!(
         "SELECT {COMMUNE_COLS} FROM communes WHERE id = ?1"
