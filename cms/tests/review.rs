@@ -1,6 +1,6 @@
 //! The review loop over real HTTP: a new recording sends an item back to approval,
 //! reasons reach both sides, archiving keeps what played; typed speech heard before
-//! saving; villages renamed; decisions reach the author's dashboard once.
+//! saving; villages renamed; decisions stay on the author's dashboard until read.
 
 mod common;
 
