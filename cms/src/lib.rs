@@ -24,6 +24,7 @@ mod error;
 pub mod http;
 pub mod i18n;
 pub mod media;
+pub mod metrics;
 pub mod model;
 mod service;
 pub mod store;
@@ -79,6 +80,8 @@ struct Inner {
     /// controller's session registry, given at open; `None` where no hub runs (tools,
     /// tests), and commands then report "not delivered".
     fleet: Option<Arc<dyn FleetLink>>,
+    /// Request latency and play counts for `/metrics`.
+    metrics: metrics::Metrics,
 }
 
 impl Cms {
@@ -114,6 +117,7 @@ impl Cms {
                 emergencies_tx: tokio::sync::watch::Sender::new(0),
                 preview_cache: service::PreviewCache::default(),
                 fleet,
+                metrics: metrics::Metrics::default(),
             }),
         })
     }

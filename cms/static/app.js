@@ -94,16 +94,15 @@ function after(form, data) {
   else setTimeout(() => location.reload(), 400);
 }
 
-// The node page: its state, health and history refresh by themselves.
-async function refreshNode() {
-  const box = document.getElementById("node-now");
-  if (!box) return null;
+// Pages that follow a changing state (a node, the fleet) refresh that part by themselves.
+async function refresh(box) {
   try {
     const res = await fetch(box.dataset.refresh, { credentials: "same-origin", headers: { "Accept-Language": lang() } });
     if (res.ok) { box.innerHTML = await res.text(); labelCells(box); }
   } catch (_) { /* offline for a moment: the next round tries again */ }
   return box;
 }
+const refreshNode = () => { const box = document.getElementById("node-now"); return box ? refresh(box) : null; };
 
 // A remote command: said sent, then its result as the node reports it, without a reload.
 function commandSent(form, data) {
@@ -537,5 +536,5 @@ document.addEventListener("click", e => {
 document.addEventListener("DOMContentLoaded", () => {
   labelCells(document);
   showFlash(); ruleFields(); sourceFields(); followReach(); liveMic(); recorder();
-  if (document.getElementById("node-now")) setInterval(refreshNode, 5000);
+  document.querySelectorAll("[data-refresh]").forEach(box => setInterval(() => refresh(box), 5000));
 });

@@ -141,6 +141,11 @@ impl Proc {
         )
     }
 
+    /// Any program, its standard error kept in `log`.
+    pub fn start(cmd: &mut Command, log: PathBuf) -> Proc {
+        Self::spawn(cmd.stdin(Stdio::null()), log).0
+    }
+
     /// SIGKILL: no chance to clean up (a power cut).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -275,6 +275,14 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         Err(e) => reply::error(&e, req.lang),
     };
     let (status, ms) = (res.status().as_u16(), started.elapsed().as_millis() as u64);
+    cms.inner.metrics.request(
+        crate::metrics::RouteLabels {
+            method: req.method.as_str().to_owned(),
+            route: route.path.to_owned(),
+            status: status.to_string(),
+        },
+        started.elapsed().as_secs_f64(),
+    );
     if status >= 500 {
         tracing::warn!(status, ms, "request failed");
     } else {

@@ -157,6 +157,7 @@ use protocol::desired::DesiredState;
 use protocol::link::{EnrollRequest, EnrollResponse};
 
 routes! {
+    GET    "/metrics"                    Public       false api::metrics, 200 [] none => (), "Prometheus metrics: nodes by status per village, plays by outcome, pending downloads, request latency by route, node links, live sessions, build.";
     GET    "/healthz"                    Public       true  api::healthz, 200 [] none => Status, "Liveness: 200 when the process serves requests.";
     GET    "/api/v1/openapi.json"        Public       true  api::openapi_json, 200 [] none => (), "This API's OpenAPI 3.0 document.";
     POST   "/api/v1/auth/login"          Public       true  api::login, 200 [401, 429] json(LoginRequest) => LoginReply, "Log in with username and password: a token and a session cookie.";
@@ -238,6 +239,8 @@ routes! {
     GET    "/ui/live"                    Schedule     false ui::live_page, 200 [] none => (), "Speak live to villages through the browser's microphone.";
     GET    "/ui/emergency"               Read         false ui::emergencies, 200 [] none => (), "The emergency button's page and recent emergencies.";
     GET    "/ui/emergency/{id}"          Read         false ui::emergency, 200 [] none => (), "One emergency's reach, live, with the stop button.";
+    GET    "/ui/fleet"                   Read         false ui::fleet, 200 [] none => (), "Every node's status, problems first, with a map; filters by village and status; refreshes itself.";
+    GET    "/ui/fleet/now"               Read         false ui::fleet_now, 200 [] none => (), "The fleet page's changing part, for its refresh.";
     GET    "/ui/reports"                 Read         false ui::reports, 200 [] none => (), "The broadcast report for a period: by village, category and item; CSV and print.";
     GET    "/ui/reports/items/{id}"      Read         false ui::report_item, 200 [] none => (), "One item's plays in a period: the proof of broadcast.";
     GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] none => (), "Users.";

@@ -286,6 +286,20 @@ impl Cms {
     }
 
     /// Sessions on air in the caller's commune.
+    /// Live sessions on air in every commune.
+    pub async fn live_on_air_count(&self) -> Result<u64> {
+        self.store()
+            .call(|c| {
+                let n: i64 = c.query_row(
+                    "SELECT count(*) FROM live_sessions WHERE ended_at IS NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok(n.max(0) as u64)
+            })
+            .await
+    }
+
     pub async fn live_sessions(&self, p: &Principal) -> Result<Vec<LiveSession>> {
         p.require(Perm::Read)?;
         let cid = p.commune(None)?;

@@ -4,6 +4,7 @@
 
 mod content;
 mod emergencies;
+pub mod fleet;
 mod live;
 mod node_link;
 mod places;

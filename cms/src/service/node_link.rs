@@ -26,6 +26,10 @@ pub trait FleetLink: Send + Sync {
     fn command(&self, node_id: i64, id: u64, command: Command) -> bool;
     /// Ends the node's session at once (it was revoked).
     fn disconnect(&self, node_id: i64);
+    /// Node links connected now.
+    fn sessions(&self) -> usize {
+        0
+    }
 }
 
 /// A technician's command, as the API takes it (`play_now` names an approved item). The
@@ -260,6 +264,18 @@ impl Cms {
         node_id: i64,
         entries: Vec<PlayLogEntry>,
     ) -> Result<Vec<String>> {
+        let (ids, new) = self.store_playlogs_inner(node_id, entries).await?;
+        for outcome in new {
+            self.inner.metrics.plays(outcome, 1);
+        }
+        Ok(ids)
+    }
+
+    async fn store_playlogs_inner(
+        &self,
+        node_id: i64,
+        entries: Vec<PlayLogEntry>,
+    ) -> Result<(Vec<String>, Vec<&'static str>)> {
         for e in &entries {
             let id_ok = !e.id.is_empty()
                 && e.id.len() <= MAX_LOG_ID
@@ -274,9 +290,9 @@ impl Cms {
         self.store()
             .call(move |c| {
                 let tx = c.transaction()?;
-                let ids = q::node_link::insert_playlogs(&tx, node_id, &entries)?;
+                let (ids, new) = q::node_link::insert_playlogs(&tx, node_id, &entries)?;
                 tx.commit()?;
-                Ok(ids)
+                Ok((ids, new))
             })
             .await
     }

@@ -219,6 +219,34 @@ impl Cms {
         Ok(nodes)
     }
 
+    /// Every node of every commune with its commune's slug and village's name, with its
+    /// sync state (for `/metrics` and alerts: no caller to check).
+    pub async fn all_nodes(&self) -> Result<Vec<(String, String, Node)>> {
+        let rows = self
+            .store()
+            .call(|c| {
+                let mut out = Vec::new();
+                for commune in q::users::communes(c)? {
+                    let villages = q::places::villages(c, commune.id)?;
+                    for n in q::places::nodes(c, commune.id)? {
+                        let village = villages
+                            .iter()
+                            .find(|v| v.id == n.village_id)
+                            .map_or_else(String::new, |v| v.name.clone());
+                        out.push((commune.slug.clone(), village, n));
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (commune, village, mut n) in rows {
+            self.fill_sync_state(&mut n).await;
+            out.push((commune, village, n));
+        }
+        Ok(out)
+    }
+
     /// One node, with its sync state.
     pub async fn node(&self, p: &Principal, id: i64) -> Result<Node> {
         p.require(Perm::Read)?;

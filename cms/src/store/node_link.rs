@@ -118,17 +118,18 @@ pub fn insert_playlogs(
     conn: &Connection,
     node_id: i64,
     entries: &[PlayLogEntry],
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<&'static str>)> {
     let mut st = conn.prepare_cached(
         "INSERT OR IGNORE INTO playlogs
          (id, node_id, content_id, schedule_id, scheduled_at, started_at, ended_at, outcome, reason, received_at, rejected)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let now = now_ms();
+    let mut new = Vec::new();
     let ms = |t: &Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis());
     for e in entries {
         // Ids are the node's own: scoped by node so one node cannot shadow another's.
-        st.execute(params![
+        let inserted = st.execute(params![
             playlog_id(node_id, &e.id),
             node_id,
             e.content_id,
@@ -141,8 +142,11 @@ pub fn insert_playlogs(
             now,
             untrusted(conn, node_id, e)?
         ])?;
+        if inserted > 0 {
+            new.push(e.outcome.as_str());
+        }
     }
-    Ok(entries.iter().map(|e| e.id.clone()).collect())
+    Ok((entries.iter().map(|e| e.id.clone()).collect(), new))
 }
 
 /// Why a node's play log is not to be believed, if it is not: it names a schedule, or an

@@ -6,6 +6,7 @@
 mod admin;
 mod compose;
 mod emergency;
+mod fleet;
 mod library;
 mod live;
 mod node_events;
@@ -127,6 +128,16 @@ pub async fn emergency(c: Ctx<'_>) -> Result<Response> {
     )
 }
 
+pub async fn fleet(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, fleet::fleet(c.cms, &page, c.req).await?)
+}
+
+pub async fn fleet_now(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    fleet::now(c.cms, &page, c.req).await
+}
+
 pub async fn reports(c: Ctx<'_>) -> Result<Response> {
     let (from, to, _) = crate::http::reports::period(&c).await?;
     let page = Page::new(c.cms, c.p()?, c.req).await?;
@@ -193,7 +204,7 @@ impl<'a> Page<'a> {
 
     /// The whole page around `body`.
     pub fn render(&self, title: &str, body: Markup) -> Response {
-        let links: [(&str, &str, &str, Perm); 12] = [
+        let links: [(&str, &str, &str, Perm); 13] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
             ("/ui/emergency", "Khẩn cấp", "Emergency", Perm::Read),
             ("/ui/live", "Trực tiếp", "Live", Perm::Schedule),
@@ -208,6 +219,7 @@ impl<'a> Page<'a> {
                 "Villages & nodes",
                 Perm::Read,
             ),
+            ("/ui/fleet", "Cụm loa", "Fleet", Perm::Read),
             ("/ui/reports", "Báo cáo", "Reports", Perm::Read),
             ("/ui/users", "Người dùng", "Users", Perm::ManageUsers),
             ("/ui/audit", "Nhật ký", "Audit log", Perm::Audit),

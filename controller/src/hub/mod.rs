@@ -109,6 +109,10 @@ impl cms::FleetLink for Sessions {
     fn disconnect(&self, node_id: i64) {
         self.send(node_id, Outgoing::Close("revoked"));
     }
+
+    fn sessions(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 /// The hub's settings; `Default` is where the defaults live.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+mod fleet;
 mod mic;
 mod walk;
 
@@ -35,8 +36,14 @@ fn samples() -> PathBuf {
 
 /// `controller demo` on a free port; its URL once it says it listens.
 fn start_controller(data: &Path) -> (Proc, String) {
+    start_controller_with(data, &[])
+}
+
+fn start_controller_with(data: &Path, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_controller"))
-        .args(["demo", "--listen", "127.0.0.1:0", "--nodes", "2", "--data"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--nodes", "2"])
+        .args(extra)
+        .arg("--data")
         .arg(data)
         .arg("--samples")
         .arg(samples())

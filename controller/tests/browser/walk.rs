@@ -176,6 +176,8 @@ async fn every_role_through_its_day_on_a_desktop_and_a_phone() {
         ("schedules", "/ui/schedules"),
         ("content", "/ui/content"),
         ("places", "/ui/places"),
+        ("reports", "/ui/reports"),
+        ("fleet", "/ui/fleet"),
     ] {
         look(&c, &base, "viewer", name, path).await;
     }
