@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 pub use config::CmsConfig;
 pub use error::{CmsError, Result, Text};
+pub use service::alerts;
 pub use service::{
     CommandRequest, CommandResponse, ContentPatch, EMERGENCY_LEAD_MS, EmergencyRequest,
     EmergencyTargets, EnrollRequest, EnrollResponse, FleetLink, LIVE_MAX_MS, LiveStart,

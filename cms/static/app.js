@@ -47,7 +47,8 @@ function formJson(form) {
     if (el.type === "checkbox" && type === "bool") { set(el.name, el.checked); return; }
     if (el.type === "checkbox") return;
     if (el.value === "" && el.dataset.optional !== undefined) return;
-    if (type === "int") set(el.name, parseInt(el.value, 10));
+    if (type === "lines") set(el.name, el.value.split(/[\s,;]+/).filter(Boolean));
+    else if (type === "int") set(el.name, parseInt(el.value, 10));
     else if (type === "num") set(el.name, parseFloat(el.value));
     else set(el.name, el.value);
   });

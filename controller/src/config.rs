@@ -36,6 +36,12 @@ pub struct ControllerConfig {
     pub emergency_source_password: Option<String>,
     /// Live audio: from encoding to every node's output, this many ms.
     pub live_buffer_ms: u64,
+    /// Alert emails go through this relay, `smtp://host:port` (none: no email).
+    pub smtp_url: Option<String>,
+    /// The sender of alert emails.
+    pub mail_from: String,
+    /// Seconds between alert rounds.
+    pub alert_interval_s: u64,
 }
 
 /// The CMS's own defaults ([`cms::CmsConfig::default`]) are the ones used here: one
@@ -56,6 +62,9 @@ impl Default for ControllerConfig {
             source_password: None,
             emergency_source_password: None,
             live_buffer_ms: crate::live::LiveConfig::default().buffer_ms,
+            smtp_url: None,
+            mail_from: crate::alerts::AlertConfig::default().mail_from,
+            alert_interval_s: crate::alerts::AlertConfig::default().interval.as_secs(),
         }
     }
 }
@@ -101,6 +110,11 @@ impl ControllerConfig {
                     .filter(|p| !p.is_empty()),
                 buffer_ms: self.live_buffer_ms.clamp(60, 5_000),
                 ..crate::live::LiveConfig::default()
+            },
+            alerts: crate::alerts::AlertConfig {
+                interval: std::time::Duration::from_secs(self.alert_interval_s.max(1)),
+                smtp_url: self.smtp_url.clone().filter(|u| !u.is_empty()),
+                mail_from: self.mail_from.clone(),
             },
             ..crate::hub::HubConfig::default()
         }

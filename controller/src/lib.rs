@@ -1,6 +1,7 @@
 //! The controller process: the CMS (and, with the fleet link, the node hub) behind one
 //! listener. [`run`] is the whole server; the binary only parses its configuration.
 
+pub mod alerts;
 pub mod config;
 pub mod demo;
 pub mod demo_nodes;
@@ -45,6 +46,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     hub.spawn_liveness();
+    alerts::spawn(&hub, hub.alert_config().clone());
     let cms = hub.cms().clone();
     // Sessions whose sources were lost with a previous process end now.
     match cms.end_orphaned_live().await {

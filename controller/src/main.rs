@@ -95,6 +95,15 @@ struct ServeOpts {
     /// Live audio: ms from encoding to every node's output.
     #[arg(long, env = "LOA_LIVE_BUFFER_MS")]
     live_buffer_ms: Option<u64>,
+    /// Alert emails go through this mail relay, smtp://host:port.
+    #[arg(long, env = "LOA_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of alert emails.
+    #[arg(long, env = "LOA_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// Seconds between alert rounds.
+    #[arg(long, env = "LOA_ALERT_INTERVAL_S")]
+    alert_interval_s: Option<u64>,
 }
 
 impl ServeOpts {
@@ -139,6 +148,15 @@ impl ServeOpts {
         }
         if let Some(v) = self.live_buffer_ms {
             c.live_buffer_ms = v;
+        }
+        if let Some(v) = self.smtp_url {
+            c.smtp_url = Some(v);
+        }
+        if let Some(v) = self.mail_from {
+            c.mail_from = v;
+        }
+        if let Some(v) = self.alert_interval_s {
+            c.alert_interval_s = v;
         }
         Ok(c)
     }
@@ -225,6 +243,8 @@ fn command() -> clap::Command {
         ("commune", d.commune.clone()),
         ("node_offline_after_s", d.node_offline_after_s.to_string()),
         ("live_buffer_ms", d.live_buffer_ms.to_string()),
+        ("mail_from", d.mail_from.clone()),
+        ("alert_interval_s", d.alert_interval_s.to_string()),
     ];
     let with_defaults = |mut cmd: clap::Command, demo: bool| {
         for (arg, value) in &defaults {

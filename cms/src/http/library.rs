@@ -102,3 +102,18 @@ pub async fn decisions_seen(c: Ctx<'_>) -> Result<Response> {
     c.cms.mark_decisions_seen(c.p()?).await?;
     ok(&super::api::Done { ok: true })
 }
+
+pub async fn alert_settings(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.alert_settings(c.p()?).await?)
+}
+
+pub async fn set_alert_settings(
+    c: Ctx<'_>,
+    b: crate::service::alerts::AlertSettings,
+) -> Result<Response> {
+    ok(&c.cms.set_alert_settings(c.p()?, b).await?)
+}
+
+pub async fn alerts(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.alerts(c.p()?).await?)
+}

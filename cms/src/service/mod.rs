@@ -2,6 +2,7 @@
 //! commune, validates input, changes the store in one transaction and writes the audit
 //! log in that same transaction.
 
+pub mod alerts;
 mod content;
 mod emergencies;
 pub mod fleet;

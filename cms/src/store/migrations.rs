@@ -268,7 +268,9 @@ DROP TABLE temp.reach_v5;
 /// (hidden, never deleted: play logs refer to it); and each user's mark of the decisions
 /// they have seen on their dashboard. Trusted play logs: what each node was sent (a
 /// schedule with each of its items, 0 for the schedule itself; schedule 0 for an item
-/// played by command), and why a log that claims anything else is not counted.
+/// played by command), and why a log that claims anything else is not counted. Alerts:
+/// each commune's recipients, and every alert opened (one open per node and kind) and
+/// closed.
 const V6: &str = r#"
 CREATE TABLE node_sent (
     node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
@@ -277,6 +279,24 @@ CREATE TABLE node_sent (
     PRIMARY KEY (node_id, schedule_id, content_id)
 ) WITHOUT ROWID;
 ALTER TABLE playlogs ADD COLUMN rejected TEXT;
+CREATE INDEX playlogs_received ON playlogs(received_at);
+CREATE TABLE alert_settings (
+    commune_id INTEGER PRIMARY KEY REFERENCES communes(id),
+    emails TEXT NOT NULL DEFAULT '',
+    webhook_url TEXT NOT NULL DEFAULT '',
+    offline_minutes INTEGER NOT NULL DEFAULT 10
+);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    commune_id INTEGER NOT NULL REFERENCES communes(id),
+    node_id INTEGER REFERENCES nodes(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    opened_at INTEGER NOT NULL,
+    closed_at INTEGER
+);
+CREATE UNIQUE INDEX alerts_open ON alerts(node_id, kind) WHERE closed_at IS NULL;
+CREATE INDEX alerts_commune ON alerts(commune_id, id DESC);
 ALTER TABLE content ADD COLUMN decided_at INTEGER;
 ALTER TABLE content ADD COLUMN edited_at INTEGER;
 ALTER TABLE content ADD COLUMN archived_at INTEGER;

@@ -4,6 +4,7 @@
 //! with the session's CSRF token, which each page carries (meta tag and form fields).
 
 mod admin;
+mod alerts;
 mod compose;
 mod emergency;
 mod fleet;
@@ -138,6 +139,11 @@ pub async fn fleet_now(c: Ctx<'_>) -> Result<Response> {
     fleet::now(c.cms, &page, c.req).await
 }
 
+pub async fn alerts(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, alerts::alerts(c.cms, &page).await?)
+}
+
 pub async fn reports(c: Ctx<'_>) -> Result<Response> {
     let (from, to, _) = crate::http::reports::period(&c).await?;
     let page = Page::new(c.cms, c.p()?, c.req).await?;
@@ -204,7 +210,7 @@ impl<'a> Page<'a> {
 
     /// The whole page around `body`.
     pub fn render(&self, title: &str, body: Markup) -> Response {
-        let links: [(&str, &str, &str, Perm); 13] = [
+        let links: [(&str, &str, &str, Perm); 14] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
             ("/ui/emergency", "Khẩn cấp", "Emergency", Perm::Read),
             ("/ui/live", "Trực tiếp", "Live", Perm::Schedule),
@@ -220,6 +226,7 @@ impl<'a> Page<'a> {
                 Perm::Read,
             ),
             ("/ui/fleet", "Cụm loa", "Fleet", Perm::Read),
+            ("/ui/alerts", "Cảnh báo", "Alerts", Perm::Read),
             ("/ui/reports", "Báo cáo", "Reports", Perm::Read),
             ("/ui/users", "Người dùng", "Users", Perm::ManageUsers),
             ("/ui/audit", "Nhật ký", "Audit log", Perm::Audit),

@@ -125,6 +125,8 @@ pub struct HubConfig {
     pub clock: Arc<dyn Clock>,
     /// Live ingest (source password, buffer).
     pub live: crate::live::LiveConfig,
+    /// Alert rounds and their email relay.
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 impl Default for HubConfig {
@@ -134,6 +136,7 @@ impl Default for HubConfig {
             dead_after_ms: DEAD_AFTER_MS,
             clock: protocol::time::host(),
             live: crate::live::LiveConfig::default(),
+            alerts: crate::alerts::AlertConfig::default(),
         }
     }
 }
@@ -196,6 +199,10 @@ impl Hub {
 
     pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
+    }
+
+    pub fn alert_config(&self) -> &crate::alerts::AlertConfig {
+        &self.config.alerts
     }
 
     pub fn cms(&self) -> &Cms {

@@ -452,6 +452,7 @@ async fn admin_keeps_places_and_users(c: &Client, base: &str) {
     as_user(c, base, "admin").await;
     look(c, base, "admin", "users", "/ui/users").await;
     look(c, base, "admin", "audit", "/ui/audit").await;
+    look(c, base, "admin", "alerts", "/ui/alerts").await;
     c.set_window_size(1280, 900).await.unwrap();
     c.goto(&format!("{base}/ui/places")).await.unwrap();
     type_into(c, Locator::Id("v-name"), "Thôn Dương Liễu").await;
