@@ -83,6 +83,8 @@ struct Inner {
     fleet: Option<Arc<dyn FleetLink>>,
     /// Request latency and play counts for `/metrics`.
     metrics: metrics::Metrics,
+    /// When health history was last pruned (Unix seconds).
+    history_pruned: std::sync::atomic::AtomicI64,
 }
 
 impl Cms {
@@ -119,6 +121,7 @@ impl Cms {
                 preview_cache: service::PreviewCache::default(),
                 fleet,
                 metrics: metrics::Metrics::default(),
+                history_pruned: std::sync::atomic::AtomicI64::new(0),
             }),
         })
     }

@@ -208,9 +208,73 @@ impl Cms {
 
     /// The node was heard from, with its latest heartbeat when it sent one.
     pub async fn node_seen(&self, id: i64, health: Option<String>) -> Result<()> {
+        let now_s = chrono::Utc::now().timestamp();
+        // Old buckets go about once an hour (whoever's heartbeat comes first).
+        let last = self
+            .inner
+            .history_pruned
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let prune = now_s - last >= 3600
+            && self
+                .inner
+                .history_pruned
+                .compare_exchange(
+                    last,
+                    now_s,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok();
         self.store()
-            .call(move |c| q::node_link::seen(c, id, health.as_deref()))
+            .call(move |c| {
+                let tx = c.transaction()?;
+                q::node_link::seen(&tx, id, health.as_deref())?;
+                let beat = health
+                    .as_deref()
+                    .and_then(|h| serde_json::from_str::<protocol::link::Health>(h).ok());
+                if let Some(h) = beat {
+                    q::history::record(
+                        &tx,
+                        id,
+                        now_s,
+                        h.round_trip_ms,
+                        h.clock_offset_ms,
+                        h.underruns,
+                    )?;
+                }
+                if prune {
+                    q::history::prune(&tx, now_s)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
             .await
+    }
+
+    /// A node's health over the last `span` at a resolution that fits it: heartbeats for
+    /// an hour, 5-minute buckets up to a week, hours beyond.
+    pub async fn health_history(
+        &self,
+        p: &Principal,
+        id: i64,
+        span: chrono::Duration,
+    ) -> Result<(i64, Vec<q::history::Point>)> {
+        let node = self.node(p, id).await?;
+        let to = chrono::Utc::now().timestamp();
+        let from = to - span.num_seconds();
+        let secs = span.num_seconds();
+        let res = if secs <= 3600 {
+            10
+        } else if secs <= 604_800 {
+            300
+        } else {
+            3600
+        };
+        let points = self
+            .store()
+            .call(move |c| q::history::series(c, node.id, res, from, to + 1))
+            .await?;
+        Ok((res, points))
     }
 
     pub async fn node_applied(&self, id: i64, version: String) -> Result<()> {

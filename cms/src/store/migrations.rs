@@ -270,7 +270,7 @@ DROP TABLE temp.reach_v5;
 /// schedule with each of its items, 0 for the schedule itself; schedule 0 for an item
 /// played by command), and why a log that claims anything else is not counted. Alerts:
 /// each commune's recipients, and every alert opened (one open per node and kind) and
-/// closed.
+/// closed. Health history: heartbeats downsampled as they arrive (see `store::history`).
 const V6: &str = r#"
 CREATE TABLE node_sent (
     node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
@@ -297,6 +297,18 @@ CREATE TABLE alerts (
 );
 CREATE UNIQUE INDEX alerts_open ON alerts(node_id, kind) WHERE closed_at IS NULL;
 CREATE INDEX alerts_commune ON alerts(commune_id, id DESC);
+CREATE TABLE health_points (
+    node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    res INTEGER NOT NULL,
+    t INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    rtt_sum REAL NOT NULL DEFAULT 0,
+    rtt_n INTEGER NOT NULL DEFAULT 0,
+    offset_sum REAL NOT NULL DEFAULT 0,
+    offset_n INTEGER NOT NULL DEFAULT 0,
+    underruns INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (node_id, res, t)
+) WITHOUT ROWID;
 ALTER TABLE content ADD COLUMN decided_at INTEGER;
 ALTER TABLE content ADD COLUMN edited_at INTEGER;
 ALTER TABLE content ADD COLUMN archived_at INTEGER;

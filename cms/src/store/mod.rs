@@ -11,6 +11,7 @@
 mod audit;
 pub mod content;
 pub mod emergencies;
+pub mod history;
 mod migrations;
 pub mod node_link;
 pub mod places;

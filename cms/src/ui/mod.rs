@@ -8,6 +8,7 @@ mod alerts;
 mod compose;
 mod emergency;
 mod fleet;
+mod history;
 mod library;
 mod live;
 mod node_events;
@@ -103,7 +104,10 @@ pub async fn places(c: Ctx<'_>) -> Result<Response> {
 
 pub async fn node(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
-    finish(c.req, nodes::node(c.cms, &page, c.req.id(0)?).await?)
+    finish(
+        c.req,
+        nodes::node(c.cms, &page, c.req.id(0)?, c.req.q("range")).await?,
+    )
 }
 
 pub async fn node_now(c: Ctx<'_>) -> Result<Response> {

@@ -294,7 +294,7 @@ pub async fn node_now(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
     ))
 }
 
-pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
+pub async fn node(cms: &Cms, page: &Page<'_>, id: i64, range: Option<&str>) -> Result<Response> {
     let p = page.p;
     let n = cms.node(p, id).await?;
     let edit = match p.can(Perm::ManageNodes) {
@@ -322,6 +322,7 @@ pub async fn node(cms: &Cms, page: &Page<'_>, id: i64) -> Result<Response> {
         @if let Some(c) = commands { (c) }
         @if let Some(e) = edit { (e) }
         div #node-now data-refresh={ "/ui/nodes/" (n.id) "/now" } { (now_part(cms, page, &n).await?) }
+        (super::history::section(cms, page, n.id, range).await?)
     };
     Ok(page.render(&n.name, body))
 }

@@ -417,7 +417,11 @@ async fn editor_schedules_on_weekdays(c: &Client, base: &str) {
 async fn technician_sets_a_volume(c: &Client, base: &str) {
     as_user(c, base, "kythuat").await;
     look(c, base, "technician", "places", "/ui/places").await;
-    look(c, base, "technician", "node", "/ui/nodes/1").await;
+    let node = look(c, base, "technician", "node", "/ui/nodes/1").await;
+    // Its health over time: charts drawn from the heartbeats so far, its plays beside.
+    assert!(node.contains("Sức khoẻ theo thời gian") && node.contains("Nhật ký phát"));
+    let bars = "return document.querySelectorAll('#chart-online rect').length > 1 && document.querySelector('#chart-rtt polyline') !== null";
+    wait_js(c, bars, "health charts").await;
     // On the phone: the node must be online to answer.
     wait_in(c, "#node-now", "Trực tuyến").await;
     c.execute("window.notReloaded = true", vec![])
