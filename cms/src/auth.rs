@@ -56,6 +56,8 @@ pub struct Principal {
     pub via: Via,
     /// The commune a province-wide admin works in when a request names none.
     pub default_commune: i64,
+    /// A token limited to one use (`province`: `GET /api/v1/province` only).
+    pub scope: Option<String>,
 }
 
 impl Principal {

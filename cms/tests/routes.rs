@@ -63,6 +63,9 @@ async fn every_route_checks_authentication_and_role() {
                     assert!(status != 401 && status != 403, "{label}");
                 } else if *role == "anonymous" {
                     assert_eq!(status, 401, "{label}");
+                } else if path == "/api/v1/province" {
+                    // Province-wide users only; these are all commune staff (tests/province.rs).
+                    assert_eq!(status, 403, "{label}");
                 } else if may(role, perm) {
                     assert!(status != 401 && status != 403, "{label}");
                 } else {
@@ -203,8 +206,13 @@ async fn every_page_checks_login_and_role() {
             route.method,
             route.path
         );
-        // A public item's audio needs a public item: tests/public.rs fetches it.
-        if route.is_api() || route.method != Method::GET || route.path.contains("/audio/") {
+        // A public item's audio needs a public item (tests/public.rs fetches it); the
+        // province's pages are for province-wide users (tests/province.rs).
+        if route.is_api()
+            || route.method != Method::GET
+            || route.path.contains("/audio/")
+            || route.path.starts_with("/ui/province")
+        {
             continue;
         }
         let id = match route.path.contains("emergency") {

@@ -242,5 +242,6 @@ pub fn as_p(cms: &Cms, user: &User) -> Principal {
         csrf: String::new(),
         via: Via::Bearer,
         default_commune: cms.default_commune(),
+        scope: None,
     }
 }

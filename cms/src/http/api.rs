@@ -104,6 +104,11 @@ pub struct TokenRequest {
     #[serde(default)]
     #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
     name: Option<String>,
+    /// `province`: a token that reads only `GET /api/v1/province` (for provincial
+    /// systems; province-wide admins).
+    #[serde(default)]
+    #[schemars(regex(pattern = "^province$"))]
+    scope: Option<String>,
 }
 
 // Success bodies besides the model's types (`crate::model`).
@@ -229,7 +234,10 @@ pub async fn me(c: Ctx<'_>) -> Result<Response> {
 
 pub async fn create_token(c: Ctx<'_>, body: TokenRequest) -> Result<Response> {
     let name = body.name.as_deref().unwrap_or("api");
-    let token = c.cms.create_api_token(c.p()?, name).await?;
+    let token = c
+        .cms
+        .create_api_token(c.p()?, name, body.scope.as_deref())
+        .await?;
     created(&TokenCreated { token })
 }
 

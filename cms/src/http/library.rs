@@ -117,3 +117,7 @@ pub async fn set_alert_settings(
 pub async fn alerts(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.alerts(c.p()?).await?)
 }
+
+pub async fn province(c: Ctx<'_>) -> Result<Response> {
+    ok(&c.cms.province(c.p()?).await?)
+}

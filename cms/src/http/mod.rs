@@ -256,6 +256,13 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
             let p = authenticate(&cms, &req).await?;
             check_csrf(&p, &req)?;
             p.require(route.perm)?;
+            // A scoped token opens its one route only.
+            if p.scope.as_deref() == Some("province") && route.path != "/api/v1/province" {
+                return Err(CmsError::forbidden(
+                    "Mã này chỉ dùng để đọc số liệu toàn tỉnh.",
+                    "This token only reads the province's figures.",
+                ));
+            }
             Some(p)
         };
         let ctx = table::Ctx {

@@ -221,6 +221,7 @@ routes! {
     GET    "/api/v1/alerts"              Read         false library::alerts, 200 [] none => Vec<crate::service::alerts::Alert>, "The commune's latest alerts (offline, play failed, disk low, clock off, underruns rising, content missing), open ones first.";
     GET    "/api/v1/alerts/settings"     Read         false library::alert_settings, 200 [] none => crate::service::alerts::AlertSettings, "Who the commune's alerts go to, and after how long offline.";
     PUT    "/api/v1/alerts/settings"     ManagePlaces false library::set_alert_settings, 200 [] json(crate::service::alerts::AlertSettings) => crate::service::alerts::AlertSettings, "Set the commune's alert emails, webhook and offline minutes.";
+    GET    "/api/v1/province"            Read         false library::province, 200 [403] none => Vec<crate::service::province::CommuneFigures>, "Every commune side by side (province-wide users, or a token with scope province): nodes by status, plays delivered vs scheduled over seven days, silent villages.";
     GET    "/api/v1/audit"               Audit        false api::audit, 200 [] none => Vec<AuditEntry>, "The audit log, newest first.";
     GET    "/content/{sha256}"           Read         true  api::blob, 200 [404, 416] none => (), "An audio blob by SHA-256 (immutable; Range requests supported).";
     GET    "/login"                      Public       false ui::login_form, 200 [] none => (), "Login page.";
@@ -245,6 +246,8 @@ routes! {
     GET    "/ui/fleet"                   Read         false ui::fleet, 200 [] none => (), "Every node's status, problems first, with a map; filters by village and status; refreshes itself.";
     GET    "/ui/fleet/now"               Read         false ui::fleet_now, 200 [] none => (), "The fleet page's changing part, for its refresh.";
     GET    "/ui/alerts"                  Read         false ui::alerts, 200 [] none => (), "The latest alerts in words; who they go to (admins).";
+    GET    "/ui/province"                Read         false ui::province, 200 [403] none => (), "Every commune side by side (province-wide users).";
+    GET    "/ui/province/{id}"           Read         false ui::province_commune, 200 [403] none => (), "One commune's villages over the last seven days (province-wide users).";
     GET    "/ui/reports"                 Read         false ui::reports, 200 [] none => (), "The broadcast report for a period: by village, category and item; CSV and print.";
     GET    "/ui/reports/items/{id}"      Read         false ui::report_item, 200 [] none => (), "One item's plays in a period: the proof of broadcast.";
     GET    "/ui/users"                   ManageUsers  false ui::users, 200 [] none => (), "Users.";

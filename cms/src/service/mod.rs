@@ -9,6 +9,7 @@ pub mod fleet;
 mod live;
 mod node_link;
 mod places;
+pub mod province;
 mod public;
 pub mod reports;
 mod review;

@@ -89,10 +89,22 @@ impl Cms {
         to: DateTime<Utc>,
         village: Option<i64>,
     ) -> Result<Summary> {
+        self.report_summary_in(p, None, from, to, village).await
+    }
+
+    /// [`Cms::report_summary`] for a commune a province-wide admin names.
+    pub async fn report_summary_in(
+        &self,
+        p: &Principal,
+        commune: Option<i64>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        village: Option<i64>,
+    ) -> Result<Summary> {
         p.require(Perm::Read)?;
         check_window(from, to)?;
-        let cid = p.commune(None)?;
-        let mut villages = self.villages(p, None).await?;
+        let cid = p.commune(commune)?;
+        let mut villages = self.villages(p, Some(cid)).await?;
         if let Some(v) = village {
             villages.retain(|x| x.id == v);
             if villages.is_empty() {

@@ -140,18 +140,42 @@ impl Cms {
             .store()
             .call(move |c| q::users::user_by_token(c, &h))
             .await?;
-        let (user, csrf, _) = found.ok_or(CmsError::Unauthenticated)?;
+        let (user, csrf, _, scope) = found.ok_or(CmsError::Unauthenticated)?;
         Ok(Principal {
             user,
             csrf,
             via,
             default_commune: self.default_commune(),
+            scope,
         })
     }
 
     /// A long-lived API token for scripts and the provincial system; shown once.
-    pub async fn create_api_token(&self, p: &Principal, name: &str) -> Result<String> {
+    pub async fn create_api_token(
+        &self,
+        p: &Principal,
+        name: &str,
+        scope: Option<&str>,
+    ) -> Result<String> {
         let name = required(name, 100, "tên mã truy cập", "Token name")?;
+        let scope = match scope {
+            None => None,
+            Some("province") if p.user.commune_id.is_none() && p.can(Perm::Audit) => {
+                Some("province".to_owned())
+            }
+            Some("province") => {
+                return Err(CmsError::forbidden(
+                    "Chỉ quản trị viên cấp tỉnh cấp được mã cho số liệu toàn tỉnh.",
+                    "Only a province-wide admin issues province tokens.",
+                ));
+            }
+            Some(other) => {
+                return Err(CmsError::invalid(
+                    format!("Phạm vi không hợp lệ: {other} (chỉ có: province)"),
+                    format!("Unknown scope: {other} (only: province)"),
+                ));
+            }
+        };
         let secret = auth::new_secret();
         let (h, uid) = (auth::secret_hash(&secret), p.user.id);
         let commune = p.commune(None)?;
@@ -161,6 +185,9 @@ impl Cms {
             .call(move |c| {
                 let tx = c.transaction()?;
                 q::users::insert_token(&tx, &h, uid, TokenKind::Api, &name, "", None)?;
+                if let Some(scope) = &scope {
+                    q::users::set_token_scope(&tx, &h, scope)?;
+                }
                 let after = serde_json::json!({ "name": rec_name });
                 q::audit(
                     &tx,

@@ -297,6 +297,8 @@ CREATE TABLE alerts (
 );
 CREATE UNIQUE INDEX alerts_open ON alerts(node_id, kind) WHERE closed_at IS NULL;
 CREATE INDEX alerts_commune ON alerts(commune_id, id DESC);
+-- A token limited to one use: 'province' reads only the province's figures.
+ALTER TABLE tokens ADD COLUMN scope TEXT;
 CREATE TABLE health_points (
     node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
     res INTEGER NOT NULL,

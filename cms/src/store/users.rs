@@ -176,12 +176,15 @@ pub fn insert_token(
 }
 
 /// The live, enabled user behind a token hash, with the token's CSRF secret and kind.
+/// A token's user, its CSRF secret, kind and scope.
+pub type TokenOwner = (User, String, TokenKind, Option<String>);
+
 pub fn user_by_token(
     conn: &Connection,
     token_hash: &str,
-) -> Result<Option<(User, String, TokenKind)>> {
+) -> Result<Option<TokenOwner>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {cols}, t.csrf, t.kind FROM tokens t JOIN users u ON u.id = t.user_id
+        "SELECT {cols}, t.csrf, t.kind, t.scope FROM tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ?1 AND u.disabled = 0 AND (t.expires_at IS NULL OR t.expires_at > ?2)",
         cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
     ))?;
@@ -193,7 +196,7 @@ pub fn user_by_token(
             } else {
                 TokenKind::Session
             };
-            Ok((user_row(r)?, r.get::<_, String>(7)?, kind))
+            Ok((user_row(r)?, r.get::<_, String>(7)?, kind, r.get(9)?))
         })
         .optional()?)
 }
@@ -213,4 +216,13 @@ pub fn purge_expired_tokens(conn: &Connection) -> Result<usize> {
 /// [`communes`] in the shape `Store::call` takes.
 pub fn communes_owned(conn: &mut Connection) -> Result<Vec<Commune>> {
     communes(conn)
+}
+
+/// Limits a token to one use (`province`: the province's figures only).
+pub fn set_token_scope(conn: &Connection, token_hash: &str, scope: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE tokens SET scope = ?2 WHERE token_hash = ?1",
+        params![token_hash, scope],
+    )?;
+    Ok(())
 }

@@ -14,6 +14,7 @@ mod live;
 mod node_events;
 mod nodes;
 mod plan;
+mod province;
 mod reports;
 
 use chrono::{DateTime, Utc};
@@ -148,6 +149,16 @@ pub async fn alerts(c: Ctx<'_>) -> Result<Response> {
     finish(c.req, alerts::alerts(c.cms, &page).await?)
 }
 
+pub async fn province(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, province::province(c.cms, &page).await?)
+}
+
+pub async fn province_commune(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, province::commune(c.cms, &page, c.req.id(0)?).await?)
+}
+
 pub async fn reports(c: Ctx<'_>) -> Result<Response> {
     let (from, to, _) = crate::http::reports::period(&c).await?;
     let page = Page::new(c.cms, c.p()?, c.req).await?;
@@ -260,6 +271,9 @@ impl<'a> Page<'a> {
                                     @if self.p.can(*perm) {
                                         a.active[*href == self.path] href=(href) { (self.t(vi, en)) }
                                     }
+                                }
+                                @if self.p.user.commune_id.is_none() {
+                                    a.active[self.path == "/ui/province"] href="/ui/province" { (self.t("Toàn tỉnh", "Province")) }
                                 }
                             }
                             span.row {

@@ -52,14 +52,14 @@ fn quarters(page: &Page<'_>, tz: Tz) -> Markup {
     }
 }
 
-fn count_cells(n: &Counts) -> Markup {
+pub(super) fn count_cells(n: &Counts) -> Markup {
     html! {
         td.num { (n.scheduled) } td.num { (n.played) } td.num { (n.failed) }
         td.num { (n.interrupted) } td.num { (n.skipped) } td.num { (hours(n.air_time_s)) }
     }
 }
 
-fn count_heads(page: &Page<'_>) -> Markup {
+pub(super) fn count_heads(page: &Page<'_>) -> Markup {
     html! {
         th { (page.t("Theo lịch", "Scheduled")) } th { (page.t("Đã phát", "Played")) }
         th { (page.t("Lỗi", "Failed")) } th { (page.t("Bị ngắt", "Interrupted")) }
