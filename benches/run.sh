@@ -4,6 +4,8 @@
 #   benches/run.sh decode     decode speed vs ffmpeg and mpg123
 #   benches/run.sh playback   real-time playback RSS/CPU vs snapclient, same PulseAudio sink
 #   benches/run.sh cms        CMS API latency at 500 req/s vs nginx serving the same bodies
+#   benches/run.sh fleet      1,000 nodes with a year of health history: fleet page, charts,
+#                             quarterly report and /metrics vs nginx; the history's size
 #   benches/run.sh sync       3 nodes behind impairing proxies: spread per 1-s window and each
 #                             window's match with the source, on a clean link, after the
 #                             clocks' 3-min acquisition and in their steady state (~20 min)
@@ -167,6 +169,7 @@ case "${1:-all}" in
   decode) build; bench_decode ;;
   playback) build; bench_playback ;;
   cms) exec benches/cms.sh ;;
+  fleet) exec benches/fleet.sh ;;
   play-order) build; bench_play_order ;;
   sync)
     for run in "clean link, settled 180 s:LOA_SYNC_CLEAN=1 LOA_SYNC_SETTLE_S=180" \
@@ -176,6 +179,6 @@ case "${1:-all}" in
       env ${run#*:} cargo test -q -p loa-tests --test sync -- --nocapture 2>&1 | grep -E "^(node|        matching|sync:)"
     done ;;
   reach) exec cargo test -q -p loa-tests --test emergency -- --ignored --nocapture ;;
-  all) build; bench_decode; bench_playback; benches/cms.sh ;;
-  *) echo "usage: benches/run.sh [decode|playback|cms|sync|reach|play-order|all]" >&2; exit 2 ;;
+  all) build; bench_decode; bench_playback; benches/cms.sh; benches/fleet.sh ;;
+  *) echo "usage: benches/run.sh [decode|playback|cms|fleet|sync|reach|play-order|all]" >&2; exit 2 ;;
 esac

@@ -179,10 +179,7 @@ pub fn insert_token(
 /// A token's user, its CSRF secret, kind and scope.
 pub type TokenOwner = (User, String, TokenKind, Option<String>);
 
-pub fn user_by_token(
-    conn: &Connection,
-    token_hash: &str,
-) -> Result<Option<TokenOwner>> {
+pub fn user_by_token(conn: &Connection, token_hash: &str) -> Result<Option<TokenOwner>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {cols}, t.csrf, t.kind, t.scope FROM tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ?1 AND u.disabled = 0 AND (t.expires_at IS NULL OR t.expires_at > ?2)",
