@@ -149,6 +149,14 @@ async fn seed_content(
         cms.submit(editor, *id).await?;
         cms.approve(approver, *id).await?;
     }
+    // Villagers can hear the morning news and the typed notice again on the public page.
+    for id in approved.iter().take(1).chain(approved.iter().skip(3)) {
+        let public = cms::ContentPatch {
+            public: Some(true),
+            ..cms::ContentPatch::default()
+        };
+        cms.patch_content(editor, *id, public).await?;
+    }
     Ok(approved)
 }
 

@@ -347,6 +347,11 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
         for (role, user, pass) in logins {
             println!("  {role:<11} {user} / {pass}");
         }
+        println!(
+            "  villagers   {}/public/{} (no login)",
+            url.trim_end_matches('/'),
+            controller::demo::COMMUNE_SLUG
+        );
         // Nodes on this machine reach the controller on loopback whatever it listens on.
         let local = format!("http://127.0.0.1:{}", addr.port());
         nodes = Some(controller::demo_nodes::DemoNodes::start(&cms, &local, &data, count).await?);

@@ -181,6 +181,14 @@ async fn every_role_through_its_day_on_a_desktop_and_a_phone() {
     ] {
         look(&c, &base, "viewer", name, path).await;
     }
+    // A villager, no login: the commune's public page, the demo's news on it.
+    c.delete_all_cookies().await.unwrap();
+    let public = look(&c, &base, "villager", "public", "/public/ha-long").await;
+    assert!(
+        public.contains("Nghe lại thông báo") && public.contains("Bản tin sáng"),
+        "{public}"
+    );
+    as_user(&c, &base, "xem").await;
     // On the phone the menu folds behind one button.
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{base}/")).await.unwrap();
