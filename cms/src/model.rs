@@ -225,7 +225,8 @@ pub struct Content {
     /// The last approval or rejection.
     pub decided_at: Option<DateTime<Utc>>,
     /// When what listeners hear (the recording, title, category or description) last
-    /// changed after creation: a rejected item goes back for approval only once it has.
+    /// changed since the last approval or rejection (cleared by each decision): a
+    /// rejected item goes back for approval only once it has.
     pub edited_at: Option<DateTime<Utc>>,
     /// Archived: out of the library and of new schedules, kept for the play logs.
     pub archived_at: Option<DateTime<Utc>>,

@@ -622,6 +622,9 @@ async fn malformed_json_bodies_are_refused_cleanly() {
             400,
         ),
         ("/api/v1/villages", deep.into_bytes(), 400),
+        // An array is not an object, even where every field could be left out.
+        ("/api/v1/tokens", b"[null, null]".to_vec(), 400),
+        ("/api/v1/tokens", b" [\"x\"]".to_vec(), 400),
         (
             "/api/v1/villages",
             format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes(),

@@ -80,9 +80,11 @@ async fn an_emergency_reaches_every_node_in_sync_and_stops_everywhere() {
     // it (late, from the beginning) and is counted.
     let wav_c = dir.path().join(format!("{}.wav", nodes[2].id));
     nodes[2].start(&wav_c, &["--volume", "40"]);
+    // (A bound on the test, not a figure: starting a node process, its hello and the
+    // audio's download took over 20 s once when the whole suite ran.)
     let e = wait_for(
         "the late node playing it",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         || async {
             let e = emergency(&ctl, eid).await;
             (e["reached"] == 3).then_some(e)

@@ -120,6 +120,14 @@ impl Req {
 
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T> {
         let body = self.bytes().await?;
+        // Every body of this API is an object: serde would read an array into a struct's
+        // fields in order (`[null, null]` as a request with two fields left out).
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(CmsError::invalid(
+                "Dữ liệu JSON phải là một đối tượng {…}.",
+                "The JSON body must be an object {…}.",
+            ));
+        }
         serde_json::from_slice(&body).map_err(|e| {
             CmsError::invalid(
                 format!("Dữ liệu JSON không hợp lệ: {e}"),

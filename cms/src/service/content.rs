@@ -300,7 +300,7 @@ impl Cms {
             _ if item.archived_at.is_some() => Err(archived(item)),
             ContentStatus::Draft => Ok((ContentStatus::Pending, None)),
             // Sent back unchanged, it would only be rejected again.
-            ContentStatus::Rejected if item.edited_at <= item.decided_at => {
+            ContentStatus::Rejected if item.edited_at.is_none() => {
                 Err(CmsError::conflict(
                     "Nội dung bị từ chối chưa được sửa: hãy sửa theo lý do (hoặc thay bản ghi âm) rồi gửi duyệt lại.",
                     "The rejected item has not changed: fix it as the reason says (or replace the recording), then submit it again.",

@@ -165,7 +165,8 @@ pub fn set_status(
         "UPDATE content SET status = ?2, approver_id = ?3,
              reject_reason = CASE WHEN ?2 = 'approved' THEN NULL ELSE COALESCE(?4, reject_reason) END,
              approved_at = ?5, updated_at = ?6,
-             decided_at = CASE WHEN ?7 THEN ?6 ELSE decided_at END
+             decided_at = CASE WHEN ?7 THEN ?6 ELSE decided_at END,
+             edited_at = CASE WHEN ?7 THEN NULL ELSE edited_at END
          WHERE id = ?1",
         params![id, status.as_str(), approver_id, reason, approved_at, now, decided],
     )?;
