@@ -93,14 +93,18 @@ db.commit()
 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 print(f"fixture: {len(nodes)} nodes, {rows:,} health buckets, {len(logs):,} play logs")
 PY
-echo "== database $(du -h "$work/data/loa.db" | cut -f1); health history $(python3 -c "
-import sqlite3,sys
-db=sqlite3.connect(sys.argv[1])
+size_of() {
+  python3 - "$1" "$2" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
 try:
-    print(f'{db.execute(\"SELECT sum(pgsize) FROM dbstat WHERE name=\\'health_points\\'\").fetchone()[0]/1e6:.0f} MB')
-except Exception as e:
-    print('(dbstat unavailable)')
-" "$work/data/loa.db")"
+    n = db.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (sys.argv[2],)).fetchone()[0]
+    print(f"{n / 1e6:.0f} MB")
+except sqlite3.Error:
+    print("(dbstat unavailable)")
+PY
+}
+echo "== database $(du -h "$work/data/loa.db" | cut -f1); health history $(size_of "$work/data/loa.db" health_points); play logs $(size_of "$work/data/loa.db" playlogs)"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 LOA_LOG=warn "$bin" serve --data "$work/data" --listen "127.0.0.1:$port" --alert-interval-s 3600 >/dev/null &
