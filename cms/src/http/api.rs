@@ -585,16 +585,6 @@ pub async fn emergency_events(c: Ctx<'_>) -> Result<Response> {
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics) text.
-pub async fn metrics(c: Ctx<'_>) -> Result<Response> {
-    let text = c.cms.metrics_text().await?;
-    Ok(reply::with_status(
-        200,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        text,
-    ))
-}
-
 pub(super) fn ok<T: serde::Serialize>(v: &T) -> Result<Response> {
     Ok(reply::json(200, v))
 }

@@ -1,5 +1,6 @@
-//! API handlers of the review loop and of typed speech: a new recording for an item,
-//! archiving, hearing typed text before saving it, and renaming villages.
+//! API handlers added with the review loop and operations: a new recording for an item,
+//! archiving, hearing typed text before saving it, renaming villages, alerts, the
+//! province's figures and `/metrics`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -120,4 +121,14 @@ pub async fn alerts(c: Ctx<'_>) -> Result<Response> {
 
 pub async fn province(c: Ctx<'_>) -> Result<Response> {
     ok(&c.cms.province(c.p()?).await?)
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub async fn metrics(c: Ctx<'_>) -> Result<Response> {
+    let text = c.cms.metrics_text().await?;
+    Ok(reply::with_status(
+        200,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        text,
+    ))
 }

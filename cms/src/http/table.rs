@@ -157,7 +157,7 @@ use protocol::desired::DesiredState;
 use protocol::link::{EnrollRequest, EnrollResponse};
 
 routes! {
-    GET    "/metrics"                    Public       false api::metrics, 200 [] none => (), "Prometheus metrics: nodes by status per village, plays by outcome, pending downloads, request latency by route, node links, live sessions, build.";
+    GET    "/metrics"                    Public       false library::metrics, 200 [] none => (), "Prometheus metrics: nodes by status per village, plays by outcome, pending downloads, request latency by route, node links, live sessions, build.";
     GET    "/healthz"                    Public       true  api::healthz, 200 [] none => Status, "Liveness: 200 when the process serves requests.";
     GET    "/api/v1/openapi.json"        Public       true  api::openapi_json, 200 [] none => (), "This API's OpenAPI 3.0 document.";
     POST   "/api/v1/auth/login"          Public       true  api::login, 200 [401, 429] json(LoginRequest) => LoginReply, "Log in with username and password: a token and a session cookie.";
