@@ -117,6 +117,14 @@ fn signal(child: &Child, sig: &str) {
         .status();
 }
 
+/// A free TCP port on loopback (for servers the tests start: SMTP, Prometheus).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
 /// A child process killed when dropped.
 pub struct Proc {
     child: Option<Child>,

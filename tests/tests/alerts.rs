@@ -9,16 +9,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use loa_tests::{Controller, Node, Proc, wait_for};
+use loa_tests::{Controller, Node, Proc, free_port, wait_for};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
 
 /// An SMTP server on `port` writing every message into `maildir`.
 fn start_smtp(dir: &Path, port: u16) -> Proc {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use loa_tests::{Controller, Node, Proc, wait_for};
+use loa_tests::{Controller, Node, Proc, free_port, wait_for};
 use serde_json::Value;
 
 /// Prometheus scraping `target` every second; its API's base URL.
@@ -21,10 +21,7 @@ fn start_prometheus(dir: &Path, target: &str) -> (Proc, String) {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let port = free_port();
     assert!(
         Path::new("/usr/bin/prometheus").exists(),
         "prometheus is needed (Debian package prometheus; ./loa deps installs it)"

@@ -209,11 +209,27 @@ impl Cms {
     pub async fn evaluate_alerts(&self, state: &mut AlertState) -> Result<Vec<Delivery>> {
         let now = Utc::now();
         let nodes = self.all_nodes().await?;
+        // Each commune's settings, read once a round.
+        let mut communes: Vec<i64> = nodes.iter().map(|(_, _, n)| n.commune_id).collect();
+        communes.sort_unstable();
+        communes.dedup();
+        let mut all: HashMap<i64, AlertSettings> = self
+            .store()
+            .call(move |c| {
+                communes
+                    .into_iter()
+                    .map(|cid| Ok((cid, settings(c, cid)?)))
+                    .collect::<Result<_>>()
+            })
+            .await?;
         let mut wanted: Vec<(i64, i64, &'static str, String)> = Vec::new();
         let mut names: HashMap<i64, (String, String)> = HashMap::new();
         for (_, village, n) in &nodes {
             names.insert(n.id, (n.name.clone(), village.clone()));
-            for (kind, detail) in self.conditions(n, state, now).await? {
+            let offline_minutes = all
+                .get(&n.commune_id)
+                .map_or_else(ten, |s| s.offline_minutes);
+            for (kind, detail) in self.conditions(n, offline_minutes, state, now).await? {
                 wanted.push((n.commune_id, n.id, kind, detail));
             }
         }
@@ -240,7 +256,7 @@ impl Cms {
         let mut out = Vec::new();
         for (cid, notices) in by_commune {
             let commune = self.commune(cid).await?;
-            let settings = self.store().call(move |c| settings(c, cid)).await?;
+            let settings = all.remove(&cid).unwrap_or_default();
             out.push(Delivery {
                 commune: commune.name,
                 settings,
@@ -254,6 +270,7 @@ impl Cms {
     async fn conditions(
         &self,
         n: &Node,
+        offline_minutes: u32,
         state: &mut AlertState,
         now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, String)>> {
@@ -262,14 +279,8 @@ impl Cms {
             return Ok(out);
         }
         if !n.online {
-            let cid = n.commune_id;
-            let limit = self
-                .store()
-                .call(move |c| settings(c, cid))
-                .await?
-                .offline_minutes;
             if n.last_seen
-                .is_some_and(|t| now - t >= Duration::minutes(i64::from(limit)))
+                .is_some_and(|t| now - t >= Duration::minutes(i64::from(offline_minutes)))
             {
                 out.push(("offline", String::new()));
             }
