@@ -24,6 +24,10 @@ pub struct CmsConfig {
     /// The address villagers reach the server at (`https://loa.example.vn`): the public
     /// feed's links use it. Unset, they use the request's `Host`.
     pub public_url: Option<String>,
+    /// Reverse proxies (nginx on this machine, say) whose `X-Forwarded-For` names the
+    /// client: login and enrolment limits then count the client, not the proxy. Empty:
+    /// the header is ignored (anyone could write it).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for CmsConfig {
@@ -39,6 +43,7 @@ impl Default for CmsConfig {
             secure_cookies: false,
             node_offline_after_ms: protocol::link::OFFLINE_AFTER_MS,
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -54,7 +54,7 @@ pub fn service_node_request(name: String, village_id: i64, lat: f64, lon: f64) -
     }
 }
 
-use auth::LoginLimiter;
+use auth::Limiter;
 use blobs::BlobStore;
 use store::Store;
 
@@ -68,7 +68,13 @@ struct Inner {
     store: Store,
     blobs: BlobStore,
     config: CmsConfig,
-    limiter: LoginLimiter,
+    /// Failed logins (per user at an address, per address)...
+    limiter: Limiter,
+    /// ...and failed enrolments, counted apart.
+    enrol_limiter: Limiter,
+    /// Password hashes running at once (argon2 takes ~19 MB and a core's worth each):
+    /// a burst of logins waits its turn instead of taking the server's memory.
+    hashing: auth::HashPool,
     default_commune: i64,
     /// Bumped by every write that can change what plays where (see `write`).
     generation: std::sync::atomic::AtomicU64,
@@ -113,7 +119,11 @@ impl Cms {
                 store,
                 blobs,
                 config,
-                limiter: LoginLimiter::default(),
+                limiter: Limiter::default(),
+                enrol_limiter: Limiter::default(),
+                hashing: auth::HashPool::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+                ),
                 default_commune: commune,
                 generation: std::sync::atomic::AtomicU64::new(0),
                 generation_tx: tokio::sync::watch::Sender::new(0),

@@ -88,6 +88,11 @@ function after(form, data) {
     show(form, msg + " " + data.enrollment_code, true);
     return;
   }
+  if (data && data.token) {
+    // An API token, shown once: no reload, or it would be lost.
+    show(form, msg + " " + data.token, true);
+    return;
+  }
   if (form.dataset.command !== undefined) return commandSent(form, data);
   show(form, msg, true);
   flash(msg);

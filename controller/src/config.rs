@@ -13,6 +13,12 @@ pub struct ControllerConfig {
     /// Database (loa.db) and audio blobs.
     pub data: PathBuf,
     pub listen: SocketAddr,
+    /// https on the listener itself: a PEM certificate chain and its private key. Without
+    /// them the listener is plain http (for a TLS proxy in front, or this machine only).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's head (slow or silent ones are let go).
+    pub header_timeout_s: u64,
     pub max_upload_mb: u64,
     /// Text-to-speech command template; {voice} and {out} are replaced, text on stdin.
     pub tts_command: Option<String>,
@@ -27,6 +33,9 @@ pub struct ControllerConfig {
     pub public_url: Option<String>,
     /// `Secure` cookies whatever the public URL says (`None`: from the public URL).
     pub secure_cookies: Option<bool>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (e.g. ["127.0.0.1"] with
+    /// nginx on this machine): login limits then count clients, not the proxy.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Live ingest: broadcast tools send to /live/{village} as `source:PASSWORD`; none,
     /// no live ingest.
     pub source_password: Option<String>,
@@ -52,6 +61,9 @@ impl Default for ControllerConfig {
         ControllerConfig {
             data: cms.data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            header_timeout_s: crate::ListenOptions::default().header_timeout.as_secs(),
             max_upload_mb: cms.max_upload_bytes / 1_000_000,
             tts_command: None,
             commune: cms.commune_slug,
@@ -59,6 +71,7 @@ impl Default for ControllerConfig {
             node_offline_after_s: cms.node_offline_after_ms / 1000,
             public_url: None,
             secure_cookies: None,
+            trusted_proxies: Vec::new(),
             source_password: None,
             emergency_source_password: None,
             live_buffer_ms: crate::live::LiveConfig::default().buffer_ms,
@@ -96,6 +109,7 @@ impl ControllerConfig {
             .is_some_and(|u| u.starts_with("https://"));
         c.secure_cookies = self.secure_cookies.unwrap_or(https);
         c.public_url = self.public_url.clone();
+        c.trusted_proxies = self.trusted_proxies.clone();
         c
     }
 

@@ -7,9 +7,11 @@ pub mod demo;
 pub mod demo_nodes;
 pub mod hub;
 pub mod live;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cms::{Cms, CmsConfig};
 use hub::{Hub, HubConfig, Sessions};
@@ -35,16 +37,53 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves an open hub (node link + everything of its CMS) on `listener`.
-///
-/// One connection loop for all: a connection whose first bytes are a live source's
-/// request goes to [`live::serve_source`] (its body has no HTTP framing); every other one
-/// is HTTP, served by warp's routes with the client's address as a request extension.
+/// A client connection, plain or TLS.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+/// How the listener treats its connections.
+#[derive(Clone)]
+pub struct ListenOptions {
+    /// https with this acceptor; `None`: plain http.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// A client has this long to send a request's head (and an idle keep-alive
+    /// connection this long to start the next one): slowloris and silent sockets are let
+    /// go.
+    pub header_timeout: Duration,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            tls: None,
+            header_timeout: Duration::from_secs(20),
+        }
+    }
+}
+/// ...and this long to finish a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves an open hub (node link + everything of its CMS) on `listener`, plain http.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    serve_with(hub, listener, ListenOptions::default(), shutdown).await
+}
+
+/// Serves an open hub on `listener` as `options` say (TLS, timeouts).
+///
+/// One connection loop for all: a connection whose first bytes are a live source's
+/// request goes to [`live::serve_source`] (its body has no HTTP framing); every other one
+/// is HTTP, served by warp's routes with the client's address as a request extension.
+pub async fn serve_with(
+    hub: Arc<Hub>,
+    listener: TcpListener,
+    options: ListenOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (tls, header_timeout) = (options.tls, options.header_timeout);
     hub.spawn_liveness();
     alerts::spawn(&hub, hub.alert_config().clone());
     let cms = hub.cms().clone();
@@ -73,7 +112,7 @@ pub async fn serve(
                 Err(e) => {
                     // Out of descriptors and the like: wait a little, never spin.
                     tracing::warn!("accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -82,12 +121,33 @@ pub async fn serve(
         // Small messages leave when written: clock exchanges and live voice frames (every
         // 20 ms) must not wait for the previous segment's acknowledgement (Nagle).
         let _ = stream.set_nodelay(true);
-        let (hub, mounts, service) = (hub.clone(), mounts.clone(), service.clone());
+        let (hub, mounts, service, tls) =
+            (hub.clone(), mounts.clone(), service.clone(), tls.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let mut head = [0u8; 16];
-            let n = peek_head(&stream, &mut head).await;
-            if live::is_source(&head[..n]) {
+            let (stream, head): (Box<dyn Conn>, Vec<u8>) = match tls {
+                None => {
+                    let mut head = [0u8; 16];
+                    let n = peek_head(&stream, &mut head, header_timeout).await;
+                    (Box::new(stream), head[..n].to_vec())
+                }
+                Some(acceptor) => {
+                    let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let mut tls = match accepted.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(%addr, "TLS handshake: {e}"),
+                        Err(_) => return tracing::debug!(%addr, "TLS handshake timed out"),
+                    };
+                    let head = read_head(&mut tls, header_timeout).await;
+                    (Box::new(tls::Prefixed::new(head.clone(), tls)), head)
+                }
+            };
+            // Silent, or the start of an HTTP/2 preface left unfinished (HTTP/1 only is
+            // served; hyper would wait for the rest with no timeout): let go.
+            if head.is_empty() || (head.starts_with(b"PRI") && head.len() < 16) {
+                return;
+            }
+            if live::is_source(&head) {
                 live::serve_source(hub, mounts, stream, addr).await;
                 return;
             }
@@ -98,8 +158,12 @@ pub async fn serve(
                     async move { tower_service::Service::call(&mut service, req).await }
                 },
             );
-            let builder =
+            let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let conn =
                 builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -108,19 +172,55 @@ pub async fn serve(
         });
     }
     // Requests in flight finish (node links close with the process).
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// When a client's first bytes must have come: a second for the whole head of a live
+/// source or an HTTP request line's start, the header timeout for the first byte.
+fn head_deadlines(header_timeout: Duration) -> (tokio::time::Instant, tokio::time::Instant) {
+    let now = tokio::time::Instant::now();
+    (now + Duration::from_secs(1), now + header_timeout)
+}
+
+/// The first bytes of a TLS connection's plaintext (up to 16), read and so to be
+/// replayed; empty if nothing came within the header timeout.
+async fn read_head(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    header_timeout: Duration,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let (soon, late) = head_deadlines(header_timeout);
+    let mut head = vec![0u8; 16];
+    let mut n = 0;
+    while n < head.len() {
+        let deadline = if n == 0 { late } else { soon };
+        match tokio::time::timeout_at(deadline, stream.read(&mut head[n..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(got)) => n += got,
+        }
+    }
+    head.truncate(n);
+    head
 }
 
 /// The connection's first bytes, without taking them (fewer if the client is slow to
-/// send them: whatever came within a second).
-async fn peek_head(stream: &tokio::net::TcpStream, head: &mut [u8]) -> usize {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+/// send them; none if it sent nothing within the header timeout).
+async fn peek_head(
+    stream: &tokio::net::TcpStream,
+    head: &mut [u8],
+    header_timeout: Duration,
+) -> usize {
+    let (soon, late) = head_deadlines(header_timeout);
     let mut n = 0;
     while n < head.len() {
+        let deadline = if n == 0 { late } else { soon };
         match tokio::time::timeout_at(deadline, stream.peek(head)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(got)) if got == n => {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await
             }
             Ok(Ok(got)) => n = got,
         }

@@ -62,6 +62,15 @@ struct ServeOpts {
     /// Address to listen on; port 0 picks a free one (printed on start).
     #[arg(long, env = "LOA_LISTEN")]
     listen: Option<SocketAddr>,
+    /// https: the certificate chain (PEM) of the listener; with --tls-key.
+    #[arg(long, env = "LOA_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// https: the private key (PEM) of --tls-cert.
+    #[arg(long, env = "LOA_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client has to send a request's head.
+    #[arg(long, env = "LOA_HEADER_TIMEOUT_S")]
+    header_timeout_s: Option<u64>,
     /// Largest accepted upload, in megabytes.
     #[arg(long, env = "LOA_MAX_UPLOAD_MB")]
     max_upload_mb: Option<u64>,
@@ -84,6 +93,9 @@ struct ServeOpts {
     /// Mark session cookies Secure (true/false) whatever the public URL says.
     #[arg(long, env = "LOA_SECURE_COOKIES")]
     secure_cookies: Option<bool>,
+    /// Reverse proxies (comma-separated addresses) whose X-Forwarded-For names the client.
+    #[arg(long, env = "LOA_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<std::net::IpAddr>>,
     /// Password of live sources (Icecast style: PUT /live/VILLAGE as source:PASSWORD);
     /// without one, live ingest is off.
     #[arg(long, env = "LOA_SOURCE_PASSWORD")]
@@ -118,6 +130,18 @@ impl ServeOpts {
         }
         if let Some(v) = self.listen {
             c.listen = v;
+        }
+        if let Some(v) = self.tls_cert {
+            c.tls_cert = Some(v);
+        }
+        if let Some(v) = self.tls_key {
+            c.tls_key = Some(v);
+        }
+        if let Some(v) = self.trusted_proxies {
+            c.trusted_proxies = v;
+        }
+        if let Some(v) = self.header_timeout_s {
+            c.header_timeout_s = v;
         }
         if let Some(v) = self.max_upload_mb {
             c.max_upload_mb = v;
@@ -170,8 +194,11 @@ enum UserCommand {
         data: PathBuf,
         #[arg(long)]
         username: String,
-        #[arg(long, env = "LOA_PASSWORD")]
-        password: String,
+        /// The password (for scripts; it shows in the process list and shell history).
+        /// Without it: LOA_PASSWORD, else asked at the terminal (not echoed), else read
+        /// as one line from standard input.
+        #[arg(long, env = "LOA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
         #[arg(long, value_parser = ["admin", "editor", "approver", "technician", "viewer"])]
         role: String,
         #[arg(long)]
@@ -183,6 +210,8 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
+    // Everything the controller writes (database, audio, its key) is for its own user.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -240,6 +269,7 @@ fn command() -> clap::Command {
         ("data", d.data.display().to_string()),
         ("listen", d.listen.to_string()),
         ("max_upload_mb", d.max_upload_mb.to_string()),
+        ("header_timeout_s", d.header_timeout_s.to_string()),
         ("commune", d.commune.clone()),
         ("node_offline_after_s", d.node_offline_after_s.to_string()),
         ("live_buffer_ms", d.live_buffer_ms.to_string()),
@@ -299,6 +329,10 @@ fn run(cli: Cli) -> Result<()> {
                         province_wide,
                     },
             } => {
+                let password = match password {
+                    Some(p) => p,
+                    None => read_password(&username)?,
+                };
                 let cms = Cms::open(CmsConfig {
                     data_dir: data,
                     ..CmsConfig::default()
@@ -319,8 +353,31 @@ fn run(cli: Cli) -> Result<()> {
     })
 }
 
+/// A new user's password from the terminal (asked twice, not echoed) or, when standard
+/// input is not a terminal, its first line.
+fn read_password(username: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Mật khẩu cho {username}: "))?;
+        let again = rpassword::prompt_password("Nhập lại: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
 async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)>) -> Result<()> {
     let listen = c.listen;
+    let tls = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some(controller::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -328,7 +385,7 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
     let data = cfg.data_dir.clone();
     let hub = controller::open(cfg, c.hub())?;
     let cms = hub.cms().clone();
-    let url = format!("http://{addr}/");
+    let url = format!("{scheme}://{addr}/");
     let shutdown = async {
         // Ctrl-C in a terminal, SIGTERM from systemd: finish requests in flight, then stop.
         let mut term =
@@ -339,7 +396,11 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
         }
         tracing::info!("stopping");
     };
-    let server = tokio::spawn(controller::serve(hub, listener, shutdown));
+    let options = controller::ListenOptions {
+        tls,
+        header_timeout: std::time::Duration::from_secs(c.header_timeout_s.clamp(1, 3600)),
+    };
+    let server = tokio::spawn(controller::serve_with(hub, listener, options, shutdown));
     let mut nodes = None;
     if let Some((count, samples)) = demo {
         let logins = controller::demo::seed(&cms, &samples, count).await?;
@@ -353,7 +414,7 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
             controller::demo::COMMUNE_SLUG
         );
         // Nodes on this machine reach the controller on loopback whatever it listens on.
-        let local = format!("http://127.0.0.1:{}", addr.port());
+        let local = format!("{scheme}://127.0.0.1:{}", addr.port());
         nodes = Some(controller::demo_nodes::DemoNodes::start(&cms, &local, &data, count).await?);
     }
     // One machine-readable line for scripts and tests: the address actually bound.

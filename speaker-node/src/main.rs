@@ -72,6 +72,14 @@ enum Command {
         /// The node's state directory (token, schedule, cache).
         #[arg(long, env = "LOA_NODE_STATE")]
         state: PathBuf,
+        /// The commune's CA certificate (PEM), if its controller's certificate is not from
+        /// a public CA: trusted now and kept for `run`.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Accept a plain-http controller off this machine (anyone on the path could
+        /// forge what the node plays).
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Run the node: keep the link, sync schedule and content, play on time.
     Run(RunArgs),
@@ -97,6 +105,12 @@ struct RunArgs {
     /// Fetch blobs from this base URL (a mirror or CDN) instead of the controller.
     #[arg(long)]
     content_base_url: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's and the enrolment's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Accept a plain-http controller or mirror off this machine (warned at every start).
+    #[arg(long)]
+    insecure_http: bool,
     /// Test knob: the node's clock reads this many ms off the host's.
     #[arg(long, allow_negative_numbers = true)]
     clock_offset_ms: Option<f64>,
@@ -173,14 +187,24 @@ fn main() -> ExitCode {
             server,
             code,
             state,
-        } => speaker_node::agent::enroll::enroll(&server, &code, &state)
-            .map(|id| {
-                println!(
-                    "{}",
-                    serde_json::json!({"node_id": id.node_id, "name": id.name})
-                );
-            })
-            .map_err(|e| e.to_string()),
+            ca_file,
+            insecure_http,
+        } => speaker_node::agent::enroll::enroll(
+            &server,
+            &code,
+            &state,
+            &speaker_node::agent::enroll::EnrollTls {
+                ca_file,
+                insecure_http,
+            },
+        )
+        .map(|id| {
+            println!(
+                "{}",
+                serde_json::json!({"node_id": id.node_id, "name": id.name})
+            );
+        })
+        .map_err(|e| e.to_string()),
         Command::Run(args) => run_agent(args),
     };
     match result {
@@ -294,6 +318,10 @@ fn run_agent(args: RunArgs) -> Result<(), String> {
     if let Some(v) = args.content_base_url {
         cfg.content_base_url = Some(v);
     }
+    if let Some(v) = args.ca_file {
+        cfg.ca_file = Some(v);
+    }
+    cfg.insecure_http |= args.insecure_http;
     if let Some(v) = args.clock_offset_ms {
         cfg.clock_offset_ms = v;
     }

@@ -195,6 +195,19 @@ impl Proc {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Resident memory now, in MB (`VmRSS` of /proc); 0 once the process is gone.
+    pub fn rss_mb(&self) -> f64 {
+        let Some(c) = self.child.as_ref() else {
+            return 0.0;
+        };
+        std::fs::read_to_string(format!("/proc/{}/status", c.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
 }
 
 impl Drop for Proc {
@@ -211,6 +224,8 @@ pub struct Controller {
     pub data: PathBuf,
     pub api: Api,
     extra: Vec<String>,
+    /// The client the API is reached with (one that trusts the test CA over https).
+    http: reqwest::Client,
 }
 
 impl Controller {
@@ -221,6 +236,12 @@ impl Controller {
 
     /// [`Controller::start`] with extra `serve` arguments (they are kept for restarts).
     pub async fn start_with(dir: &Path, extra: &[&str]) -> Controller {
+        Self::start_client(dir, extra, reqwest::Client::new()).await
+    }
+
+    /// [`Controller::start_with`], reaching the API with `http` (for https, a client that
+    /// trusts the certificate the `extra` arguments give the controller).
+    pub async fn start_client(dir: &Path, extra: &[&str], http: reqwest::Client) -> Controller {
         let data = dir.join("data");
         let out = Command::new(bin("controller"))
             .args(["user", "add", "--username", "admin", "--role", "admin"])
@@ -235,7 +256,8 @@ impl Controller {
             String::from_utf8_lossy(&out.stderr)
         );
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let ctl = Self::serve(dir, &data, SocketAddr::from(([127, 0, 0, 1], 0)), extra).await;
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let ctl = Self::serve(dir, &data, listen, extra, http).await;
         // Tests schedule normal plays seconds ahead at whatever hour they run: their
         // commune has no quiet hours (22:00-05:00 by default would refuse them).
         let communes = ctl.api.get("/api/v1/communes").await;
@@ -248,7 +270,13 @@ impl Controller {
         ctl
     }
 
-    async fn serve(dir: &Path, data: &Path, listen: SocketAddr, extra: Vec<String>) -> Controller {
+    async fn serve(
+        dir: &Path,
+        data: &Path,
+        listen: SocketAddr,
+        extra: Vec<String>,
+        http: reqwest::Client,
+    ) -> Controller {
         let mut cmd = Command::new(bin("controller"));
         cmd.arg("serve")
             .args(&extra)
@@ -273,9 +301,10 @@ impl Controller {
         let url = url.trim_end_matches('/').to_string();
         let addr: SocketAddr = url
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .parse()
             .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let api = Api::login(&url, "admin", PASSWORD).await;
+        let api = Api::login_with(http.clone(), &url, "admin", PASSWORD).await;
         Controller {
             proc,
             url,
@@ -283,13 +312,21 @@ impl Controller {
             data: data.to_path_buf(),
             api,
             extra,
+            http,
         }
     }
 
     /// Starts the controller again on the same address and data (after a kill).
     pub async fn restart(&mut self, dir: &Path) {
         self.proc.kill();
-        let again = Self::serve(dir, &self.data, self.addr, self.extra.clone()).await;
+        let again = Self::serve(
+            dir,
+            &self.data,
+            self.addr,
+            self.extra.clone(),
+            self.http.clone(),
+        )
+        .await;
         *self = again;
     }
 }
@@ -304,13 +341,21 @@ pub struct Api {
 
 impl Api {
     pub async fn login(base: &str, username: &str, password: &str) -> Api {
-        let http = reqwest::Client::new();
+        Self::login_with(reqwest::Client::new(), base, username, password).await
+    }
+
+    pub async fn login_with(
+        http: reqwest::Client,
+        base: &str,
+        username: &str,
+        password: &str,
+    ) -> Api {
         let res = http
             .post(format!("{base}/api/v1/auth/login"))
             .json(&json!({ "username": username, "password": password }))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("login: {e}"));
+            .unwrap_or_else(|e| panic!("login: {e:?}"));
         let body: Value = res.json().await.unwrap_or_default();
         let token = body["token"]
             .as_str()
@@ -398,7 +443,7 @@ impl Api {
             )
             .await;
         assert!(status == 201 || status == 409, "second user: {status}");
-        Api::login(&self.base, "duyet", PASSWORD).await
+        Api::login_with(self.http.clone(), &self.base, "duyet", PASSWORD).await
     }
 
     /// A one-time schedule at `at_ns` (host clock) for `nodes`.
@@ -504,6 +549,18 @@ impl Node {
         name: &str,
         village: i64,
     ) -> Node {
+        Self::enroll_args(ctl, server, dir, name, village, &[]).await
+    }
+
+    /// [`Node::enroll_via`] with extra `enroll` arguments (`--ca-file`...).
+    pub async fn enroll_args(
+        ctl: &Controller,
+        server: &str,
+        dir: &Path,
+        name: &str,
+        village: i64,
+        extra: &[&str],
+    ) -> Node {
         let created = ctl
             .api
             .post(
@@ -519,6 +576,7 @@ impl Node {
         let out = Command::new(bin("speaker-node"))
             .args(["enroll", "--server", server, "--code", &code, "--state"])
             .arg(&state)
+            .args(extra)
             .output()
             .unwrap_or_else(|e| panic!("enroll: {e}"));
         assert!(

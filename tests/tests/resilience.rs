@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A slow mirror of one blob (as a CDN in front of the controller would be): serves
-/// `GET /content/SHA` with Range support at about 1 MB/s and records each Range asked.
+/// `GET /content/SHA` with Range support at about 1 MB/s and records each Range asked
+/// (and `authorization!` for a request that carried credentials: it never should).
 async fn slow_mirror(blob: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -38,6 +39,9 @@ async fn slow_mirror(blob: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
                     .find_map(|l| l.strip_prefix("range: bytes="))
                     .and_then(|r| r.trim().trim_end_matches('-').parse().ok())
                     .unwrap_or(0);
+                if head.lines().any(|l| l.starts_with("authorization:")) {
+                    seen.lock().unwrap().push("authorization!".into());
+                }
                 seen.lock().unwrap().push(format!("bytes={start}-"));
                 let body = &blob[start.min(blob.len())..];
                 let status = if start > 0 {
@@ -115,6 +119,8 @@ async fn a_download_cut_by_a_killed_node_resumes_and_the_cache_stays_whole() {
     assert_eq!(digest, sha);
     assert!(!partial.exists());
     let ranges = ranges.lock().unwrap().clone();
+    // The node token never goes to a mirror: with it, anyone could pass for the node.
+    assert!(!ranges.iter().any(|r| r == "authorization!"), "{ranges:?}");
     assert_eq!(ranges[0], "bytes=0-");
     let resumed: u64 = ranges[1]
         .trim_start_matches("bytes=")

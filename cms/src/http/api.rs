@@ -15,7 +15,7 @@ use crate::model::{ContentStatus, Node, User, parse_category};
 use crate::service::{
     CommunePatch, ContentPatch, NewUserRequest, NodeRequest, PreviewTarget, ScheduleRequest,
 };
-use crate::store::ContentFilter;
+use crate::store::{BlobReader, ContentFilter};
 
 // Request bodies. Their JSON Schemas (the OpenAPI document's request bodies) come from
 // these types: the `schemars` attributes state what the service checks, where JSON Schema
@@ -98,19 +98,6 @@ pub struct RejectRequest {
     reason: String,
 }
 
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    #[serde(default)]
-    #[schemars(length(min = 1, max = 100), regex(pattern = r"\S"))]
-    name: Option<String>,
-    /// `province`: a token that reads only `GET /api/v1/province` (for provincial
-    /// systems; province-wide admins).
-    #[serde(default)]
-    #[schemars(regex(pattern = "^province$"))]
-    scope: Option<String>,
-}
-
 // Success bodies besides the model's types (`crate::model`).
 
 #[derive(Serialize, JsonSchema)]
@@ -131,12 +118,6 @@ pub struct LoginReply {
 pub struct Me {
     pub user: User,
     pub csrf: String,
-}
-
-/// A new API token: shown this once, kept only as a hash.
-#[derive(Serialize, JsonSchema)]
-pub struct TokenCreated {
-    pub token: String,
 }
 
 /// A new node and the one-time code it enrols with.
@@ -175,7 +156,11 @@ pub async fn openapi_json(_: Ctx<'_>) -> Result<Response> {
 pub async fn login(c: Ctx<'_>, body: LoginRequest) -> Result<Response> {
     let cms = c.cms;
     let (secret, csrf, user) = cms
-        .login(&body.username, &body.password, &c.req.ip())
+        .login(
+            &body.username,
+            &body.password,
+            &c.req.ip(&c.cms.config().trusted_proxies),
+        )
         .await?;
     let mut res = reply::json(
         200,
@@ -194,7 +179,10 @@ pub async fn login(c: Ctx<'_>, body: LoginRequest) -> Result<Response> {
 }
 
 pub async fn enroll(c: Ctx<'_>, body: crate::EnrollRequest) -> Result<Response> {
-    ok(&c.cms.enroll_node(body, &c.req.ip()).await?)
+    ok(&c
+        .cms
+        .enroll_node(body, &c.req.ip(&c.cms.config().trusted_proxies))
+        .await?)
 }
 
 /// The node link is a WebSocket the controller's hub serves; a plain request lands here.
@@ -230,15 +218,6 @@ pub async fn me(c: Ctx<'_>) -> Result<Response> {
         user: p.user.clone(),
         csrf: p.csrf.clone(),
     })
-}
-
-pub async fn create_token(c: Ctx<'_>, body: TokenRequest) -> Result<Response> {
-    let name = body.name.as_deref().unwrap_or("api");
-    let token = c
-        .cms
-        .create_api_token(c.p()?, name, body.scope.as_deref())
-        .await?;
-    created(&TokenCreated { token })
 }
 
 // Communes, users, audit log.
@@ -401,9 +380,19 @@ pub async fn content_audio(c: Ctx<'_>) -> Result<Response> {
     blob::serve(c.cms, &sha, c.req).await
 }
 
-/// A blob by hash: for staff and for speaker nodes (dispatch let either in).
+/// A blob by hash: for staff and for speaker nodes (dispatch let either in), each only
+/// what is theirs.
 pub async fn blob(c: Ctx<'_>) -> Result<Response> {
     let sha = c.req.params.first().cloned().unwrap_or_default();
+    let reader = match (&c.node, &c.principal) {
+        (Some(n), _) => BlobReader::Node {
+            node_id: n.id,
+            commune_id: n.commune_id,
+        },
+        (None, Some(p)) => BlobReader::Staff(p.user.commune_id),
+        (None, None) => return Err(CmsError::Unauthenticated),
+    };
+    c.cms.check_blob_readable(&sha, reader).await?;
     blob::serve(c.cms, &sha, c.req).await
 }
 
@@ -589,6 +578,6 @@ pub(super) fn ok<T: serde::Serialize>(v: &T) -> Result<Response> {
     Ok(reply::json(200, v))
 }
 
-fn created<T: serde::Serialize>(v: &T) -> Result<Response> {
+pub(super) fn created<T: serde::Serialize>(v: &T) -> Result<Response> {
     Ok(reply::json(201, v))
 }

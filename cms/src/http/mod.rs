@@ -12,6 +12,7 @@ pub mod reply;
 pub(crate) mod reports;
 pub(crate) mod schema;
 pub mod table;
+mod tokens;
 pub(crate) mod upload;
 
 use std::net::SocketAddr;
@@ -83,10 +84,33 @@ impl Req {
             .ok_or_else(|| CmsError::not_found("Không tìm thấy", "Record"))
     }
 
-    pub fn ip(&self) -> String {
-        self.remote
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into())
+    /// The client's address: the connection's peer, or, when that peer is one of the
+    /// `trusted` proxies, the nearest address its `X-Forwarded-For` names that is not
+    /// itself a trusted proxy (what the proxy saw; anything further left the client wrote).
+    pub fn ip(&self, trusted: &[std::net::IpAddr]) -> String {
+        let Some(peer) = self.remote.map(|a| a.ip()) else {
+            return "unknown".into();
+        };
+        if !trusted.contains(&peer) {
+            return peer.to_string();
+        }
+        let forwarded = self
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) if trusted.contains(&ip) => continue,
+                Ok(ip) => return ip.to_string(),
+                // A hop that is not an address: nothing beyond it can be trusted.
+                Err(_) => break,
+            }
+        }
+        peer.to_string()
     }
 
     pub fn take_body(&mut self) -> Option<BodyStream> {
@@ -248,9 +272,10 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         req.lang = Lang::choose(req.q("lang"), req.cookie("lang"), None);
     }
     let result = async {
+        let mut node = None;
         let principal = if let Some(token) = node_bearer(&req) {
             // A speaker node: only the routes open to nodes.
-            cms.authenticate_node(token).await?;
+            node = Some(cms.authenticate_node(token).await?);
             if !route.nodes {
                 return Err(CmsError::forbidden(
                     "Mã của cụm loa không dùng được ở đây.",
@@ -276,6 +301,7 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         let ctx = table::Ctx {
             cms: &cms,
             principal,
+            node,
             req: &mut req,
         };
         (route.handler)(ctx).await

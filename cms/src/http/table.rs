@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use warp::http::Method;
 use warp::reply::Response;
 
-use super::{Req, api, library, public, reports};
+use super::{Req, api, library, public, reports, tokens};
 use crate::Cms;
 use crate::auth::{Perm, Principal};
 use crate::error::{CmsError, Result};
@@ -22,6 +22,8 @@ use crate::ui;
 pub struct Ctx<'a> {
     pub cms: &'a Cms,
     pub principal: Option<Principal>,
+    /// The speaker node calling with its token (on the routes open to nodes).
+    pub node: Option<crate::store::node_link::NodeIdentity>,
     pub req: &'a mut Req,
 }
 
@@ -150,11 +152,12 @@ use crate::service::{
 };
 use api::{
     Done, GroupRequest, LoginReply, LoginRequest, Me, NodeCode, NodeCreated, RejectRequest,
-    RelayRequest, Revoked, Status, TokenCreated, TokenRequest, TtsRequest, VillageRequest,
+    RelayRequest, Revoked, Status, TtsRequest, VillageRequest,
 };
 use library::{AudioForm, SpeechPreview, VillageUpdate, Voice};
 use protocol::desired::DesiredState;
 use protocol::link::{EnrollRequest, EnrollResponse};
+use tokens::{TokenCreated, TokenRequest};
 
 routes! {
     GET    "/metrics"                    Public       false library::metrics, 200 [] none => (), "Prometheus metrics: nodes by status per village, plays by outcome, pending downloads, request latency by route, node links, live sessions, build.";
@@ -164,7 +167,9 @@ routes! {
     POST   "/api/v1/auth/logout"         Read         false api::logout, 200 [] none => Done, "End this session.";
     GET    "/api/v1/me"                  Read         false api::me, 200 [] none => Me, "Who is logged in, with role and commune.";
     POST   "/api/v1/me/decisions/seen"   Read         false library::decisions_seen, 200 [] none => Done, "The approvals and rejections of your items shown on your dashboard are read: they leave it.";
-    POST   "/api/v1/tokens"              Read         false api::create_token, 201 [] json(TokenRequest) => TokenCreated, "Create a long-lived API token for your account (shown once).";
+    POST   "/api/v1/tokens"              Read         false tokens::create_token, 201 [] json(TokenRequest) => TokenCreated, "Create an API token for your account (shown once); it expires after expires_days (90 by default, at most 730).";
+    GET    "/api/v1/tokens"              Read         false tokens::tokens, 200 [] none => Vec<crate::store::users::ApiToken>, "Live API tokens: your own, or every user's of the commune for user admins (never the secrets).";
+    DELETE "/api/v1/tokens/{id}"         Read         false tokens::revoke_token, 200 [404] none => Done, "Revoke one API token (your own, or any of the commune's for user admins): it stops working at once.";
     GET    "/api/v1/communes"            Read         false api::communes, 200 [] none => Vec<Commune>, "Communes you can see.";
     PATCH  "/api/v1/communes/{id}"       ManagePlaces false api::update_commune, 200 [404] json(CommunePatch) => Commune, "Change a commune's name, time zone, quiet hours or loudness target.";
     GET    "/api/v1/users"               ManageUsers  false api::users, 200 [] none => Vec<User>, "Users of your commune.";
@@ -245,6 +250,7 @@ routes! {
     GET    "/ui/emergency/{id}"          Read         false ui::emergency, 200 [] none => (), "One emergency's reach, live, with the stop button.";
     GET    "/ui/fleet"                   Read         false ui::fleet, 200 [] none => (), "Every node's status, problems first, with a map; filters by village and status; refreshes itself.";
     GET    "/ui/fleet/now"               Read         false ui::fleet_now, 200 [] none => (), "The fleet page's changing part, for its refresh.";
+    GET    "/ui/tokens"                  Read         false ui::tokens, 200 [] none => (), "API tokens: create (shown once), see and revoke.";
     GET    "/ui/alerts"                  Read         false ui::alerts, 200 [] none => (), "The latest alerts in words; who they go to (admins).";
     GET    "/ui/province"                Read         false ui::province, 200 [403] none => (), "Every commune side by side (province-wide users).";
     GET    "/ui/province/{id}"           Read         false ui::province_commune, 200 [403] none => (), "One commune's villages over the last seven days (province-wide users).";

@@ -50,6 +50,23 @@ const MAX_TITLE: usize = 200;
 const MAX_DESCRIPTION: usize = 5000;
 
 impl Cms {
+    /// Refuses (as missing) a blob `reader` has no item of.
+    pub async fn check_blob_readable(&self, sha256: &str, reader: q::BlobReader) -> Result<()> {
+        let sha = sha256.to_owned();
+        let ok = self
+            .store()
+            .call(move |c| q::content::blob_readable(c, &sha, &reader))
+            .await?;
+        if ok {
+            Ok(())
+        } else {
+            Err(CmsError::not_found(
+                "Không tìm thấy tệp âm thanh",
+                "Audio blob",
+            ))
+        }
+    }
+
     pub async fn list_content(
         &self,
         p: &Principal,

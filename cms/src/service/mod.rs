@@ -26,7 +26,7 @@ pub use node_link::{
 pub use places::{NodeRequest, VILLAGE_KINDS};
 pub(crate) use schedules::commune_tz;
 pub use schedules::{PreviewPlay, PreviewTarget, ScheduleRequest};
-pub use users::{CommunePatch, NewUserRequest};
+pub use users::{API_TOKEN_DAYS, CommunePatch, MAX_API_TOKEN_DAYS, NewUserRequest};
 
 use crate::auth::Principal;
 use crate::store::AuditRecord;

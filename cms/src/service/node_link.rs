@@ -108,9 +108,8 @@ impl Cms {
     /// Trades a one-time enrolment code for a node token. Failures count against the
     /// caller's address like failed logins.
     pub async fn enroll_node(&self, req: EnrollRequest, ip: &str) -> Result<EnrollResponse> {
-        self.inner.limiter.check("enroll", ip)?;
+        let attempt = self.inner.enrol_limiter.begin(&auth::enrol_keys(ip))?;
         let Some(code) = normalise_code(&req.code) else {
-            self.inner.limiter.failed("enroll", ip);
             return Err(wrong_code());
         };
         let token = format!("{NODE_TOKEN_PREFIX}{}", auth::new_secret());
@@ -120,7 +119,8 @@ impl Cms {
             .call(move |c| q::node_link::enroll(c, &code_hash, &token_hash))
             .await?;
         match found {
-            Some(n) => {
+            q::node_link::Enrolment::Enrolled(n) => {
+                attempt.succeeded();
                 tracing::info!(node = n.id, name = %n.name, "node enrolled");
                 Ok(EnrollResponse {
                     node_id: n.id,
@@ -128,10 +128,11 @@ impl Cms {
                     token,
                 })
             }
-            None => {
-                self.inner.limiter.failed("enroll", ip);
-                Err(wrong_code())
-            }
+            q::node_link::Enrolment::Expired => Err(CmsError::forbidden(
+                "Mã kích hoạt đã hết hạn (dùng được 7 ngày): xin quản trị viên cấp mã mới.",
+                "This enrolment code has expired (codes last 7 days): ask an admin for a new one.",
+            )),
+            q::node_link::Enrolment::Unknown => Err(wrong_code()),
         }
     }
 

@@ -81,24 +81,24 @@ impl Cms {
         password: &str,
         ip: &str,
     ) -> Result<(String, String, User)> {
-        self.inner.limiter.check(username, ip)?;
-        let name = username.trim().to_owned();
+        let name = auth::normalise_username(username);
+        let attempt = self.inner.limiter.begin(&auth::login_keys(&name, ip))?;
         let found = self
             .store()
             .call(move |c| q::users::user_for_login(c, &name))
             .await?;
         let password = password.to_owned();
         // Hash even for unknown users so timing does not tell which names exist.
-        let hash = found
-            .as_ref()
-            .map(|(_, h)| h.clone())
-            .unwrap_or_else(dummy_hash);
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        // (The stand-in hash is made on the hashing pool too, the first time.)
+        let hash = found.as_ref().map(|(_, h)| h.clone());
+        let ok = self
+            .hash_in_turn(move || {
+                auth::verify_password(&password, &hash.unwrap_or_else(dummy_hash))
+            })
+            .await?;
         match found {
             Some((user, _)) if ok && !user.disabled => {
-                self.inner.limiter.succeeded(username, ip);
+                attempt.succeeded();
                 let secret = auth::new_secret();
                 let csrf = auth::new_secret();
                 let expires = q::now_ms() + i64::from(self.config().session_hours) * 3_600_000;
@@ -119,10 +119,7 @@ impl Cms {
                     .await?;
                 Ok((secret, csrf, user))
             }
-            _ => {
-                self.inner.limiter.failed(username, ip);
-                Err(CmsError::Unauthenticated)
-            }
+            _ => Err(CmsError::Unauthenticated),
         }
     }
 
@@ -140,7 +137,13 @@ impl Cms {
             .store()
             .call(move |c| q::users::user_by_token(c, &h))
             .await?;
-        let (user, csrf, _, scope) = found.ok_or(CmsError::Unauthenticated)?;
+        let (user, csrf, kind, scope) = found.ok_or(CmsError::Unauthenticated)?;
+        if matches!(kind, TokenKind::Api) {
+            let h = auth::secret_hash(secret);
+            self.store()
+                .call(move |c| q::users::touch_api_token(c, &h))
+                .await?;
+        }
         Ok(Principal {
             user,
             csrf,
@@ -156,8 +159,17 @@ impl Cms {
         p: &Principal,
         name: &str,
         scope: Option<&str>,
+        expires_days: Option<u32>,
     ) -> Result<String> {
         let name = required(name, 100, "tên mã truy cập", "Token name")?;
+        let days = expires_days.unwrap_or(API_TOKEN_DAYS);
+        if !(1..=MAX_API_TOKEN_DAYS).contains(&days) {
+            return Err(CmsError::invalid(
+                format!("Thời hạn của mã từ 1 đến {MAX_API_TOKEN_DAYS} ngày."),
+                format!("A token lasts 1 to {MAX_API_TOKEN_DAYS} days."),
+            ));
+        }
+        let expires = q::now_ms() + i64::from(days) * 86_400_000;
         let scope = match scope {
             None => None,
             Some("province") if p.user.commune_id.is_none() && p.can(Perm::Audit) => {
@@ -184,11 +196,11 @@ impl Cms {
         self.store()
             .call(move |c| {
                 let tx = c.transaction()?;
-                q::users::insert_token(&tx, &h, uid, TokenKind::Api, &name, "", None)?;
+                q::users::insert_token(&tx, &h, uid, TokenKind::Api, &name, "", Some(expires))?;
                 if let Some(scope) = &scope {
                     q::users::set_token_scope(&tx, &h, scope)?;
                 }
-                let after = serde_json::json!({ "name": rec_name });
+                let after = serde_json::json!({ "name": rec_name, "days": days });
                 q::audit(
                     &tx,
                     &audit_by(&p2, commune, "create", "api_token", uid, None, Some(after)),
@@ -198,6 +210,47 @@ impl Cms {
             })
             .await?;
         Ok(secret)
+    }
+
+    /// Live API tokens: the caller's own, or for user admins every user's in their
+    /// commune (province-wide admins: all).
+    pub async fn api_tokens(&self, p: &Principal) -> Result<Vec<q::users::ApiToken>> {
+        p.require(Perm::Read)?;
+        let (commune, user) = if p.can(Perm::ManageUsers) {
+            (p.user.commune_id, None)
+        } else {
+            (p.user.commune_id, Some(p.user.id))
+        };
+        self.store()
+            .call(move |c| q::users::api_tokens(c, commune, user))
+            .await
+    }
+
+    /// Revokes one API token: the caller's own, or (user admins) any of their commune's.
+    pub async fn revoke_api_token(&self, p: &Principal, id: i64) -> Result<()> {
+        p.require(Perm::Read)?;
+        let p = p.clone();
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let missing = || CmsError::not_found("Không tìm thấy mã truy cập", "API token");
+                let (owner, commune) = q::users::api_token_owner(&tx, id)?.ok_or_else(missing)?;
+                let own = owner == p.user.id;
+                let admin_here = p.can(Perm::ManageUsers)
+                    && (p.user.commune_id.is_none() || p.user.commune_id == commune);
+                if !own && !admin_here {
+                    return Err(missing());
+                }
+                q::users::delete_api_token(&tx, id)?;
+                let cid = commune.unwrap_or(p.default_commune);
+                q::audit(
+                    &tx,
+                    &audit_by(&p, cid, "revoke", "api_token", owner, None, None),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
     }
 
     /// Adds a user. From the command line (`p` = None, first admin) or by an admin.
@@ -230,9 +283,9 @@ impl Cms {
             .filter(|s| !s.is_empty());
         let display = display.unwrap_or(&username).to_owned();
         let password = req.password.clone();
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-            .await
-            .map_err(|e| CmsError::Storage(e.to_string()))??;
+        let hash = self
+            .hash_in_turn(move || auth::hash_password(&password))
+            .await??;
         let p = p.cloned();
         self.store()
             .call(move |c| {
@@ -393,6 +446,20 @@ impl Cms {
 }
 
 /// A valid argon2 hash of a random password, computed once.
+impl Cms {
+    /// Runs a password hash on the hashing pool (see [`auth::HashPool`]).
+    pub(crate) async fn hash_in_turn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.inner.hashing.run(work).await
+    }
+}
+
+/// API tokens last this many days unless asked otherwise, and at most the maximum.
+pub const API_TOKEN_DAYS: u32 = 90;
+pub const MAX_API_TOKEN_DAYS: u32 = 730;
+
 fn dummy_hash() -> String {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| auth::hash_password(&auth::new_secret()).unwrap_or_default())

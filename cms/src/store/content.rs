@@ -255,3 +255,38 @@ pub fn get_many(conn: &Connection, ids: &[i64]) -> Result<Vec<Content>> {
     let rows = st.query_map([], row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// Who may read a blob by its hash: `None` for a province-wide reader (every commune).
+pub enum BlobReader {
+    /// Staff of a commune (`None`: province-wide): any item of theirs, whatever its state.
+    Staff(Option<i64>),
+    /// A speaker node: approved items of its commune and whatever it was sent.
+    Node { node_id: i64, commune_id: i64 },
+}
+
+/// Whether `reader` may fetch the blob `sha256`. Hashes are not secrets (a listener can
+/// compute one from a recording), so a draft or another commune's audio is never served
+/// on the hash alone.
+pub fn blob_readable(conn: &Connection, sha256: &str, reader: &BlobReader) -> Result<bool> {
+    let found = match *reader {
+        BlobReader::Staff(None) => conn
+            .prepare_cached("SELECT 1 FROM content WHERE sha256 = ?1 LIMIT 1")?
+            .exists([sha256])?,
+        BlobReader::Staff(Some(commune)) => conn
+            .prepare_cached("SELECT 1 FROM content WHERE sha256 = ?1 AND commune_id = ?2 LIMIT 1")?
+            .exists(params![sha256, commune])?,
+        BlobReader::Node {
+            node_id,
+            commune_id,
+        } => conn
+            .prepare_cached(
+                "SELECT 1 FROM content WHERE sha256 = ?1 AND commune_id = ?2 AND status = 'approved'
+                 UNION ALL
+                 SELECT 1 FROM node_sent s JOIN content c ON c.id = s.content_id
+                  WHERE s.node_id = ?3 AND c.sha256 = ?1
+                 LIMIT 1",
+            )?
+            .exists(params![sha256, commune_id, node_id])?,
+    };
+    Ok(found)
+}

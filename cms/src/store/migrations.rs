@@ -318,6 +318,15 @@ UPDATE content SET decided_at = CASE status WHEN 'approved' THEN approved_at WHE
 ALTER TABLE users ADD COLUMN seen_decisions_at INTEGER;
 "#;
 
+/// Security review: enrolment codes expire (codes already out get a week from now), and
+/// API tokens carry a last-used time for their list.
+const V7: &str = r#"
+ALTER TABLE nodes ADD COLUMN enrollment_code_expires_at INTEGER;
+UPDATE nodes SET enrollment_code_expires_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 604800000
+ WHERE enrollment_code_hash IS NOT NULL;
+ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -326,6 +335,7 @@ fn migrations() -> Migrations<'static> {
         M::up(V4),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
     ])
 }
 

@@ -16,18 +16,29 @@ pub struct NodeIdentity {
     pub name: String,
 }
 
-/// Trades a one-time enrolment code (by hash) for a token (by hash). `None`: no node has
-/// that code (wrong, or already used).
-pub fn enroll(
-    conn: &Connection,
-    code_hash: &str,
-    token_hash: &str,
-) -> Result<Option<NodeIdentity>> {
+/// How long a one-time enrolment code can be used.
+pub const CODE_VALID_MS: i64 = 7 * 24 * 3_600_000;
+
+/// What became of an enrolment code.
+pub enum Enrolment {
+    Enrolled(NodeIdentity),
+    /// The code was issued but is past its week: ask for a new one.
+    Expired,
+    /// No node has that code (wrong, or already used).
+    Unknown,
+}
+
+/// Trades a one-time enrolment code (by hash) for a token (by hash), in one statement:
+/// of two requests with the same code, one enrols and the other finds it used.
+pub fn enroll(conn: &Connection, code_hash: &str, token_hash: &str) -> Result<Enrolment> {
     let now = now_ms();
     let found = conn
         .prepare_cached(
-            "UPDATE nodes SET token_hash = ?2, enrollment_code_hash = NULL, enrolled_at = ?3
-             WHERE enrollment_code_hash = ?1 RETURNING id, commune_id, name",
+            "UPDATE nodes SET token_hash = ?2, enrollment_code_hash = NULL,
+                    enrollment_code_expires_at = NULL, enrolled_at = ?3
+             WHERE enrollment_code_hash = ?1
+               AND (enrollment_code_expires_at IS NULL OR enrollment_code_expires_at > ?3)
+             RETURNING id, commune_id, name",
         )?
         .query_row(params![code_hash, token_hash, now], |r| {
             Ok(NodeIdentity {
@@ -37,10 +48,18 @@ pub fn enroll(
             })
         })
         .optional()?;
-    if let Some(n) = &found {
+    if let Some(n) = found {
         event(conn, n.id, "enrolled", "")?;
+        return Ok(Enrolment::Enrolled(n));
     }
-    Ok(found)
+    let expired = conn
+        .prepare_cached("SELECT 1 FROM nodes WHERE enrollment_code_hash = ?1")?
+        .exists([code_hash])?;
+    Ok(if expired {
+        Enrolment::Expired
+    } else {
+        Enrolment::Unknown
+    })
 }
 
 pub fn by_token(conn: &Connection, token_hash: &str) -> Result<Option<NodeIdentity>> {
@@ -60,8 +79,10 @@ pub fn by_token(conn: &Connection, token_hash: &str) -> Result<Option<NodeIdenti
 /// code replaces any earlier one.
 pub fn revoke(conn: &Connection, id: i64, code_hash: Option<&str>) -> Result<()> {
     conn.execute(
-        "UPDATE nodes SET token_hash = NULL, enrollment_code_hash = ?2 WHERE id = ?1",
-        params![id, code_hash],
+        "UPDATE nodes SET token_hash = NULL, enrollment_code_hash = ?2,
+                enrollment_code_expires_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END
+         WHERE id = ?1",
+        params![id, code_hash, now_ms() + CODE_VALID_MS],
     )?;
     event(
         conn,

@@ -147,9 +147,20 @@ pub fn insert_node(
 ) -> Result<i64> {
     check_village(conn, commune_id, n.village_id)?;
     conn.execute(
-        "INSERT INTO nodes (commune_id, village_id, name, lat, lon, notes, enrollment_code_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![commune_id, n.village_id, n.name, n.lat, n.lon, n.notes, code_hash, now_ms()],
+        "INSERT INTO nodes (commune_id, village_id, name, lat, lon, notes, enrollment_code_hash,
+                            enrollment_code_expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            commune_id,
+            n.village_id,
+            n.name,
+            n.lat,
+            n.lon,
+            n.notes,
+            code_hash,
+            now_ms() + super::node_link::CODE_VALID_MS,
+            now_ms()
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }

@@ -223,3 +223,74 @@ pub fn set_token_scope(conn: &Connection, token_hash: &str, scope: &str) -> Resu
     )?;
     Ok(())
 }
+
+/// An API token as its owner and admins see it (never its secret).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    /// `province`: reads only the province's figures.
+    pub scope: Option<String>,
+    pub user_id: i64,
+    pub username: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Live API tokens of one user, or (`user` none) of every user of `commune` (`None`:
+/// every commune), newest first.
+pub fn api_tokens(
+    conn: &Connection,
+    commune: Option<i64>,
+    user: Option<i64>,
+) -> Result<Vec<ApiToken>> {
+    let mut st = conn.prepare_cached(
+        "SELECT t.rowid, t.name, t.scope, u.id, u.username, t.created_at, t.expires_at, t.last_used_at
+           FROM tokens t JOIN users u ON u.id = t.user_id
+          WHERE t.kind = 'api' AND (t.expires_at IS NULL OR t.expires_at > ?1)
+            AND (?2 IS NULL OR u.commune_id = ?2) AND (?3 IS NULL OR u.id = ?3)
+          ORDER BY t.created_at DESC, t.rowid DESC",
+    )?;
+    let rows = st.query_map(params![now_ms(), commune, user], |r| {
+        Ok(ApiToken {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            scope: r.get(2)?,
+            user_id: r.get(3)?,
+            username: r.get(4)?,
+            created_at: ms_to_time(r.get(5)?),
+            expires_at: r.get::<_, Option<i64>>(6)?.map(ms_to_time),
+            last_used_at: r.get::<_, Option<i64>>(7)?.map(ms_to_time),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The owner and commune of API token `id` (its row id).
+pub fn api_token_owner(conn: &Connection, id: i64) -> Result<Option<(i64, Option<i64>)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT u.id, u.commune_id FROM tokens t JOIN users u ON u.id = t.user_id
+              WHERE t.rowid = ?1 AND t.kind = 'api'",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+pub fn delete_api_token(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute("DELETE FROM tokens WHERE rowid = ?1 AND kind = 'api'", [id])?;
+    Ok(())
+}
+
+/// Notes that an API token was used (at most once a minute per token: a script calling
+/// every second must not make every read a write).
+pub fn touch_api_token(conn: &Connection, token_hash: &str) -> Result<()> {
+    let now = now_ms();
+    conn.prepare_cached(
+        "UPDATE tokens SET last_used_at = ?2
+          WHERE token_hash = ?1 AND kind = 'api' AND (last_used_at IS NULL OR last_used_at < ?2 - 60000)",
+    )?
+    .execute(params![token_hash, now])?;
+    Ok(())
+}

@@ -16,6 +16,7 @@ mod nodes;
 mod plan;
 mod province;
 mod reports;
+mod tokens;
 
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
@@ -144,6 +145,11 @@ pub async fn fleet_now(c: Ctx<'_>) -> Result<Response> {
     fleet::now(c.cms, &page, c.req).await
 }
 
+pub async fn tokens(c: Ctx<'_>) -> Result<Response> {
+    let page = Page::new(c.cms, c.p()?, c.req).await?;
+    finish(c.req, tokens::tokens(c.cms, &page).await?)
+}
+
 pub async fn alerts(c: Ctx<'_>) -> Result<Response> {
     let page = Page::new(c.cms, c.p()?, c.req).await?;
     finish(c.req, alerts::alerts(c.cms, &page).await?)
@@ -225,7 +231,7 @@ impl<'a> Page<'a> {
 
     /// The whole page around `body`.
     pub fn render(&self, title: &str, body: Markup) -> Response {
-        let links: [(&str, &str, &str, Perm); 14] = [
+        let links: [(&str, &str, &str, Perm); 15] = [
             ("/", "Tổng quan", "Dashboard", Perm::Read),
             ("/ui/emergency", "Khẩn cấp", "Emergency", Perm::Read),
             ("/ui/live", "Trực tiếp", "Live", Perm::Schedule),
@@ -245,6 +251,7 @@ impl<'a> Page<'a> {
             ("/ui/reports", "Báo cáo", "Reports", Perm::Read),
             ("/ui/users", "Người dùng", "Users", Perm::ManageUsers),
             ("/ui/audit", "Nhật ký", "Audit log", Perm::Audit),
+            ("/ui/tokens", "Mã API", "API tokens", Perm::ManageUsers),
         ];
         let (other, other_label) = other_lang(self.lang);
         let page = html! {
@@ -381,7 +388,11 @@ pub async fn login_post(c: Ctx<'_>) -> Result<Response> {
             .unwrap_or_default()
     };
     match cms
-        .login(&field("username"), &field("password"), &req.ip())
+        .login(
+            &field("username"),
+            &field("password"),
+            &req.ip(&cms.config().trusted_proxies),
+        )
         .await
     {
         Ok((secret, _, _)) => {

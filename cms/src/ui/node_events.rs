@@ -42,6 +42,13 @@ fn describe(page: &Page<'_>, e: &NodeEvent, asked: &HashMap<&str, String>) -> (S
         "revoked" => (t("Thu hồi quyền kết nối", "Link revoked"), String::new()),
         "online" => (t("Trực tuyến", "Online"), String::new()),
         "offline" => (t("Mất kết nối", "Offline"), String::new()),
+        "duplicate_link" => (
+            t("Từ chối kết nối thứ hai", "Second connection refused"),
+            t(
+                "một thiết bị khác dùng mã của cụm loa này trong khi nó đang kết nối: mã có thể bị lộ, hãy cấp mã mới",
+                "another device used this node's token while it was linked: the token may have leaked; issue a new one",
+            ),
+        ),
         "command" => {
             let json = e.detail.split_once(' ').map_or("", |(_, j)| j);
             (t("Đã gửi lệnh", "Command sent"), command_label(page, json))

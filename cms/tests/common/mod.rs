@@ -137,6 +137,20 @@ impl Api {
         self.req(reqwest::Method::GET, path).send().await.unwrap()
     }
 
+    pub async fn delete(&self, path: &str) -> Response {
+        self.req(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new village of this (admin) user's commune; its id.
+    pub async fn village(&self, name: &str) -> i64 {
+        let (code, v) = json_of(self.post("/api/v1/villages", json!({ "name": name })).await).await;
+        assert_eq!(code, 201, "{v}");
+        v["id"].as_i64().unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.req(reqwest::Method::POST, path)
             .json(&body)

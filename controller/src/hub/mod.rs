@@ -1,8 +1,9 @@
 //! The fleet hub: every node's live link, and what the controller knows of the fleet
 //! from them.
 //!
-//! - [`Sessions`]: the registry of live sessions by node id (a newer connection replaces
-//!   an older one: a node holds one session). It is what the CMS reaches nodes through
+//! - [`Sessions`]: the registry of live sessions by node id (a node holds one session: a
+//!   second connection with the same token is refused while the first is heard from, and
+//!   replaces it once that one has gone silent). It is what the CMS reaches nodes through
 //!   ([`cms::FleetLink`]: commands, revocation), handed to the CMS when it opens — so the
 //!   CMS never holds the hub and there is no reference cycle.
 //! - [`Hub`]: runs sessions ([`session`], written against [`protocol::transport::Transport`]
@@ -28,6 +29,9 @@ use protocol::transport::Transport;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+/// The close reason a second connection for a live node gets.
+pub const DUPLICATE_REFUSED: &str = "this node is already linked from elsewhere";
+
 /// How often liveness is checked.
 const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 
@@ -42,7 +46,17 @@ pub(crate) enum Outgoing {
 struct SessionHandle {
     conn: u64,
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// When the session last received anything (ns on the hub's clock), pongs included.
+    last_rx: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// A session heard from within this long is alive: a second connection with its token is
+/// refused. Two keepalive periods: a live node is heard at least every one.
+pub const ALIVE_WITHIN_MS: u64 = 2 * protocol::link::KEEPALIVE_MS;
+
+/// Why a connection was not registered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct InUse;
 
 /// Live sessions by node id.
 #[derive(Default)]
@@ -56,16 +70,35 @@ impl Sessions {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new session for `node_id`; an older one is told to close.
-    fn open(&self, node_id: i64, tx: mpsc::UnboundedSender<Outgoing>) -> u64 {
+    /// Registers a new session for `node_id`. A session already there that was heard
+    /// from within [`ALIVE_WITHIN_MS`] keeps the node: the newcomer holds a copy of its
+    /// token (a stolen one, or a cloned board) and is refused. A silent one (a link that
+    /// died without a goodbye) is told to close and replaced.
+    fn open(
+        &self,
+        node_id: i64,
+        tx: mpsc::UnboundedSender<Outgoing>,
+        last_rx: Arc<std::sync::atomic::AtomicI64>,
+        now_ns: i64,
+    ) -> Result<u64, InUse> {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
-        let old = self.lock().insert(node_id, SessionHandle { conn, tx });
+        let mut map = self.lock();
+        if let Some(old) = map.get(&node_id) {
+            let heard = old.last_rx.load(Ordering::Relaxed);
+            let alive = !old.tx.is_closed()
+                && now_ns.saturating_sub(heard) < ALIVE_WITHIN_MS as i64 * 1_000_000;
+            if alive {
+                return Err(InUse);
+            }
+        }
+        let old = map.insert(node_id, SessionHandle { conn, tx, last_rx });
+        drop(map);
         if let Some(old) = old {
             let _ = old
                 .tx
                 .send(Outgoing::Close("replaced by a newer connection"));
         }
-        conn
+        Ok(conn)
     }
 
     /// Forgets the session, unless a newer one has replaced it.
@@ -229,13 +262,21 @@ impl Hub {
     /// node and the connection.
     pub async fn run_session<T: Transport>(self: Arc<Self>, node: NodeIdentity, transport: T) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let conn = self.sessions.open(node.id, tx.clone());
+        let now = self.clock().now_ns();
+        let last_rx = Arc::new(std::sync::atomic::AtomicI64::new(now));
+        let conn = match self
+            .sessions
+            .open(node.id, tx.clone(), last_rx.clone(), now)
+        {
+            Ok(conn) => conn,
+            Err(InUse) => return self.refuse_duplicate(node, transport).await,
+        };
         let span = tracing::info_span!("node", id = node.id, conn);
         let node_id = node.id;
         let hub = self.clone();
         async move {
             tracing::info!(name = %node.name, "node connected");
-            let reason = session::NodeSession::new(hub, node, tx)
+            let reason = session::NodeSession::new(hub, node, tx, last_rx)
                 .run(transport, rx)
                 .await;
             tracing::info!(%reason, "node link closed");
@@ -243,6 +284,26 @@ impl Hub {
         .instrument(span)
         .await;
         self.sessions.close(node_id, conn);
+    }
+
+    /// A second connection for a node whose session is alive: refused, logged, and kept
+    /// in the node's history where its technician sees it.
+    async fn refuse_duplicate<T: Transport>(&self, node: NodeIdentity, mut transport: T) {
+        tracing::warn!(
+            node = node.id,
+            name = %node.name,
+            "a second connection with this node's token refused: its session is alive (a stolen token or a cloned board?)"
+        );
+        if let Err(e) = self
+            .cms
+            .node_event(node.id, "duplicate_link", String::new())
+            .await
+        {
+            tracing::warn!(node = node.id, "cannot record duplicate_link: {e}");
+        }
+        transport
+            .close(protocol::transport::CloseCode::Policy, DUPLICATE_REFUSED)
+            .await;
     }
 
     fn lock_liveness(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Liveness>> {

@@ -34,6 +34,9 @@ pub(super) struct NodeSession {
     seen_generation: Option<u64>,
     /// The node said hello (nothing else is taken before).
     greeted: bool,
+    /// When anything was last received (ns, hub clock), for the registry to tell a live
+    /// session from a dead one.
+    last_rx: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl NodeSession {
@@ -41,6 +44,7 @@ impl NodeSession {
         hub: Arc<Hub>,
         node: NodeIdentity,
         tx: mpsc::UnboundedSender<Outgoing>,
+        last_rx: Arc<std::sync::atomic::AtomicI64>,
     ) -> Self {
         NodeSession {
             tx,
@@ -49,6 +53,7 @@ impl NodeSession {
             sent_version: None,
             seen_generation: None,
             greeted: false,
+            last_rx,
         }
     }
 
@@ -68,6 +73,7 @@ impl NodeSession {
                 frame = transport.recv() => {
                     let t1 = self.hub.clock().now_ns();
                     last_rx = t1;
+                    self.last_rx.store(t1, std::sync::atomic::Ordering::Relaxed);
                     let text = match frame {
                         Ok(Some(Frame::Text(text))) => text,
                         Ok(Some(Frame::Binary(_))) => {

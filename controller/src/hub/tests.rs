@@ -218,10 +218,38 @@ async fn play_logs_are_acknowledged_once_stored_and_counted_once() {
 }
 
 #[tokio::test]
-async fn a_newer_connection_replaces_the_older() {
+async fn a_second_connection_is_refused_while_the_first_is_alive_and_replaces_a_silent_one() {
     let f = fixture(30_000).await;
     let (mut first, first_task) = connect(&f);
     greet(&mut first).await;
+    // Someone else with the node's token while the node is heard from: refused (a copied
+    // token must not take over a healthy node), and kept in the node's history.
+    let (mut intruder, intruder_task) = connect(&f);
+    assert!(matches!(
+        next(&mut intruder).await,
+        Err(TransportError::Closed(Some(r))) if r == super::DUPLICATE_REFUSED
+    ));
+    intruder_task.await.unwrap();
+    assert!(f.hub.sessions().is_connected(f.node.id));
+    let id = f.node.id;
+    let recorded = f
+        .hub
+        .cms()
+        .store()
+        .call(move |c| {
+            c.query_row(
+                "SELECT count(*) FROM node_events WHERE node_id = ?1 AND event = 'duplicate_link'",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(cms::CmsError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+    // The first link goes silent without a goodbye (a dead 3G path): the node's next
+    // connection replaces it.
+    f.clock.advance_ms(super::ALIVE_WITHIN_MS as i64 + 1);
     let (mut second, _task) = connect(&f);
     assert!(matches!(
         next(&mut first).await,

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::schedule::Priority;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use warp::http::StatusCode;
 
 use super::{Mounts, QUEUE, Refusal, carry, refusal};
+use crate::Conn;
 use crate::hub::Hub;
 
 /// Whether a connection's first bytes are a live source's request (`PUT /live/` or the
@@ -72,10 +71,10 @@ fn parse_head(head: &str) -> Option<SourceRequest> {
 }
 
 /// Serves one live source connection to its end.
-pub async fn serve_source(
+pub async fn serve_source<S: Conn>(
     hub: Arc<Hub>,
     mounts: Arc<Mounts>,
-    mut stream: TcpStream,
+    mut stream: S,
     addr: SocketAddr,
 ) {
     let (head, rest) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
@@ -111,7 +110,7 @@ pub async fn serve_source(
         mounts.free(token);
         return;
     }
-    let (reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<bytes::Bytes>(QUEUE);
     let feeder = tokio::spawn(read_body(reader, rest, req.chunked, req.length, tx));
     let result = run_session(hub, village, priority, addr.to_string(), rx).await;
@@ -177,7 +176,7 @@ fn check_source(
 }
 
 /// Reads up to the end of the request head; returns it and the body bytes read past it.
-async fn read_head(stream: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(String, Vec<u8>), String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
@@ -201,8 +200,8 @@ async fn read_head(stream: &mut TcpStream) -> Result<(String, Vec<u8>), String> 
 
 /// The body as it comes: chunked framing undone, a length honoured, or to the end of
 /// the connection (what broadcast tools send).
-async fn read_body(
-    mut reader: OwnedReadHalf,
+async fn read_body<R: AsyncRead + Unpin>(
+    mut reader: R,
     first: Vec<u8>,
     chunked: bool,
     length: Option<u64>,
@@ -298,7 +297,7 @@ impl Dechunker {
     }
 }
 
-async fn refuse(stream: &mut TcpStream, refusal: Refusal) {
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, refusal: Refusal) {
     let _ = write_refusal(stream, refusal).await;
 }
 

@@ -95,7 +95,7 @@ impl BlobCache {
         &self,
         http: &reqwest::Client,
         base: &str,
-        token: &str,
+        token: Option<&str>,
         sha256: &str,
     ) -> Result<(), FetchError> {
         if !is_sha256(sha256) {
@@ -107,7 +107,10 @@ impl BlobCache {
             .map(|m| m.len())
             .unwrap_or(0);
         let url = format!("{}/content/{sha256}", base.trim_end_matches('/'));
-        let mut req = http.get(&url).bearer_auth(token);
+        let mut req = http.get(&url);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
         if have > 0 {
             tracing::info!(%sha256, bytes = have, "resuming download");
             req = req.header("Range", format!("bytes={have}-"));

@@ -15,6 +15,10 @@ pub struct AgentConfig {
     pub server: Option<String>,
     /// Where blobs come from (a mirror or CDN); default: the controller.
     pub content_base_url: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's and the one kept at enrolment.
+    pub ca_file: Option<PathBuf>,
+    /// Allow a plain-http controller or mirror off this machine (warned at every start).
+    pub insecure_http: bool,
     pub output: String,
     /// The node's volume until a technician sets one remotely.
     pub volume: u8,
@@ -47,6 +51,8 @@ impl Default for AgentConfig {
             state: PathBuf::from("/var/lib/loa-node"),
             server: None,
             content_base_url: None,
+            ca_file: None,
+            insecure_http: false,
             output: "device".into(),
             volume: 100,
             emergency_volume: 100,

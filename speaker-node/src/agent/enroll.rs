@@ -1,7 +1,7 @@
 //! `speaker-node enroll`: trades the one-time code an admin got when adding the node for
 //! the node's long-lived token, kept in the state directory (mode 0600).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::link::{EnrollRequest, EnrollResponse};
@@ -9,21 +9,37 @@ use serde::Deserialize;
 
 use super::error::{AgentError, Result, chain};
 use super::state::{Identity, StateDir};
+use super::tls;
 
 #[derive(Deserialize)]
 struct ErrorBody {
     message: String,
 }
 
+/// How to reach the controller to enrol.
+#[derive(Debug, Default, Clone)]
+pub struct EnrollTls {
+    /// The commune's CA (PEM): trusted for this request and kept as `STATE/ca.pem` for
+    /// `run`.
+    pub ca_file: Option<PathBuf>,
+    /// Allow a plain-http controller off this machine.
+    pub insecure_http: bool,
+}
+
 /// Enrols and stores the token; returns the identity.
-pub fn enroll(server: &str, code: &str, state: &Path) -> Result<Identity> {
-    let dir = StateDir::open(state)?;
+pub fn enroll(server: &str, code: &str, state: &Path, opts: &EnrollTls) -> Result<Identity> {
     let server = server.trim_end_matches('/').to_string();
-    if !(server.starts_with("http://") || server.starts_with("https://")) {
-        return Err(AgentError::Config(format!(
-            "{server}: the server is an http:// or https:// URL"
-        )));
-    }
+    tls::check_url("server", &server, opts.insecure_http)?;
+    // Read before anything is written: a bad CA file leaves no half enrolment behind.
+    let ca = match &opts.ca_file {
+        Some(path) => Some((
+            tls::read_ca(path)?,
+            std::fs::read(path).map_err(|e| AgentError::file(path, e))?,
+        )),
+        None => None,
+    };
+    let dir = StateDir::open(state)?;
+    let config = tls::client_config(&opts.ca_file.iter().cloned().collect::<Vec<_>>())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -34,10 +50,10 @@ pub fn enroll(server: &str, code: &str, state: &Path) -> Result<Identity> {
         reason,
     };
     let res: EnrollResponse = rt.block_on(async {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| http_err(chain(&e)))?;
+        let http = tls::http_client(
+            &config,
+            reqwest::Client::builder().timeout(Duration::from_secs(30)),
+        )?;
         let res = http
             .post(&url)
             .json(&EnrollRequest { code: code.into() })
@@ -59,6 +75,9 @@ pub fn enroll(server: &str, code: &str, state: &Path) -> Result<Identity> {
         node_id: res.node_id,
         name: res.name,
     };
+    if let Some((_, pem)) = ca {
+        dir.write_private(tls::STATE_CA, &pem)?;
+    }
     dir.save_enrolment(&identity, &res.token)?;
     Ok(identity)
 }

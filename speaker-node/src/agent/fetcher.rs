@@ -25,14 +25,15 @@ pub struct Fetcher {
     pub http: reqwest::Client,
     /// Where blobs come from: the controller, or a mirror/CDN.
     pub base: String,
-    pub token: String,
+    /// The node token, for the controller only (`None` for a mirror).
+    pub token: Option<String>,
     pub cache: Arc<BlobCache>,
 }
 
 impl Fetcher {
     pub async fn fetch(&self, sha256: &str) -> Result<(), FetchError> {
         self.cache
-            .fetch(&self.http, &self.base, &self.token, sha256)
+            .fetch(&self.http, &self.base, self.token.as_deref(), sha256)
             .await
     }
 }

@@ -39,6 +39,7 @@ pub mod playout;
 pub mod relay;
 pub mod scheduler;
 pub mod state;
+pub mod tls;
 pub mod websocket;
 
 use std::sync::Arc;
@@ -130,7 +131,14 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     )
     .map_err(AgentError::Runtime)?;
     let server = cfg.server.clone().unwrap_or(stored.identity.server.clone());
-    let fetcher = fetcher(&cfg, &stored, &server)?;
+    tls::check_url("server", &server, cfg.insecure_http)?;
+    if let Some(mirror) = &cfg.content_base_url {
+        tls::check_url("content_base_url", mirror, cfg.insecure_http)?;
+    }
+    let mut trusted = vec![stored.state.root().join(tls::STATE_CA)];
+    trusted.extend(cfg.ca_file.clone());
+    let tls = tls::client_config(&trusted)?;
+    let fetcher = fetcher(&cfg, &stored, &server, &tls)?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let handle = AgentHandle::new(cmd_tx);
     let (to_link, outbox) = mpsc::unbounded_channel();
@@ -178,8 +186,8 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     };
     let token = stored.token;
     let dial = move || {
-        let (server, token) = (server.clone(), token.clone());
-        async move { websocket::dial(&server, &token).await }
+        let (server, token, tls) = (server.clone(), token.clone(), tls.clone());
+        async move { websocket::dial(&server, &token, tls).await }
     };
     let link = tokio::spawn(link::run(ctx, outbox, dial));
     if cfg.stop_on_stdin_eof {
@@ -209,15 +217,26 @@ async fn stop(
     how
 }
 
-fn fetcher(cfg: &AgentConfig, stored: &Stored, server: &str) -> Result<Fetcher, AgentError> {
+/// Blobs come from the controller with the node token, or from a mirror without it: a
+/// mirror is content-addressed (every blob is checked against its hash) and must never
+/// see a secret that would let it pass for the node.
+fn fetcher(
+    cfg: &AgentConfig,
+    stored: &Stored,
+    server: &str,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Fetcher, AgentError> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(60));
+    let (base, token) = match &cfg.content_base_url {
+        Some(mirror) => (mirror.clone(), None),
+        None => (server.to_owned(), Some(stored.token.clone())),
+    };
     Ok(Fetcher {
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| AgentError::Config(format!("HTTP client: {}", chain(&e))))?,
-        base: cfg.content_base_url.clone().unwrap_or(server.to_owned()),
-        token: stored.token.clone(),
+        http: tls::http_client(tls, builder)?,
+        base,
+        token,
         cache: stored.cache.clone(),
     })
 }

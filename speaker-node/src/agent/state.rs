@@ -43,8 +43,10 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// Opens (creating) the directory.
+    /// Opens (creating) the directory. Everything the agent writes from then on (token,
+    /// schedule, cache, play log) is its own user's alone (umask 077).
     pub fn open(root: &Path) -> Result<Self> {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         for dir in [root.to_path_buf(), root.join("cache"), root.join("playlog")] {
             std::fs::create_dir_all(&dir).map_err(|e| AgentError::file(&dir, e))?;
         }
@@ -92,8 +94,14 @@ impl StateDir {
 
     /// The enrolment: identity and token (the token file readable by its owner only).
     pub fn save_enrolment(&self, identity: &Identity, token: &str) -> Result<()> {
-        let path = self.root.join("token");
-        let tmp = self.root.join("token.tmp");
+        self.write_private("token", token.as_bytes())?;
+        self.write_json("node.json", identity)
+    }
+
+    /// Writes a file readable by its owner only, whole or not at all.
+    pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.root.join(name);
+        let tmp = self.root.join(format!("{name}.tmp"));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -101,12 +109,12 @@ impl StateDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| AgentError::file(&tmp, e))?;
-        f.write_all(token.as_bytes())
+        f.write_all(bytes)
             .and_then(|()| f.sync_all())
             .map_err(|e| AgentError::file(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| AgentError::file(&path, e))?;
         crate::sync_dir(&path);
-        self.write_json("node.json", identity)
+        Ok(())
     }
 
     pub fn identity(&self) -> Result<(Identity, String)> {

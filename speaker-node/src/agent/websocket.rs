@@ -35,7 +35,12 @@ pub fn link_url(server: &str) -> String {
 }
 
 /// Dials the controller; the transport and the node's own address on that connection.
-pub async fn dial(server: &str, token: &str) -> Result<(WsTransport, Option<String>), LinkError> {
+/// `wss://` is checked against `tls` (the node's trust roots), never the defaults.
+pub async fn dial(
+    server: &str,
+    token: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<(WsTransport, Option<String>), LinkError> {
     let url = link_url(server);
     let fail = |reason: String| LinkError::Dial(format!("{url}: {reason}"));
     let mut req = url
@@ -49,7 +54,9 @@ pub async fn dial(server: &str, token: &str) -> Result<(WsTransport, Option<Stri
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let connecting = tokio_tungstenite::connect_async_with_config(req, Some(config), true);
+    let connector = tokio_tungstenite::Connector::Rustls(tls);
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, Some(connector));
     match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
         Err(_) => Err(fail(format!("no answer in {} s", DIAL_TIMEOUT.as_secs()))),
         Ok(Err(tungstenite::Error::Http(res))) => {
@@ -73,6 +80,12 @@ fn local_ip(ws: &Ws) -> Option<String> {
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => {
             tcp.local_addr().ok().map(|a| a.ip().to_string())
         }
+        tokio_tungstenite::MaybeTlsStream::Rustls(tls) => tls
+            .get_ref()
+            .0
+            .local_addr()
+            .ok()
+            .map(|a| a.ip().to_string()),
         _ => None,
     }
 }

@@ -47,7 +47,7 @@ fn start() -> Fixture {
     let fetcher = Fetcher {
         http: reqwest::Client::new(),
         base: "http://127.0.0.1:9".into(),
-        token: "ln_test".into(),
+        token: Some("ln_test".into()),
         cache: cache.clone(),
     };
     let core = AgentCore::new(
