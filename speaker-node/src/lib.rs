@@ -18,6 +18,8 @@
 
 #[cfg(feature = "agent")]
 pub mod agent;
+#[cfg(feature = "agent")]
+pub mod swarm;
 pub use audio::{decode, dsp};
 mod durable;
 mod error;

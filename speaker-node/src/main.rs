@@ -83,6 +83,50 @@ enum Command {
     },
     /// Run the node: keep the link, sync schedule and content, play on time.
     Run(RunArgs),
+    /// N simulated nodes in one process, created and enrolled through the API, speaking
+    /// the real link (a fleet for load tests; null outputs, no disk).
+    Swarm(SwarmArgs),
+}
+
+#[derive(clap::Args)]
+struct SwarmArgs {
+    /// The controller, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    server: String,
+    /// An admin's API token (nodes are added and enrolled with it).
+    #[arg(long, env = "LOA_SWARM_TOKEN")]
+    token: String,
+    /// How many nodes.
+    #[arg(long)]
+    count: usize,
+    /// The village they go in (default: a new one).
+    #[arg(long)]
+    village: Option<i64>,
+    /// Node names are PREFIX-1, PREFIX-2... (default swarm-<unix time>).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Accept a plain-http controller off this machine.
+    #[arg(long)]
+    insecure_http: bool,
+    /// once (one download per blob for the swarm), each (every node downloads), none.
+    #[arg(long, default_value = "once")]
+    fetch: speaker_node::swarm::FetchMode,
+    /// Links opened per second at the start.
+    #[arg(long, default_value_t = 500)]
+    connect_rate: u32,
+    /// Clock exchanges this often (ms) instead of the agent's schedule (125 ms for 3
+    /// minutes, 500 ms for 3 more, then 1 s).
+    #[arg(long)]
+    sync_every_ms: Option<u64>,
+    /// A status line on stdout this often (s).
+    #[arg(long, default_value_t = 2)]
+    report_every_s: u64,
+    /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
+    #[arg(long)]
+    run_for_s: Option<u64>,
 }
 
 /// `run` settings; each overrides the config file (`--config`), which overrides defaults.
@@ -147,6 +191,7 @@ fn main() -> ExitCode {
     use tracing_subscriber::filter::LevelFilter;
     let default = match cli.command {
         Command::Run(_) => LevelFilter::INFO,
+        Command::Swarm(_) => LevelFilter::WARN,
         _ => LevelFilter::OFF,
     };
     let level = std::env::var("SPEAKER_NODE_LOG")
@@ -206,6 +251,21 @@ fn main() -> ExitCode {
         })
         .map_err(|e| e.to_string()),
         Command::Run(args) => run_agent(args),
+        Command::Swarm(a) => speaker_node::swarm::run(speaker_node::swarm::SwarmConfig {
+            server: a.server,
+            admin_token: a.token,
+            count: a.count,
+            village: a.village,
+            prefix: a.prefix,
+            ca_file: a.ca_file,
+            insecure_http: a.insecure_http,
+            fetch: a.fetch,
+            connect_rate: a.connect_rate,
+            sync_every: a.sync_every_ms.map(std::time::Duration::from_millis),
+            report_every: std::time::Duration::from_secs(a.report_every_s.max(1)),
+            run_for: a.run_for_s.map(std::time::Duration::from_secs),
+        })
+        .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -149,6 +149,14 @@ impl Proc {
         )
     }
 
+    /// Any program, its standard error kept in `log` and its standard output for the
+    /// caller to read.
+    pub fn start_piped(cmd: &mut Command, log: PathBuf) -> (Proc, std::process::ChildStdout) {
+        let (proc, out) = Self::spawn(cmd.stdin(Stdio::null()), log);
+        let out = out.unwrap_or_else(|| panic!("no stdout"));
+        (proc, out)
+    }
+
     /// Any program, its standard error kept in `log`.
     pub fn start(cmd: &mut Command, log: PathBuf) -> Proc {
         Self::spawn(cmd.stdin(Stdio::null()), log).0
