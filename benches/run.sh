@@ -10,6 +10,11 @@
 #                             window's match with the source, on a clean link, after the
 #                             clocks' 3-min acquisition and in their steady state (~20 min)
 #   benches/run.sh reach      100 real nodes: emergency API call to every node confirmed playing
+#   benches/run.sh content    GET /content/{sha256} (5 MB) vs nginx with wrk; 1,000 nodes fetching
+#                             a new item at once while the content list is read
+#   benches/run.sh swarm [N..] one controller and `speaker-node swarm` fleets of 1,000, 5,000 and
+#                             10,000 nodes: time to all online, RSS, CPU under heartbeats and
+#                             clock exchanges, schedule change and emergency to every node
 #   benches/run.sh play-order rewrite speaker-node/play.order: the functions playing a file
 #                             runs, traced by callgrind, which the release link lays out first
 # Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient, valgrind.
@@ -179,6 +184,8 @@ case "${1:-all}" in
       env ${run#*:} cargo test -q -p loa-tests --test sync -- --nocapture 2>&1 | grep -E "^(node|        matching|sync:)"
     done ;;
   reach) exec cargo test -q -p loa-tests --test emergency -- --ignored --nocapture ;;
+  swarm) build; exec python3 benches/swarm.py "${@:2}" ;;
+  content) exec benches/content.sh "${@:2}" ;;
   all) build; bench_decode; bench_playback; benches/cms.sh; benches/fleet.sh ;;
-  *) echo "usage: benches/run.sh [decode|playback|cms|fleet|sync|reach|play-order|all]" >&2; exit 2 ;;
+  *) echo "usage: benches/run.sh [decode|playback|cms|fleet|sync|reach|swarm|content|play-order|all]" >&2; exit 2 ;;
 esac

@@ -6,56 +6,7 @@
 use std::path::Path;
 
 use audio::decode::{check_bytes, check_file};
-
-/// xorshift32: deterministic, so a failure reproduces.
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 17;
-        self.0 ^= self.0 << 5;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        self.next() as usize % n.max(1)
-    }
-}
-
-fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
-    let mut data = seed.to_vec();
-    match rng.below(5) {
-        0 => {
-            for _ in 0..1 + rng.below(16) {
-                let i = rng.below(data.len());
-                data[i] ^= 1 << rng.below(8);
-            }
-        }
-        1 => data.truncate(rng.below(data.len())),
-        2 => {
-            let i = rng.below(data.len());
-            let n = rng.below(64).min(data.len() - i);
-            data[i..i + n]
-                .iter_mut()
-                .for_each(|b| *b = rng.next() as u8);
-        }
-        3 => {
-            // Interesting integers in headers: sizes and counts at their extremes.
-            let i = rng.below(data.len().saturating_sub(4));
-            let v: [u8; 4] =
-                [[0xff; 4], [0; 4], [0x7f, 0xff, 0xff, 0xff], [0x80, 0, 0, 0]][rng.below(4)];
-            data[i..i + 4].copy_from_slice(&v);
-        }
-        _ => {
-            let i = rng.below(data.len());
-            let j = rng.below(data.len());
-            let (a, b) = (i.min(j), i.max(j));
-            let chunk = data[a..b].to_vec();
-            data.splice(a..a, chunk);
-        }
-    }
-    data
-}
+use protocol::fuzzing::{Rng, mutate};
 
 #[test]
 fn mutated_corpus_never_panics() {
@@ -89,7 +40,7 @@ fn mutated_corpus_never_panics() {
             seed.display()
         );
         for _ in 0..300 {
-            let mutated = mutate(&bytes, &mut Rng(rng.next()));
+            let mutated = mutate(&bytes, &mut Rng(rng.next_u32()));
             std::fs::write(&scratch, &mutated).unwrap();
             let from_file = std::panic::catch_unwind(|| check_file(&scratch));
             let from_file = from_file

@@ -18,10 +18,14 @@
 
 pub mod clock;
 pub mod desired;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 pub mod live;
 pub mod schedule;
 pub mod time;
 pub mod transport;
+#[cfg(feature = "websocket")]
+pub mod ws;
 
 pub use chrono_tz::{TZ_VARIANTS, Tz};

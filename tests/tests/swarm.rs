@@ -42,7 +42,14 @@ async fn a_swarm_links_applies_plays_and_confirms_an_emergency() {
     let (content, _) = ctl.api.approved_audio("Bản tin", tone_wav(1.0)).await;
     let mut cmd = Command::new(bin("speaker-node"));
     cmd.args(["swarm", "--server", &ctl.url, "--count", &NODES.to_string()])
-        .args(["--prefix", "bay", "--report-every-s", "1", "--run-for-s", "120"])
+        .args([
+            "--prefix",
+            "bay",
+            "--report-every-s",
+            "1",
+            "--run-for-s",
+            "120",
+        ])
         .env("LOA_SWARM_TOKEN", &ctl.api.token);
     let (mut swarm, out) = Proc::start_piped(&mut cmd, dir.path().join("swarm.log"));
     let (tx, rx) = mpsc::channel();
@@ -61,7 +68,9 @@ async fn a_swarm_links_applies_plays_and_confirms_an_emergency() {
     });
     assert_eq!(enrolled["nodes"], NODES);
     let village = enrolled["village"].as_i64().unwrap();
-    lines.until("all linked", Duration::from_secs(30), |v| v["linked"] == NODES);
+    lines.until("all linked", Duration::from_secs(30), |v| {
+        v["linked"] == NODES
+    });
     let nodes = ctl.api.get("/api/v1/nodes").await;
     let online = nodes
         .as_array()

@@ -4,13 +4,8 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use protocol::link::MAX_FRAME_BYTES;
-use protocol::transport::{CloseCode, Frame, Transport, TransportError};
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::error::chain;
 use super::link::LinkError;
@@ -51,9 +46,7 @@ pub async fn dial(
         .parse()
         .map_err(|_| fail("the node token is not a valid header".into()))?;
     req.headers_mut().insert("authorization", auth);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let config = protocol::ws::config();
     let connector = tokio_tungstenite::Connector::Rustls(tls);
     let connecting =
         tokio_tungstenite::connect_async_tls_with_config(req, Some(config), true, Some(connector));
@@ -70,7 +63,7 @@ pub async fn dial(
         Ok(Err(e)) => Err(fail(chain(&e))),
         Ok(Ok((ws, _))) => {
             let ip = local_ip(&ws);
-            Ok((WsTransport(ws), ip))
+            Ok((protocol::ws::WsTransport(ws), ip))
         }
     }
 }
@@ -91,49 +84,8 @@ fn local_ip(ws: &Ws) -> Option<String> {
 }
 
 /// A dialled WebSocket as a node link transport.
-pub struct WsTransport(Ws);
-
-fn io(e: tungstenite::Error) -> TransportError {
-    TransportError::Io(e.to_string())
-}
-
-impl Transport for WsTransport {
-    async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
-        match self.0.next().await {
-            None => Err(TransportError::Closed(None)),
-            Some(Err(e)) => Err(io(e)),
-            Some(Ok(Message::Text(t))) => Ok(Some(Frame::Text(t.as_str().to_owned()))),
-            Some(Ok(Message::Close(frame))) => Err(TransportError::Closed(
-                frame.map(|f| f.reason.as_str().to_owned()),
-            )),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(None),
-            Some(Ok(Message::Binary(b))) => Ok(Some(Frame::Binary(b.to_vec()))),
-        }
-    }
-
-    async fn send_binary(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
-        self.0.send(Message::binary(bytes)).await.map_err(io)
-    }
-
-    async fn send(&mut self, text: String) -> Result<(), TransportError> {
-        self.0.send(Message::text(text)).await.map_err(io)
-    }
-
-    async fn keepalive(&mut self) -> Result<(), TransportError> {
-        self.0
-            .send(Message::Ping(Vec::new().into()))
-            .await
-            .map_err(io)
-    }
-
-    async fn close(&mut self, code: CloseCode, reason: &str) {
-        let frame = CloseFrame {
-            code: code.as_u16().into(),
-            reason: reason.to_owned().into(),
-        };
-        let _ = self.0.send(Message::Close(Some(frame))).await;
-    }
-}
+pub type WsTransport =
+    protocol::ws::WsTransport<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[cfg(test)]
 mod tests {

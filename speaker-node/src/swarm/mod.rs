@@ -77,17 +77,20 @@ pub fn run(cfg: SwarmConfig) -> Result<()> {
             Some(v) => v,
             None => new_village(&api).await?,
         };
-        let prefix = cfg.prefix.clone().unwrap_or_else(|| {
-            format!("swarm-{}", chrono::Utc::now().timestamp())
-        });
+        let prefix = cfg
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("swarm-{}", chrono::Utc::now().timestamp()));
         let nodes: Vec<sim::Identity> = futures_util::stream::iter(1..=cfg.count)
             .map(|i| enrol(&api, village, format!("{prefix}-{i}")))
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        say(&json!({"kind": "enrolled", "nodes": nodes.len(), "village": village,
+        say(
+            &json!({"kind": "enrolled", "nodes": nodes.len(), "village": village,
                     "ms": started.elapsed().as_millis() as u64, "at_ms": stats::now_ms()})
-        .to_string());
+            .to_string(),
+        );
         let stats = Arc::new(Stats::default());
         let ctx = Arc::new(sim::Ctx {
             server,
@@ -192,10 +195,9 @@ async fn enrol(api: &Api, village: i64, name: String) -> Result<sim::Identity> {
     let code = created["enrollment_code"].as_str().unwrap_or_default();
     let req = serde_json::to_value(EnrollRequest { code: code.into() })
         .map_err(|e| AgentError::Config(e.to_string()))?;
-    let enrolled: EnrollResponse = serde_json::from_value(
-        api.post("/api/v1/nodes/enroll", req, false).await?,
-    )
-    .map_err(|e| AgentError::Config(format!("unexpected enrolment answer: {e}")))?;
+    let enrolled: EnrollResponse =
+        serde_json::from_value(api.post("/api/v1/nodes/enroll", req, false).await?)
+            .map_err(|e| AgentError::Config(format!("unexpected enrolment answer: {e}")))?;
     Ok(sim::Identity {
         node_id: enrolled.node_id,
         token: enrolled.token,

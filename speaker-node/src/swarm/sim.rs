@@ -140,10 +140,8 @@ impl Node {
         t.send(link::encode(&hello)).await?;
         // Heartbeats spread over their period, as a fleet's boards are.
         let offset = Duration::from_millis(rand::random::<u64>() % HEARTBEAT_MS);
-        let mut heartbeat = tokio::time::interval_at(
-            Instant::now() + offset,
-            Duration::from_millis(HEARTBEAT_MS),
-        );
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + offset, Duration::from_millis(HEARTBEAT_MS));
         let mut keepalive = tokio::time::interval(Duration::from_millis(KEEPALIVE_MS));
         let mut next_sync = Instant::now();
         self.inflight.clear();
