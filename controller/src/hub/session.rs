@@ -37,6 +37,8 @@ pub(super) struct NodeSession {
     /// When anything was last received (ns, hub clock), for the registry to tell a live
     /// session from a dead one.
     last_rx: Arc<std::sync::atomic::AtomicI64>,
+    /// Held while what the node was last sent is being recorded.
+    recording: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl NodeSession {
@@ -54,6 +56,7 @@ impl NodeSession {
             seen_generation: None,
             greeted: false,
             last_rx,
+            recording: Arc::default(),
         }
     }
 
@@ -244,7 +247,10 @@ impl NodeSession {
             ));
         }
         let (cms, tx, id) = (self.hub.cms().clone(), self.tx.clone(), self.node.id);
+        let recording = self.recording.clone();
         let store = async move {
+            // Checked against what the node was sent: that record first.
+            drop(recording.lock().await);
             match cms.store_playlogs(id, entries).await {
                 Ok(ids) => {
                     let _ = tx.send(Outgoing::Msg(ControllerMsg::PlayLogsAck { ids }));
@@ -282,10 +288,21 @@ impl NodeSession {
             return None;
         }
         self.sent_version = Some(state.version.clone());
-        // What it is sent is what its play logs may name.
-        if let Err(e) = self.hub.cms().record_sent(self.node.id, &state).await {
-            tracing::warn!("cannot record what the node was sent: {e}");
-        }
+        // What it is sent is what its play logs may name. Recorded beside the session
+        // (10,000 nodes waiting in turn for the one SQLite writer made an emergency take
+        // seconds to reach the last), under a lock taken before the state leaves: any
+        // play log that follows waits for the record.
+        let guard = self.recording.clone().lock_owned().await;
+        let (cms, id, sent) = (self.hub.cms().clone(), self.node.id, state.clone());
+        tokio::spawn(
+            async move {
+                if let Err(e) = cms.record_sent(id, &sent).await {
+                    tracing::warn!("cannot record what the node was sent: {e}");
+                }
+                drop(guard);
+            }
+            .in_current_span(),
+        );
         Some(ControllerMsg::Desired(Box::new(state)))
     }
 }

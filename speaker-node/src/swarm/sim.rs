@@ -79,6 +79,8 @@ struct Node {
     events: VecDeque<(DateTime<Utc>, Event)>,
     /// Until when the events were resolved.
     resolved_to: DateTime<Utc>,
+    /// The desired state changed: resolve from scratch.
+    fresh: bool,
     started_plays: HashSet<(i64, i64, u32)>,
     /// Blobs this node has (fetched for it, or by the swarm).
     have: Arc<Mutex<HashSet<String>>>,
@@ -96,6 +98,7 @@ pub async fn run(id: Identity, ctx: Arc<Ctx>) {
         desired: None,
         events: VecDeque::new(),
         resolved_to: Utc::now(),
+        fresh: false,
         started_plays: HashSet::new(),
         have: Arc::default(),
         logs: Vec::new(),
@@ -214,7 +217,8 @@ impl Node {
                 self.fetch(&state, ctx);
                 self.desired = Some(*state);
                 self.events.clear();
-                self.resolved_to = Utc::now() - chrono::Duration::seconds(5);
+                self.resolved_to = Utc::now() - chrono::Duration::hours(6);
+                self.fresh = true;
                 self.applied = Some(version.clone());
                 ctx.stats.applied(self.id.node_id);
                 vec![NodeMsg::Applied { version }]
@@ -252,14 +256,19 @@ impl Node {
             return;
         };
         let (from, to) = (self.resolved_to, now + chrono::Duration::hours(2));
+        // After a new state every play still on air counts; otherwise only plays that
+        // begin in the new part of the window (the earlier ones are queued already).
+        let fresh = std::mem::take(&mut self.fresh);
         let plays = resolve(&state.schedules, tz, from, to);
         let mut events: Vec<(DateTime<Utc>, Event)> = self.events.drain(..).collect();
         for p in plays.into_iter().filter(|p| p.outcome != Outcome::Skipped) {
             let key = (p.schedule_id, p.scheduled_at.timestamp_millis(), p.attempt);
-            if p.start < from || self.started_plays.contains(&key) {
+            // A play already on air when the state came (a link back after the start of
+            // an emergency) starts now, late, as the agent starts it.
+            if p.end <= now || self.started_plays.contains(&key) || (!fresh && p.start < from) {
                 continue;
             }
-            events.push((p.start, Event::Start(p.clone())));
+            events.push((p.start.max(now), Event::Start(p.clone())));
             events.push((p.end, Event::End(p)));
         }
         events.sort_by_key(|(at, e)| (*at, matches!(e, Event::Start(_))));
