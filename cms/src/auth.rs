@@ -91,7 +91,7 @@ fn with_blocks<T>(n: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
 /// blocking pool, unbounded, a burst of 25 logins grew the process by ~400 MB and kept
 /// it; here it is bounded by the pool's size.
 pub struct HashPool {
-    jobs: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
     slots: tokio::sync::Semaphore,
 }
 
@@ -120,7 +120,7 @@ impl HashPool {
             }
         }
         HashPool {
-            jobs: Mutex::new(tx),
+            jobs: tx,
             slots: tokio::sync::Semaphore::new(threads.max(1)),
         }
     }
@@ -141,8 +141,6 @@ impl HashPool {
             let _ = tx.send(work());
         });
         self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .map_err(|_| CmsError::Storage("password hashing stopped".into()))?;
         rx.await
@@ -272,6 +270,7 @@ pub fn normalise_username(username: &str) -> String {
 /// Counts failed attempts per key (`user@address`, `address`, or any key a caller
 /// chooses). An attempt is counted *before* the password is checked, under one lock, so
 /// parallel attempts cannot all pass the check at once; a success takes its count back.
+#[derive(Default)]
 pub struct Limiter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -283,14 +282,6 @@ pub struct Attempt<'a> {
     limiter: &'a Limiter,
     keys: Vec<String>,
     at: Instant,
-}
-
-impl Default for Limiter {
-    fn default() -> Self {
-        Limiter {
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
 }
 
 impl Limiter {

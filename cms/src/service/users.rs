@@ -137,8 +137,8 @@ impl Cms {
             .store()
             .call(move |c| q::users::user_by_token(c, &h))
             .await?;
-        let (user, csrf, kind, scope) = found.ok_or(CmsError::Unauthenticated)?;
-        if matches!(kind, TokenKind::Api) {
+        let (user, csrf, note_use, scope) = found.ok_or(CmsError::Unauthenticated)?;
+        if note_use {
             let h = auth::secret_hash(secret);
             self.store()
                 .call(move |c| q::users::touch_api_token(c, &h))

@@ -175,25 +175,21 @@ pub fn insert_token(
     Ok(())
 }
 
-/// The live, enabled user behind a token hash, with the token's CSRF secret and kind.
-/// A token's user, its CSRF secret, kind and scope.
-pub type TokenOwner = (User, String, TokenKind, Option<String>);
+/// A token's user, its CSRF secret, whether it is an API token whose last use is over a
+/// minute old (to be noted: see [`touch_api_token`]), and its scope.
+pub type TokenOwner = (User, String, bool, Option<String>);
 
 pub fn user_by_token(conn: &Connection, token_hash: &str) -> Result<Option<TokenOwner>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {cols}, t.csrf, t.kind, t.scope FROM tokens t JOIN users u ON u.id = t.user_id
+        "SELECT {cols}, t.csrf,
+                t.kind = 'api' AND (t.last_used_at IS NULL OR t.last_used_at < ?2 - 60000),
+                t.scope FROM tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ?1 AND u.disabled = 0 AND (t.expires_at IS NULL OR t.expires_at > ?2)",
         cols = USER_COLS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
     ))?;
     Ok(st
         .query_row(params![token_hash, now_ms()], |r| {
-            let kind: String = r.get(8)?;
-            let kind = if kind == "api" {
-                TokenKind::Api
-            } else {
-                TokenKind::Session
-            };
-            Ok((user_row(r)?, r.get::<_, String>(7)?, kind, r.get(9)?))
+            Ok((user_row(r)?, r.get::<_, String>(7)?, r.get(8)?, r.get(9)?))
         })
         .optional()?)
 }
@@ -283,8 +279,9 @@ pub fn delete_api_token(conn: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Notes that an API token was used (at most once a minute per token: a script calling
-/// every second must not make every read a write).
+/// Notes that an API token was used. Called only when [`user_by_token`] says the last
+/// note is over a minute old: a script calling every second must not make every read a
+/// write.
 pub fn touch_api_token(conn: &Connection, token_hash: &str) -> Result<()> {
     let now = now_ms();
     conn.prepare_cached(

@@ -70,12 +70,10 @@ impl NodeSession {
         // A change is pushed at once (an emergency cannot wait for the next check).
         let mut generation = self.hub.cms().watch_generation();
         let mut keepalive = tokio::time::interval(Duration::from_millis(KEEPALIVE_MS));
-        let mut last_rx = self.hub.clock().now_ns();
         loop {
             let out: Vec<ControllerMsg> = tokio::select! {
                 frame = transport.recv() => {
                     let t1 = self.hub.clock().now_ns();
-                    last_rx = t1;
                     self.last_rx.store(t1, std::sync::atomic::Ordering::Relaxed);
                     let text = match frame {
                         Ok(Some(Frame::Text(text))) => text,
@@ -114,6 +112,7 @@ impl NodeSession {
                     None => return "hub gone".into(),
                 },
                 _ = desired_tick.tick() => {
+                    let last_rx = self.last_rx.load(std::sync::atomic::Ordering::Relaxed);
                     if self.hub.clock().ms_since(last_rx) > self.hub.dead_after_ms() {
                         return "no traffic: link dead".into();
                     }
