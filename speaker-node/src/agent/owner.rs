@@ -455,7 +455,11 @@ impl AgentCore {
 
     fn on_playout(&mut self, ev: PlayoutEvent) {
         match ev {
-            PlayoutEvent::Started(key, leaves_ns) => {
+            PlayoutEvent::Started(key, leaves_ns, begun) => {
+                if let Err(e) = blocking(|| self.journal.begin(begun)) {
+                    tracing::error!("play log: {e}");
+                    self.note_error(format!("play log: {e}"));
+                }
                 self.scheduler.started(&key);
                 self.on_air(&key, leaves_ns);
             }

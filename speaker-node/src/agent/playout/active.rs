@@ -297,6 +297,21 @@ impl Active {
         true
     }
 
+    /// The entry as it stands if the node dies during the play (the journal keeps it
+    /// until the play's end replaces it).
+    pub(super) fn begun_entry(&self) -> PlayLogEntry {
+        PlayLogEntry {
+            id: self.log_id.clone(),
+            schedule_id: self.job.schedule_id,
+            content_id: self.job.content_id,
+            scheduled_at: self.job.scheduled_at_ns.map(to_time),
+            started_at: Some(to_time(self.started_ns)),
+            ended_at: None,
+            outcome: PlayOutcome::Interrupted,
+            reason: Some(journal::CUT_SHORT.into()),
+        }
+    }
+
     pub(super) fn entry(
         self,
         outcome: PlayOutcome,

@@ -114,7 +114,7 @@ pub enum PlayoutCmd {
 pub enum PlayoutEvent {
     /// The job is committed to the output; its first sample leaves at this instant
     /// (controller clock, ns).
-    Started(PlayKey, i64),
+    Started(PlayKey, i64, PlayLogEntry),
     Ended(PlayKey, PlayLogEntry),
 }
 
@@ -384,10 +384,12 @@ impl Playout {
         if behind > LATE_MS * 1_000_000 {
             tracing::warn!(late_ms = behind / 1_000_000, "starting late");
         }
-        let _ = self
-            .events
-            .send(PlayoutEvent::Started(job.key.clone(), start_ns));
         let mut active = Active::new(job, start_ns);
+        let _ = self.events.send(PlayoutEvent::Started(
+            active.job.key.clone(),
+            start_ns,
+            active.begun_entry(),
+        ));
         if behind > 0 && behind <= JOIN_MS * 1_000_000 {
             // In step with the nodes that started on time: where they are now.
             let skip = (behind as i128 * rate as i128 / 1_000_000_000) as usize;
