@@ -190,6 +190,15 @@ impl ClockEstimator {
         true
     }
 
+    /// The node's clock was set `by_ns`: the exchanges kept move with it, so they still
+    /// say the same about the controller's clock.
+    pub fn shift_node_time(&mut self, by_ns: i64) {
+        for s in &mut self.samples {
+            s.t0 += by_ns;
+            s.t3 += by_ns;
+        }
+    }
+
     /// How long the exchanges kept span, ns (0 with fewer than two).
     pub fn span_ns(&self) -> i64 {
         match (self.samples.front(), self.samples.back()) {

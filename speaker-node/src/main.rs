@@ -161,6 +161,12 @@ struct RunArgs {
     /// Test knob: the node's clock and simulated card run this many ppm fast.
     #[arg(long, allow_negative_numbers = true)]
     clock_drift_ppm: Option<f64>,
+    /// Test knob: the node's clock is set this many ms forward (or back) while it runs...
+    #[arg(long, allow_negative_numbers = true)]
+    clock_step_ms: Option<f64>,
+    /// ...this many seconds after the start (default 0).
+    #[arg(long)]
+    clock_step_after_s: Option<f64>,
     /// Sample rate of a wav:/null card (default 48000).
     #[arg(long)]
     card_rate: Option<u32>,
@@ -387,6 +393,12 @@ fn run_agent(args: RunArgs) -> Result<(), String> {
     }
     if let Some(v) = args.clock_drift_ppm {
         cfg.clock_drift_ppm = v;
+    }
+    if let Some(v) = args.clock_step_ms {
+        cfg.clock_step_ms = v;
+    }
+    if let Some(v) = args.clock_step_after_s {
+        cfg.clock_step_after_s = v.max(0.0);
     }
     if let Some(v) = args.card_rate {
         cfg.card_rate = v;

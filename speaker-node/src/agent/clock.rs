@@ -11,6 +11,11 @@
 //! [`SLEW_TAU_NS`] and at most [`MAX_SLEW`], so the controller clock never jumps with
 //! the jitter of one exchange and what plays on it stays smooth. Only an error beyond
 //! [`STEP_NS`] (a first estimate, a clock far off after a long outage) is stepped.
+//!
+//! The host clock itself may be set while the node runs (a wrong RTC corrected, an
+//! operator's `date -s`, an NTP step). Read against the host's steady clock, such a step
+//! shows, and the offset takes it back at once: the fleet's time goes on unbroken, link
+//! or no link, and what is scheduled plays on time.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -29,6 +34,14 @@ const SLEW_TAU_NS: f64 = 10e9;
 const MAX_SLEW: f64 = 500e-6;
 /// A saved offset is carried forward at its saved drift for at most this long (ns).
 const CARRY_NS: i64 = 7 * 86_400 * 1_000_000_000;
+/// The host clock moving this much (ns) more or less than the steady clock since the last
+/// reading is a step of the host clock...
+const HOST_STEP_NS: i64 = 100_000_000;
+/// ...beyond this rate too (ns per ns), which covers crystal drift and any slewing.
+const HOST_STEP_RATE: f64 = 1e-3;
+/// An exchange stamped longer ago than this (ns, node time) is stale: the host clock was
+/// set while it was under way.
+const SAMPLE_STALE_NS: i64 = 1_000_000_000;
 
 /// What the node's clock was disciplined to when last saved (kept across restarts, so a
 /// node rebooted while its link is down stays on the fleet's time).
@@ -63,8 +76,12 @@ pub struct NodeClock {
     host: Arc<dyn Clock>,
     /// Host time when the agent started: drift accumulates from here.
     epoch_ns: i64,
+    /// Steady time when the agent started.
+    steady_epoch_ns: i64,
     offset_ns: i64,
     drift_ppm: f64,
+    /// Test knob: the node's clock is set `.1` ns `.0` ns (steady) after the start.
+    set_later: Option<(i64, i64)>,
     sync: Mutex<Sync>,
 }
 
@@ -75,6 +92,8 @@ struct Sync {
     applied: Option<Applied>,
     /// Steps taken (for the log).
     steps: u64,
+    /// The last (steady, local) reading: where host clock steps show.
+    seen: Option<(i64, i64)>,
 }
 
 impl NodeClock {
@@ -86,14 +105,17 @@ impl NodeClock {
     ) -> Self {
         let clock = NodeClock {
             epoch_ns: host.now_ns(),
+            steady_epoch_ns: host.steady_ns(),
             host,
             offset_ns: (offset_ms * 1e6) as i64,
             drift_ppm,
+            set_later: None,
             sync: Mutex::new(Sync {
                 estimator: ClockEstimator::new(),
                 estimate: None,
                 applied: None,
                 steps: 0,
+                seen: None,
             }),
         };
         if let Some(saved) = saved {
@@ -113,33 +135,74 @@ impl NodeClock {
         clock
     }
 
+    /// Test knob: the node's clock is set `by_ms` forward (or back) `after_s` seconds
+    /// after the start (`--clock-step-ms`, `--clock-step-after-s`).
+    pub fn set_later(mut self, after_s: f64, by_ms: f64) -> Self {
+        self.set_later = (by_ms != 0.0).then_some(((after_s * 1e9) as i64, (by_ms * 1e6) as i64));
+        self
+    }
+
     /// The node's own clock, ns since the Unix epoch.
     pub fn local_ns(&self) -> i64 {
         let h = self.host.now_ns();
-        h + self.offset_ns + ((h - self.epoch_ns) as f64 * self.drift_ppm / 1e6) as i64
+        let set = match self.set_later {
+            Some((after, by)) if self.host.steady_ns() - self.steady_epoch_ns >= after => by,
+            _ => 0,
+        };
+        h + self.offset_ns + set + ((h - self.epoch_ns) as f64 * self.drift_ppm / 1e6) as i64
     }
 
-    /// Controller minus local at local time `local`, ns.
-    fn offset_at(&self, local: i64) -> i64 {
-        self.lock().applied.map_or(0, |a| a.at(local))
+    /// The lock, and local time now, host clock steps followed: the offset in use takes
+    /// a step back at once, and the exchanges kept move with it.
+    fn now_locked(&self) -> (std::sync::MutexGuard<'_, Sync>, i64) {
+        let mut s = self.lock();
+        let steady = self.host.steady_ns();
+        let local = self.local_ns();
+        // Only a clock measured in this run is the fleet's time to keep; before that, the
+        // host clock is the best the node has, and a step of it a correction (a board
+        // that booted on a wrong RTC, then reached NTP).
+        if let Some((steady0, local0)) = s.seen.filter(|_| s.estimate.is_some()) {
+            let elapsed = steady - steady0;
+            let step = (local - local0) - elapsed;
+            if step.abs() > HOST_STEP_NS + (elapsed.abs() as f64 * HOST_STEP_RATE) as i64 {
+                if let Some(a) = s.applied.as_mut() {
+                    a.anchor += step;
+                    a.base -= step;
+                }
+                if let Some(e) = s.estimate.as_mut() {
+                    e.reference_ns += step;
+                    e.offset_ns -= step;
+                }
+                s.estimator.shift_node_time(step);
+                tracing::warn!(
+                    step_s = step as f64 / 1e9,
+                    "the host clock was set; the fleet's time goes on unbroken"
+                );
+            }
+        }
+        s.seen = Some((steady, local));
+        (s, local)
     }
 
     /// Controller minus local now, ns.
     pub fn offset_ns(&self) -> i64 {
-        self.offset_at(self.local_ns())
+        let (s, local) = self.now_locked();
+        s.applied.map_or(0, |a| a.at(local))
     }
 
     /// The fleet's time, ns since the Unix epoch.
     pub fn controller_ns(&self) -> i64 {
-        let local = self.local_ns();
-        local + self.offset_at(local)
+        let (s, local) = self.now_locked();
+        local + s.applied.map_or(0, |a| a.at(local))
     }
 
     /// Adds one exchange and steers the offset in use towards the new estimate; returns
     /// the estimate.
     pub fn add_sample(&self, sample: SyncSample) -> Option<ClockEstimate> {
-        let now = self.local_ns();
-        let mut s = self.lock();
+        let (mut s, now) = self.now_locked();
+        if (now - sample.t3).abs() > SAMPLE_STALE_NS {
+            return s.estimate;
+        }
         s.estimator.add(sample);
         let prior = s.applied.map_or(0.0, |a| a.freq * 1e6);
         let estimate = s.estimator.estimate(prior)?;
@@ -207,8 +270,7 @@ impl NodeClock {
 
     /// What to save, once the clock has been estimated.
     pub fn saved(&self) -> Option<SavedClock> {
-        let now = self.local_ns();
-        let s = self.lock();
+        let (s, now) = self.now_locked();
         s.estimate?;
         let a = s.applied?;
         Some(SavedClock {
@@ -275,6 +337,53 @@ mod tests {
         // Far off (a clock stepped while the link was down): stepped.
         c.add_sample(sample(c.local_ns(), 1_000 * MS, 1, 1));
         assert_eq!(c.offset_ns(), c.estimate().unwrap().offset_ns);
+    }
+
+    #[test]
+    fn a_host_clock_set_an_hour_either_way_leaves_the_fleet_time_unbroken() {
+        let host = TestClock::new(T0);
+        let c = NodeClock::new(host.clone(), 0.0, 0.0, None);
+        for i in 0..20 {
+            host.advance_ms(125);
+            c.add_sample(sample(c.local_ns(), 700 * MS, 20 + i % 3, 20));
+        }
+        let mut expect = c.controller_ns();
+        let mut set = 0;
+        for hour in [3_600_000 * MS, -2 * 3_600_000 * MS] {
+            host.advance_ms(10);
+            host.step_wall_ns(hour);
+            set += hour;
+            expect += 10 * MS;
+            assert_eq!(c.controller_ns(), expect);
+            // Exchanges after the step agree with the ones before it: nothing moves.
+            host.advance_ms(990);
+            expect += 990 * MS;
+            c.add_sample(sample(c.local_ns(), 700 * MS - set, 20, 20));
+            assert!((c.controller_ns() - expect).abs() < 1_000);
+            // An exchange stamped before the step is stale and left out.
+            let kept = c.estimate();
+            assert_eq!(
+                c.add_sample(sample(c.local_ns() - hour, 700 * MS, 20, 20)),
+                kept
+            );
+            assert!((c.controller_ns() - expect).abs() < 1_000);
+        }
+        // The knob does the same to a running node, once, `after_s` in.
+        let host = TestClock::new(T0);
+        let c = NodeClock::new(host.clone(), 0.0, 0.0, None).set_later(5.0, 3_600_000.0);
+        c.add_sample(sample(c.local_ns(), 700 * MS, 20, 20));
+        let start = c.controller_ns();
+        host.advance_ms(4_000);
+        assert_eq!(c.local_ns(), T0 + 4_000 * MS);
+        host.advance_ms(2_000);
+        assert_eq!(c.local_ns(), T0 + 6_000 * MS + 3_600_000 * MS);
+        assert_eq!(c.controller_ns(), start + 6_000 * MS);
+        // Never measured: the host clock is all there is, and a step of it is followed.
+        let host = TestClock::new(T0);
+        let c = NodeClock::new(host.clone(), 0.0, 0.0, None);
+        let _ = c.controller_ns();
+        host.step_wall_ns(3_600_000 * MS);
+        assert_eq!(c.controller_ns(), T0 + 3_600_000 * MS);
     }
 
     #[test]

@@ -31,8 +31,11 @@ pub struct AgentConfig {
     pub amplifier_tail_ms: u64,
     /// Test knobs (docs/INTERFACES.md): the node's clock reads this far off the host's...
     pub clock_offset_ms: f64,
-    /// ...and runs (with its simulated card) this fast.
+    /// ...and runs (with its simulated card) this fast...
     pub clock_drift_ppm: f64,
+    /// ...and is set this far forward (or back) `clock_step_after_s` after the start.
+    pub clock_step_ms: f64,
+    pub clock_step_after_s: f64,
     /// Sample rate and channels of a `wav:`/`null` card (a sound card picks its own).
     /// Lower them for long simulations: a 48 kHz stereo float card grows 1.4 GB an hour.
     pub card_rate: u32,
@@ -63,6 +66,8 @@ impl Default for AgentConfig {
             amplifier_tail_ms: 5000,
             clock_offset_ms: 0.0,
             clock_drift_ppm: 0.0,
+            clock_step_ms: 0.0,
+            clock_step_after_s: 0.0,
             card_rate: audio::AudioFormat::PLAYBACK.sample_rate,
             card_channels: audio::AudioFormat::PLAYBACK.channels,
             link_dead_after_ms: DEAD_AFTER_MS,

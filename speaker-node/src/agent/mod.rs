@@ -109,19 +109,22 @@ pub fn run(cfg: AgentConfig) -> Result<Exit, AgentError> {
 }
 
 async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<Exit, AgentError> {
-    let clock = Arc::new(NodeClock::new(
-        protocol::time::host(),
-        cfg.clock_offset_ms,
-        cfg.clock_drift_ppm,
-        stored
-            .settings
-            .clock_offset_ns
-            .map(|offset_ns| clock::SavedClock {
-                offset_ns,
-                at_ns: stored.settings.clock_saved_at_ns,
-                drift_ppm: stored.settings.clock_drift_ppm.unwrap_or(0.0),
-            }),
-    ));
+    let clock = Arc::new(
+        NodeClock::new(
+            protocol::time::host(),
+            cfg.clock_offset_ms,
+            cfg.clock_drift_ppm,
+            stored
+                .settings
+                .clock_offset_ns
+                .map(|offset_ns| clock::SavedClock {
+                    offset_ns,
+                    at_ns: stored.settings.clock_saved_at_ns,
+                    drift_ppm: stored.settings.clock_drift_ppm.unwrap_or(0.0),
+                }),
+        )
+        .set_later(cfg.clock_step_after_s, cfg.clock_step_ms),
+    );
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let live = Arc::new(live::LiveFeed::default());
     let playout = playout::spawn(
