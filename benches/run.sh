@@ -15,6 +15,8 @@
 #   benches/run.sh swarm [N..] one controller and `speaker-node swarm` fleets of 1,000, 5,000 and
 #                             10,000 nodes: time to all online, RSS, CPU under heartbeats and
 #                             clock exchanges, schedule change and emergency to every node
+#   benches/run.sh chaos [S]  the scripted chaos run (tests/tests/chaos.rs) for S seconds (default
+#                             1200: twelve rounds of partitions, SIGKILLs, full disk, clock steps)
 #   benches/run.sh play-order rewrite speaker-node/play.order: the functions playing a file
 #                             runs, traced by callgrind, which the release link lays out first
 # Needs (./loa deps installs the rest): hyperfine, snapserver, snapclient, valgrind.
@@ -186,6 +188,7 @@ case "${1:-all}" in
   reach) exec cargo test -q -p loa-tests --test emergency -- --ignored --nocapture ;;
   swarm) build; exec python3 benches/swarm.py "${@:2}" ;;
   content) exec benches/content.sh "${@:2}" ;;
+  chaos) LOA_CHAOS_S="${2:-1200}" exec cargo test -q -p loa-tests --test chaos -- --nocapture ;;
   all) build; bench_decode; bench_playback; benches/cms.sh; benches/fleet.sh ;;
-  *) echo "usage: benches/run.sh [decode|playback|cms|fleet|sync|reach|swarm|content|play-order|all]" >&2; exit 2 ;;
+  *) echo "usage: benches/run.sh [decode|playback|cms|fleet|sync|reach|swarm|content|chaos|play-order|all]" >&2; exit 2 ;;
 esac

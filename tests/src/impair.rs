@@ -30,6 +30,8 @@ pub struct Impairment {
     /// queued meanwhile then leaves at once.
     pub stall_every: Option<Duration>,
     pub stall_for: Duration,
+    /// A thin pipe: at most this many bytes a second each way (`None`: no limit).
+    pub bytes_per_s: Option<u64>,
 }
 
 impl Impairment {
@@ -245,7 +247,15 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: Arc<Share
                     shared.down_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     shared.down_reads.fetch_add(1, Ordering::Relaxed);
                 }
-                last = last.max(shared.due(Instant::now(), &mut rng));
+                // A thin pipe sends a chunk only after the one before has gone through.
+                let through = shared
+                    .impairment()
+                    .bytes_per_s
+                    .filter(|r| *r > 0)
+                    .map_or(Duration::ZERO, |r| {
+                        Duration::from_nanos(n as u64 * 1_000_000_000 / r)
+                    });
+                last = (last + through).max(shared.due(Instant::now(), &mut rng));
                 if tx.send((last, buf[..n].to_vec())).is_err() {
                     break;
                 }

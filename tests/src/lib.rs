@@ -199,6 +199,11 @@ impl Proc {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn running(&mut self) -> bool {
         self.child
             .as_mut()
@@ -405,6 +410,22 @@ impl Api {
         body
     }
 
+    /// GET that may fail (the controller down): `None` then, or on any status but 200.
+    pub async fn try_get(&self, path: &str) -> Option<Value> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if res.status() != 200 {
+            return None;
+        }
+        res.json().await.ok()
+    }
+
     /// POST expecting success (2xx).
     pub async fn post(&self, path: &str, body: Value) -> Value {
         let (status, res) = self.call(reqwest::Method::POST, path, Some(body)).await;
@@ -498,6 +519,15 @@ impl Api {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// SHA-256 of `bytes` in lower-case hex, as the cache and the CMS name blobs.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn id(v: &Value) -> i64 {

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use loa_tests::{Controller, Node, now_ns, tone_wav, wait_for};
-use sha2::{Digest, Sha256};
+use loa_tests::{Controller, Node, now_ns, sha256_hex, tone_wav, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -112,11 +111,7 @@ async fn a_download_cut_by_a_killed_node_resumes_and_the_cache_stays_whole() {
     .await;
     node.wait_ready(&ctl.api).await;
     let got = std::fs::read(&cached).unwrap();
-    let digest: String = Sha256::digest(&got)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(digest, sha);
+    assert_eq!(sha256_hex(&got), sha);
     assert!(!partial.exists());
     let ranges = ranges.lock().unwrap().clone();
     // The node token never goes to a mirror: with it, anyone could pass for the node.
