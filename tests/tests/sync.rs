@@ -215,6 +215,25 @@ async fn three_nodes_over_jittery_links_play_in_step_and_whole() {
         })
         .await;
     }
+    // A heartbeat later, what each node concealed and dropped as late (cumulative):
+    // the first thing to read when the live check fails.
+    tokio::time::sleep(Duration::from_secs(11)).await; // a heartbeat (10 s) and a second
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let health = &ctl.api.node(n.id).await["health"];
+        eprintln!(
+            "node {i}, live frames concealed {} late {}",
+            health["live_concealed"], health["live_late"]
+        );
+        // Clock steps and playout jumps, with their times: what else moves the sound.
+        let log = n.proc().log_text();
+        for line in log.lines().filter(|l| {
+            ["clock stepped", "jumped", "host clock was set"]
+                .iter()
+                .any(|w| l.contains(w))
+        }) {
+            eprintln!("node {i}: {line}");
+        }
+    }
     if let Ok(keep) = std::env::var("LOA_SYNC_KEEP") {
         for i in 0..3 {
             for f in [format!("loa-{i}.wav"), format!("loa-{i}.wav.json")] {
