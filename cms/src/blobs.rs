@@ -5,15 +5,26 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::error::{CmsError, Result};
+use crate::hot_blobs::{HOT_CAP_BYTES, HotBlobs};
+
+/// Blob bodies sent at once; more wait (their heads sent) for one to finish. Enough to
+/// fill any pipe (32 x the socket buffer), few enough that the API's requests are not
+/// queued behind a fleet's downloads on the runtime's threads.
+pub const BLOB_STREAMS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// The blobs fleets are fetching, in memory.
+    hot: Arc<HotBlobs>,
+    /// Blob bodies sent at once.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// An upload in progress: bytes so far, their hash, and the size limit.
@@ -38,7 +49,11 @@ impl BlobStore {
         for entry in std::fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            hot: Arc::new(HotBlobs::new(HOT_CAP_BYTES)),
+            streams: Arc::new(tokio::sync::Semaphore::new(BLOB_STREAMS)),
+        })
     }
 
     pub fn writer(&self, limit: u64) -> Result<BlobWriter> {
@@ -63,6 +78,16 @@ impl BlobStore {
             }
             writer.write(&chunk[..n])?;
         }
+    }
+
+    /// Blobs served from memory.
+    pub fn hot(&self) -> &HotBlobs {
+        &self.hot
+    }
+
+    /// The permits for blob bodies in flight.
+    pub fn streams(&self) -> Arc<tokio::sync::Semaphore> {
+        self.streams.clone()
     }
 
     /// Where a blob lives; `None` unless `sha256` is 64 lowercase hex digits.

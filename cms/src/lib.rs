@@ -21,6 +21,7 @@ pub mod blobs;
 pub mod collate;
 mod config;
 mod error;
+mod hot_blobs;
 pub mod http;
 pub mod i18n;
 pub mod media;
@@ -91,6 +92,10 @@ struct Inner {
     metrics: metrics::Metrics,
     /// When health history was last pruned (Unix seconds).
     history_pruned: std::sync::atomic::AtomicI64,
+    /// Heartbeats for their batch's write (node, health, Unix seconds).
+    heard: Arc<service::Batcher<(i64, Option<String>, i64)>>,
+    /// Emergency reach reports for theirs.
+    reach: Arc<service::Batcher<service::ReachReport>>,
 }
 
 impl Cms {
@@ -132,6 +137,8 @@ impl Cms {
                 fleet,
                 metrics: metrics::Metrics::default(),
                 history_pruned: std::sync::atomic::AtomicI64::new(0),
+                heard: Arc::default(),
+                reach: Arc::default(),
             }),
         })
     }

@@ -117,7 +117,17 @@ fn start_on_a_full_disk(node: &mut Node, mount: &Path) {
     let script = r#"mount -t tmpfs -o size=16m tmpfs "$1" && cp -a "$2"/. "$1"/ &&
         { dd if=/dev/zero of="$1/filler" bs=64k 2>/dev/null; true; } &&
         exec "$3" run --state "$1" --output null"#;
+    // Root makes the namespace itself; anyone else through a user namespace of their own.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next().map(|id| id == "0"))
+        .unwrap_or(false);
     let mut cmd = Command::new("unshare");
+    if !root {
+        cmd.args(["--user", "--map-root-user"]);
+    }
     cmd.args([
         "--mount",
         "--propagation",

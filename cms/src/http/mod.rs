@@ -271,6 +271,7 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
         // English system whose browser asks for English.
         req.lang = Lang::choose(req.q("lang"), req.cookie("lang"), None);
     }
+    let from_node = node_bearer(&req).is_some();
     let result = async {
         let mut node = None;
         let principal = if let Some(token) = node_bearer(&req) {
@@ -305,8 +306,11 @@ async fn dispatch(cms: Cms, mut req: Req) -> Response {
             req: &mut req,
         };
         (route.handler)(ctx).await
-    }
-    .await;
+    };
+    let result = match from_node {
+        true => crate::store::as_fleet(result).await,
+        false => result.await,
+    };
     let res = match result {
         Ok(res) => res,
         Err(CmsError::Unauthenticated) if !api && req.method == Method::GET => {

@@ -305,6 +305,56 @@ impl Cms {
         Ok(())
     }
 
+    /// [`Cms::emergency_report`] for the fleet hub: the reports of an emergency's 10,000
+    /// nodes, which come within a second, are written in batches (one commit each made
+    /// the emergency page seconds behind the speakers). In order per node.
+    pub fn emergency_reported(
+        &self,
+        node_id: i64,
+        schedule_id: i64,
+        state: protocol::link::PlayStage,
+        message: String,
+    ) {
+        let report = super::ReachReport {
+            node_id,
+            schedule_id,
+            state: state.as_str(),
+            message: message.chars().take(500).collect(),
+            at_ms: Utc::now().timestamp_millis(),
+        };
+        let cms = self.clone();
+        self.inner.reach.add(report, move |batch| async move {
+            let found = cms
+                .store()
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    let mut found = false;
+                    for r in &batch {
+                        match qe::report(
+                            &tx,
+                            r.node_id,
+                            r.schedule_id,
+                            r.state,
+                            &r.message,
+                            r.at_ms,
+                        ) {
+                            Ok(f) => found |= f.is_some(),
+                            Err(e) => {
+                                tracing::warn!(node = r.node_id, "emergency reach not stored: {e}")
+                            }
+                        }
+                    }
+                    tx.commit()?;
+                    Ok(found)
+                })
+                .await?;
+            if found {
+                cms.emergencies_changed();
+            }
+            Ok(())
+        });
+    }
+
     /// Whether a schedule carries an emergency (its deletion is refused: stop it instead).
     pub(super) fn emergency_of_schedule(c: &rusqlite::Connection, schedule_id: i64) -> Result<()> {
         match qe::of_schedule(c, schedule_id)? {

@@ -33,10 +33,14 @@ use crate::store::AuditRecord;
 
 type CachedInput = (u64, std::sync::Arc<schedules::PreviewInput>);
 
-/// Preview inputs by target, valid for one generation.
+/// One commune's set for one generation, filled once by whoever asks first.
+type CommuneCell = std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<schedules::CommuneSet>>>;
+
+/// Preview inputs by target, and communes' sets, valid for one generation.
 #[derive(Default)]
 pub(crate) struct PreviewCache {
     map: std::sync::Mutex<std::collections::HashMap<(u8, i64), CachedInput>>,
+    communes: std::sync::Mutex<std::collections::HashMap<i64, (u64, CommuneCell)>>,
 }
 
 /// Enough for every village and node of a province's busiest previews; beyond it the
@@ -58,6 +62,22 @@ impl PreviewCache {
             .map(|(_, v)| v.clone())
     }
 
+    /// The cell of `commune`'s set at `generation` (a new, empty one once it moved on; a
+    /// caller still at an older generation gets the newer set, which is as true).
+    fn commune_cell(&self, commune: i64, generation: u64) -> CommuneCell {
+        let mut map = self
+            .communes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map
+            .entry(commune)
+            .or_insert_with(|| (generation, Default::default()));
+        if entry.0 < generation {
+            *entry = (generation, Default::default());
+        }
+        entry.1.clone()
+    }
+
     fn put(
         &self,
         key: (u8, i64),
@@ -74,6 +94,77 @@ impl PreviewCache {
         }
         map.insert(key, (generation, input.clone()));
         input
+    }
+}
+
+/// Writes that come from the fleet in bursts (10,000 nodes' heartbeats, an emergency's
+/// reach), gathered for [`BATCH`] and applied in one transaction: one commit each was
+/// most of the controller's work under load. Batches are applied in order, one at a time,
+/// so a node's later report never lands before its earlier one.
+pub(crate) struct Batcher<T> {
+    pending: std::sync::Mutex<Vec<T>>,
+    applying: tokio::sync::Mutex<()>,
+}
+
+/// A node's report of where it is with an emergency's play.
+pub(crate) struct ReachReport {
+    pub node_id: i64,
+    pub schedule_id: i64,
+    pub state: &'static str,
+    pub message: String,
+    pub at_ms: i64,
+}
+
+/// How long a batch gathers.
+pub const BATCH: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl<T> Default for Batcher<T> {
+    fn default() -> Self {
+        Batcher {
+            pending: std::sync::Mutex::default(),
+            applying: tokio::sync::Mutex::const_new(()),
+        }
+    }
+}
+
+impl<T: Send + 'static> Batcher<T> {
+    /// Adds `item`; the first of a batch schedules its write, `apply` with the whole batch
+    /// [`BATCH`] later, as fleet traffic. Errors are logged.
+    pub(crate) fn add<F, Fut>(self: &std::sync::Arc<Self>, item: T, apply: F)
+    where
+        F: FnOnce(Vec<T>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = crate::Result<()>> + Send,
+    {
+        let first = {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.push(item);
+            pending.len() == 1
+        };
+        if !first {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(crate::store::as_fleet(async move {
+            tokio::time::sleep(BATCH).await;
+            // In turn (tokio's mutex is first come, first served), the batch taken once
+            // it is this one's turn.
+            let _turn = me.applying.lock().await;
+            let batch = std::mem::take(
+                &mut *me
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if batch.is_empty() {
+                return;
+            }
+            if let Err(e) = apply(batch).await {
+                tracing::warn!("fleet reports not stored: {e}");
+            }
+        }));
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod desired;
 
-pub(crate) use desired::PreviewInput;
+pub(crate) use desired::{CommuneSet, PreviewInput};
 
 use super::{audit_by, required, to_json};
 use crate::Cms;

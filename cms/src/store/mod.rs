@@ -58,6 +58,21 @@ use crate::error::{CmsError, Result};
 
 /// Readers run side by side in WAL mode; SQLite serialises the writers (busy timeout).
 const POOL_SIZE: usize = 4;
+/// Connections the fleet's traffic may hold at once: one is always left for people.
+const FLEET_CONNS: usize = POOL_SIZE - 1;
+
+tokio::task_local! {
+    /// Set while a node's traffic runs (its link session, its blob fetches).
+    static FLEET: ();
+}
+
+/// Runs `f` as fleet traffic: its database calls queue in the fleet's lane, which never
+/// takes the last connection. When 1,000 nodes fetch a new item and report at once (a few
+/// thousand calls in a second), a person's request waits for one connection, not behind
+/// the lot.
+pub async fn as_fleet<F: std::future::Future>(f: F) -> F::Output {
+    FLEET.scope((), f).await
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -67,6 +82,10 @@ pub struct Store {
 struct Pool {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// Calls running, first come first served (at most one per connection)...
+    running: tokio::sync::Semaphore,
+    /// ...and of those, the fleet's.
+    fleet: tokio::sync::Semaphore,
 }
 
 impl Store {
@@ -82,6 +101,8 @@ impl Store {
             inner: Arc::new(Pool {
                 conns,
                 next: AtomicUsize::new(0),
+                running: tokio::sync::Semaphore::new(POOL_SIZE),
+                fleet: tokio::sync::Semaphore::new(FLEET_CONNS),
             }),
         })
     }
@@ -107,6 +128,12 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        let closed = || CmsError::Storage("database closed".into());
+        let _fleet = match FLEET.try_with(|_| ()) {
+            Ok(()) => Some(self.inner.fleet.acquire().await.map_err(|_| closed())?),
+            Err(_) => None,
+        };
+        let _running = self.inner.running.acquire().await.map_err(|_| closed())?;
         let store = self.clone();
         tokio::task::spawn_blocking(move || f(&mut store.conn()))
             .await

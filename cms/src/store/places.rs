@@ -1,5 +1,7 @@
 //! Villages (thôn / tổ dân phố), named groups of villages, and speaker nodes.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::now_ms;
@@ -200,6 +202,13 @@ pub fn node(conn: &Connection, id: i64) -> Result<Node> {
         .query_row([id], node_row)
         .optional()?
         .ok_or_else(|| CmsError::not_found("Không tìm thấy cụm loa", "Node"))
+}
+
+/// The village of each node of a commune.
+pub fn node_villages(conn: &Connection, commune_id: i64) -> Result<HashMap<i64, i64>> {
+    let mut st = conn.prepare_cached("SELECT id, village_id FROM nodes WHERE commune_id = ?1")?;
+    let rows = st.query_map([commune_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Groups a village belongs to.

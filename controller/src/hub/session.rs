@@ -177,7 +177,7 @@ impl NodeSession {
                 if json.len() > MAX_HEALTH_BYTES {
                     return Err(format!("heartbeat of {} bytes", json.len()));
                 }
-                beside(async move { cms.node_seen(id, Some(json)).await });
+                cms.node_heard(id, Some(json));
                 Ok(Vec::new())
             }
             NodeMsg::PlayLogs { entries } => self.play_logs(entries),
@@ -200,7 +200,7 @@ impl NodeSession {
                 // In order (waiting, playing, ended follow each other closely); rare
                 // enough not to hold up the clock exchanges.
                 if priority == Priority::Emergency {
-                    logged(cms.emergency_report(id, schedule_id, state, message).await);
+                    cms.emergency_reported(id, schedule_id, state, message);
                 }
                 Ok(Vec::new())
             }
@@ -262,7 +262,7 @@ impl NodeSession {
                 Err(e) => tracing::warn!("cannot store play logs: {e}"),
             }
         };
-        tokio::spawn(store.in_current_span());
+        tokio::spawn(cms::store::as_fleet(store).in_current_span());
         Ok(Vec::new())
     }
 
@@ -275,7 +275,12 @@ impl NodeSession {
         if self.seen_generation == Some(generation) {
             return None;
         }
-        let state = match self.hub.cms().node_desired_state(self.node.id).await {
+        let state = match self
+            .hub
+            .cms()
+            .node_desired_state_in(self.node.id, self.node.commune_id)
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("desired state: {e}");
@@ -294,12 +299,12 @@ impl NodeSession {
         let guard = self.recording.clone().lock_owned().await;
         let (cms, id, sent) = (self.hub.cms().clone(), self.node.id, state.clone());
         tokio::spawn(
-            async move {
+            cms::store::as_fleet(async move {
                 if let Err(e) = cms.record_sent(id, &sent).await {
                     tracing::warn!("cannot record what the node was sent: {e}");
                 }
                 drop(guard);
-            }
+            })
             .in_current_span(),
         );
         Some(ControllerMsg::Desired(Box::new(state)))
@@ -315,5 +320,5 @@ fn logged(r: cms::Result<()>) {
 /// A database write beside the session, so a slow disk never holds up the next frame (a
 /// clock ping queued behind a write would be skewed).
 fn beside(write: impl std::future::Future<Output = cms::Result<()>> + Send + 'static) {
-    tokio::spawn(async move { logged(write.await) }.in_current_span());
+    tokio::spawn(cms::store::as_fleet(async move { logged(write.await) }).in_current_span());
 }

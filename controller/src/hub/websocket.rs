@@ -64,7 +64,7 @@ async fn upgrade(
                 let io = hyper_util::rt::TokioIo::new(upgraded);
                 let config = Some(protocol::ws::config());
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
-                hub.run_session(node, WsTransport(ws)).await;
+                cms::store::as_fleet(hub.run_session(node, WsTransport(ws))).await;
             }
             Err(e) => tracing::debug!("node link upgrade: {e}"),
         }
