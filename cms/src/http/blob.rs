@@ -97,10 +97,12 @@ pub async fn serve(cms: &Cms, sha256: &str, req: &Req) -> Result<Response> {
 /// What a blob body is handed out in.
 const CHUNK: usize = 256 * 1024;
 
-/// `body`, once one of the blob streams is free (held until the body ends). A fleet
-/// fetching a new item all at once gets it as fast (the pipe is as full), and the API's
-/// requests wait behind a few dozen busy transfers, not a thousand. The response's head
-/// goes out at once; the body waits.
+/// `body`, once one of the blob streams is free, holding it for at most [`HOLD`]. A fleet
+/// fetching a new item all at once over loopback or a LAN gets it as fast (the pipe is as
+/// full), and the API's requests wait behind a few dozen busy transfers, not a thousand. A
+/// body still going after [`HOLD`] is a slow link (3G), which costs the server little:
+/// it gives its place up and goes on ungated, so slow nodes never hold fast ones back for
+/// long. The response's head goes out at once; the body waits.
 fn gated<S, T>(
     gate: std::sync::Arc<tokio::sync::Semaphore>,
     body: S,
@@ -114,15 +116,21 @@ where
         (Some(gate), None, body),
         |(gate, permit, mut body)| async move {
             let permit = match (permit, gate) {
-                (Some(p), _) => p,
-                (None, Some(gate)) => gate.acquire_owned().await.ok()?,
-                (None, None) => return None,
+                (Some(held), _) => Some(held),
+                (None, Some(gate)) => {
+                    Some((gate.acquire_owned().await.ok()?, std::time::Instant::now()))
+                }
+                (None, None) => None,
             };
+            let permit = permit.filter(|(_, since)| since.elapsed() < HOLD);
             let chunk = body.next().await?;
-            Some((chunk, (None, Some(permit), body)))
+            Some((chunk, (None, permit, body)))
         },
     )
 }
+
+/// How long a blob body may hold its place among [`crate::blobs::BLOB_STREAMS`].
+const HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
@@ -148,7 +156,29 @@ fn parse_range(header: &str, size: u64) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{HOLD, gated, parse_range};
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn a_body_holds_its_place_until_it_ends_or_the_hold_is_over() {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let mut short = Box::pin(gated(gate.clone(), futures_util::stream::iter([1])));
+        assert_eq!(short.next().await, Some(1));
+        assert_eq!(gate.available_permits(), 0, "held while the body may go on");
+        assert_eq!(short.next().await, None);
+        assert_eq!(gate.available_permits(), 1, "given back at the end");
+        let mut slow = Box::pin(gated(gate.clone(), futures_util::stream::iter([1, 2, 3])));
+        assert_eq!(slow.next().await, Some(1));
+        assert_eq!(gate.available_permits(), 0);
+        tokio::time::sleep(HOLD + std::time::Duration::from_millis(50)).await;
+        assert_eq!(slow.next().await, Some(2));
+        assert_eq!(
+            gate.available_permits(),
+            1,
+            "a slow link gives its place up"
+        );
+        assert_eq!(slow.next().await, Some(3));
+    }
 
     #[test]
     fn ranges() {
