@@ -6,21 +6,12 @@
 use std::path::Path;
 
 use audio::decode::{check_bytes, check_file};
-use protocol::fuzzing::{Rng, mutate};
+use protocol::fuzzing::{Rng, mutate, seeds};
 
 #[test]
 fn mutated_corpus_never_panics() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
-    let mut seeds: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    seeds.sort();
-    assert!(
-        seeds.len() >= 8,
-        "seed corpus missing at {}",
-        corpus.display()
-    );
+    let seeds = seeds(&corpus, 8);
     // Decoder panics are contained by the library and become errors; count them so a
     // regression in a codec shows up here rather than as a silent refusal.
     static CONTAINED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -32,25 +23,24 @@ fn mutated_corpus_never_panics() {
     let mut outcomes = [0usize; 2];
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("upload.bin");
-    for seed in &seeds {
-        let bytes = std::fs::read(seed).unwrap();
+    for (seed, bytes) in &seeds {
         assert!(
             check_bytes(bytes.clone()).is_ok(),
             "seed {} must decode",
-            seed.display()
+            seed
         );
         for _ in 0..300 {
-            let mutated = mutate(&bytes, &mut Rng(rng.next_u32()));
+            let mutated = mutate(bytes, &mut Rng(rng.next_u32()));
             std::fs::write(&scratch, &mutated).unwrap();
             let from_file = std::panic::catch_unwind(|| check_file(&scratch));
-            let from_file = from_file
-                .unwrap_or_else(|_| panic!("decoder panicked on a mutation of {}", seed.display()));
+            let from_file =
+                from_file.unwrap_or_else(|_| panic!("decoder panicked on a mutation of {}", seed));
             outcomes[usize::from(from_file.is_ok())] += 1;
             let in_memory = std::panic::catch_unwind(|| check_bytes(mutated));
             assert!(
                 in_memory.is_ok(),
                 "decoder panicked in memory on a mutation of {}",
-                seed.display()
+                seed
             );
         }
     }

@@ -21,6 +21,8 @@ pub mod blobs;
 pub mod collate;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hot_blobs;
 pub mod http;
 pub mod i18n;
@@ -59,6 +61,10 @@ use auth::Limiter;
 use blobs::BlobStore;
 use store::Store;
 
+/// Entries the fleet's caches (node identities, approved blobs) hold before starting
+/// afresh: a province's fleet.
+const FLEET_CACHE_MAX: usize = 100_000;
+
 /// The CMS: storage plus the rules staff work under. Cheap to clone.
 #[derive(Clone)]
 pub struct Cms {
@@ -96,6 +102,16 @@ struct Inner {
     heard: Arc<service::Batcher<(i64, Option<String>, i64)>>,
     /// Emergency reach reports for theirs.
     reach: Arc<service::Batcher<service::ReachReport>>,
+    /// Nodes' "applied" answers (node, version) for theirs.
+    applied: Arc<service::Batcher<(i64, String)>>,
+    /// What nodes were sent, for theirs.
+    sent: Arc<service::Batcher<service::SentRecord>>,
+    /// Nodes by token hash, for as long as no token was revoked and no node changed
+    /// (`token_epoch`): a fleet fetching a new item all at once asks a thousand times.
+    node_ids: service::ByGeneration<String, store::node_link::NodeIdentity>,
+    token_epoch: std::sync::atomic::AtomicU64,
+    /// (commune, hash) of blobs approved there, for the generation.
+    approved_blobs: service::ByGeneration<(i64, String), ()>,
 }
 
 impl Cms {
@@ -139,6 +155,11 @@ impl Cms {
                 history_pruned: std::sync::atomic::AtomicI64::new(0),
                 heard: Arc::default(),
                 reach: Arc::default(),
+                applied: Arc::default(),
+                sent: Arc::default(),
+                node_ids: service::ByGeneration::new(FLEET_CACHE_MAX),
+                token_epoch: std::sync::atomic::AtomicU64::new(0),
+                approved_blobs: service::ByGeneration::new(FLEET_CACHE_MAX),
             }),
         })
     }

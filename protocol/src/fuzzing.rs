@@ -10,6 +10,29 @@ use crate::link::{self, ControllerMsg, NodeMsg};
 use crate::live::LivePacket;
 use crate::schedule::{Rule, ScheduleSpec, resolve};
 
+/// A seed corpus: every file of `dir` (name, bytes), in name order; at least `at_least` of
+/// them, or the replay stops here (a corpus gone missing must not pass as fuzzed).
+pub fn seeds(dir: &std::path::Path, at_least: usize) -> Vec<(String, Vec<u8>)> {
+    let read = |e: std::io::Result<std::fs::DirEntry>| {
+        let e = e.ok()?;
+        Some((
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).ok()?,
+        ))
+    };
+    let mut seeds: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(read).collect())
+        .unwrap_or_default();
+    seeds.sort();
+    assert!(
+        seeds.len() >= at_least,
+        "seed corpus missing at {} ({} files)",
+        dir.display(),
+        seeds.len()
+    );
+    seeds
+}
+
 /// A link frame either way, as text and as a live audio packet. What decodes must encode
 /// and decode again to the same message.
 pub fn link_frame(data: &[u8]) {

@@ -5,24 +5,14 @@
 
 use std::path::Path;
 
-use protocol::fuzzing::{Rng, link_frame, mutate, mutate_text, schedule};
-
-fn seeds(kind: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(kind);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 5, "seed corpus missing at {}", dir.display());
-    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
+use protocol::fuzzing::{Rng, link_frame, mutate, mutate_text, schedule, seeds};
 
 fn replay(kind: &str, per_seed: usize, run: fn(&[u8])) {
     let mut rng = Rng(0x51ed_270b);
-    for seed in seeds(kind) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(kind);
+    for (_, seed) in seeds(&dir, 5) {
         run(&seed);
         let text = String::from_utf8_lossy(&seed).into_owned();
         for i in 0..per_seed {

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 
 use super::Req;
 use crate::Cms;
-use crate::blobs::PendingBlob;
+use crate::blobs::{BlobStore, PendingBlob};
 use crate::error::{CmsError, Result};
 use crate::service::UploadMeta;
 
@@ -86,13 +86,24 @@ async fn receive_inner(cms: &Cms, req: &mut Req) -> Result<(UploadMeta, PendingB
     let body = req
         .take_body()
         .ok_or_else(|| CmsError::invalid("Thiếu dữ liệu.", "Empty request."))?;
+    read_form(cms.blobs(), limit, body, boundary).await
+}
+
+/// The parts of a multipart upload: the `file` into a pending blob of at most `limit`
+/// bytes, the text fields into the metadata (checked later, by the service).
+pub(crate) async fn read_form(
+    blobs: &BlobStore,
+    limit: u64,
+    body: super::BodyStream,
+    boundary: String,
+) -> Result<(UploadMeta, PendingBlob)> {
     let mut form = multer::Multipart::new(body, boundary);
     let mut meta = UploadMeta::default();
     let mut blob = None;
     while let Some(mut field) = form.next_field().await.map_err(bad_form)? {
         match field.name().unwrap_or("") {
             "file" => {
-                let mut writer = cms.blobs().writer(limit)?;
+                let mut writer = blobs.writer(limit)?;
                 while let Some(chunk) = field.next().await {
                     if let Err(e) = writer.write(&chunk.map_err(bad_form)?) {
                         if matches!(e, CmsError::TooLarge { .. }) {

@@ -31,15 +31,51 @@ pub use users::{API_TOKEN_DAYS, CommunePatch, MAX_API_TOKEN_DAYS, NewUserRequest
 use crate::auth::Principal;
 use crate::store::AuditRecord;
 
-type CachedInput = (u64, std::sync::Arc<schedules::PreviewInput>);
-
 /// One commune's set for one generation, filled once by whoever asks first.
 type CommuneCell = std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<schedules::CommuneSet>>>;
 
+/// Values read from the database, each good for as long as the number it was read at
+/// (the CMS generation, or the node-token epoch) has not moved. The number is taken
+/// *before* the read, so a write that lands meanwhile makes the value stale at once.
+pub(crate) struct ByGeneration<K, V> {
+    map: std::sync::Mutex<std::collections::HashMap<K, (u64, V)>>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> ByGeneration<K, V> {
+    /// At most `max` entries; beyond that it starts afresh rather than growing.
+    pub(crate) fn new(max: usize) -> Self {
+        ByGeneration {
+            map: std::sync::Mutex::default(),
+            max,
+        }
+    }
+
+    pub(crate) fn get(&self, key: &K, generation: u64) -> Option<V> {
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub(crate) fn put(&self, key: K, generation: u64, value: V) {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= self.max {
+            map.clear();
+        }
+        map.insert(key, (generation, value));
+    }
+}
+
 /// Preview inputs by target, and communes' sets, valid for one generation.
-#[derive(Default)]
 pub(crate) struct PreviewCache {
-    map: std::sync::Mutex<std::collections::HashMap<(u8, i64), CachedInput>>,
+    map: ByGeneration<(u8, i64), std::sync::Arc<schedules::PreviewInput>>,
     communes: std::sync::Mutex<std::collections::HashMap<i64, (u64, CommuneCell)>>,
 }
 
@@ -47,19 +83,22 @@ pub(crate) struct PreviewCache {
 /// cache starts afresh rather than growing.
 const PREVIEW_CACHE_MAX: usize = 10_000;
 
+impl Default for PreviewCache {
+    fn default() -> Self {
+        PreviewCache {
+            map: ByGeneration::new(PREVIEW_CACHE_MAX),
+            communes: std::sync::Mutex::default(),
+        }
+    }
+}
+
 impl PreviewCache {
     fn get(
         &self,
         key: (u8, i64),
         generation: u64,
     ) -> Option<std::sync::Arc<schedules::PreviewInput>> {
-        let map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&key)
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, v)| v.clone())
+        self.map.get(&key, generation)
     }
 
     /// The cell of `commune`'s set at `generation` (a new, empty one once it moved on; a
@@ -85,14 +124,7 @@ impl PreviewCache {
         input: schedules::PreviewInput,
     ) -> std::sync::Arc<schedules::PreviewInput> {
         let input = std::sync::Arc::new(input);
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= PREVIEW_CACHE_MAX {
-            map.clear();
-        }
-        map.insert(key, (generation, input.clone()));
+        self.map.put(key, generation, input.clone());
         input
     }
 }
@@ -113,6 +145,13 @@ pub(crate) struct ReachReport {
     pub state: &'static str,
     pub message: String,
     pub at_ms: i64,
+}
+
+/// What a node was sent, for its batch; `_hold` is dropped once it is written.
+pub(crate) struct SentRecord {
+    pub node_id: i64,
+    pub pairs: Vec<(i64, i64)>,
+    pub _hold: Box<dyn Send>,
 }
 
 /// How long a batch gathers.

@@ -142,10 +142,32 @@ impl Cms {
             return Err(CmsError::Unauthenticated);
         }
         let hash = auth::secret_hash(token);
-        self.store()
-            .call(move |c| q::node_link::by_token(c, &hash))
+        // Taken before the read: a revocation that lands meanwhile makes it stale.
+        let epoch = self.token_epoch();
+        if let Some(node) = self.inner.node_ids.get(&hash, epoch) {
+            return Ok(node);
+        }
+        let key = hash.clone();
+        let node = self
+            .store()
+            .call(move |c| q::node_link::by_token(c, &key))
             .await?
-            .ok_or(CmsError::Unauthenticated)
+            .ok_or(CmsError::Unauthenticated)?;
+        self.inner.node_ids.put(hash, epoch, node.clone());
+        Ok(node)
+    }
+
+    fn token_epoch(&self) -> u64 {
+        self.inner
+            .token_epoch
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A token was revoked or a node changed: identities remembered so far are stale.
+    pub(super) fn tokens_changed(&self) {
+        self.inner
+            .token_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Revokes a node's token: its session ends at once.
@@ -202,6 +224,7 @@ impl Cms {
 
     /// Ends a node's live link, if it has one (its token no longer holds).
     fn end_session(&self, id: i64) {
+        self.tokens_changed();
         if let Some(fleet) = &self.inner.fleet {
             fleet.disconnect(id);
         }
@@ -317,6 +340,27 @@ impl Cms {
             .await
     }
 
+    /// [`Cms::node_applied`] for the fleet hub: a change reaches every node within a
+    /// second and each answers "applied"; those answers are written in batches (one
+    /// commit each took the cores the next nodes' states needed). Errors are logged.
+    pub fn node_applied_batched(&self, id: i64, version: String) {
+        let cms = self.clone();
+        self.inner
+            .applied
+            .add((id, version), move |batch| async move {
+                cms.store()
+                    .call(move |c| {
+                        let tx = c.transaction()?;
+                        for (id, version) in &batch {
+                            q::node_link::set_applied(&tx, *id, version)?;
+                        }
+                        tx.commit()?;
+                        Ok(())
+                    })
+                    .await
+            });
+    }
+
     /// Adds a line to the node's history (online, offline, command results...).
     pub async fn node_event(&self, id: i64, event: &'static str, detail: String) -> Result<()> {
         self.store()
@@ -343,17 +387,45 @@ impl Cms {
         node_id: i64,
         state: &protocol::desired::DesiredState,
     ) -> Result<()> {
-        let pairs: Vec<(i64, i64)> = state
-            .schedules
-            .iter()
-            .flat_map(|s| {
-                let items = s.program.chime.iter().chain(&s.program.items);
-                std::iter::once((s.id, 0)).chain(items.map(|i| (s.id, i.content_id)))
-            })
-            .collect();
+        let pairs = sent_pairs(state);
         self.store()
             .call(move |c| q::node_link::record_sent(c, node_id, &pairs))
             .await
+    }
+
+    /// [`Cms::record_sent`] for the fleet hub, in batches (an emergency sends 10,000
+    /// states within a second); `hold` is dropped once the batch is written or has
+    /// failed, so whatever waits on it (the node's play logs) goes on after the record.
+    pub fn record_sent_batched(
+        &self,
+        node_id: i64,
+        state: &protocol::desired::DesiredState,
+        hold: Box<dyn Send>,
+    ) {
+        let record = super::SentRecord {
+            node_id,
+            pairs: sent_pairs(state),
+            _hold: hold,
+        };
+        let cms = self.clone();
+        self.inner.sent.add(record, move |batch| async move {
+            cms.store()
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    for r in &batch {
+                        // One node's failure (deleted meanwhile) is its own.
+                        if let Err(e) = q::node_link::record_sent(&tx, r.node_id, &r.pairs) {
+                            tracing::warn!(
+                                node = r.node_id,
+                                "what the node was sent not recorded: {e}"
+                            );
+                        }
+                    }
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await
+        });
     }
 
     /// Stores a node's play logs (idempotent by id) and returns the ids now safe to forget.
@@ -503,6 +575,18 @@ fn to_command(
             }
         }
     })
+}
+
+/// What a desired state sends: each schedule (content 0) and each item it plays.
+fn sent_pairs(state: &protocol::desired::DesiredState) -> Vec<(i64, i64)> {
+    state
+        .schedules
+        .iter()
+        .flat_map(|s| {
+            let items = s.program.chime.iter().chain(&s.program.items);
+            std::iter::once((s.id, 0)).chain(items.map(|i| (s.id, i.content_id)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -187,26 +187,29 @@ impl Cms {
         p.require(Perm::ManageNodes)?;
         let update = req.checked()?;
         let p = p.clone();
-        self.write(move |c| {
-            let commune = |n: &Node| n.commune_id;
-            change_audited(
-                c,
-                &p,
-                "update",
-                "node",
-                id,
-                q::places::node,
-                commune,
-                |tx, before| {
-                    p.check_commune(
-                        before.commune_id,
-                        Text::new("Không tìm thấy cụm loa", "Node"),
-                    )?;
-                    q::places::update_node(tx, id, &update)
-                },
-            )
-        })
-        .await
+        let node = self
+            .write(move |c| {
+                let commune = |n: &Node| n.commune_id;
+                change_audited(
+                    c,
+                    &p,
+                    "update",
+                    "node",
+                    id,
+                    q::places::node,
+                    commune,
+                    |tx, before| {
+                        p.check_commune(
+                            before.commune_id,
+                            Text::new("Không tìm thấy cụm loa", "Node"),
+                        )?;
+                        q::places::update_node(tx, id, &update)
+                    },
+                )
+            })
+            .await;
+        self.tokens_changed();
+        node
     }
 
     pub async fn nodes(&self, p: &Principal) -> Result<Vec<Node>> {

@@ -264,29 +264,54 @@ pub enum BlobReader {
     Node { node_id: i64, commune_id: i64 },
 }
 
+/// Whether a reader may fetch a blob, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readable {
+    No,
+    Yes,
+    /// Approved audio of the node's commune: as true for every node there.
+    ByCommune,
+}
+
 /// Whether `reader` may fetch the blob `sha256`. Hashes are not secrets (a listener can
 /// compute one from a recording), so a draft or another commune's audio is never served
 /// on the hash alone.
-pub fn blob_readable(conn: &Connection, sha256: &str, reader: &BlobReader) -> Result<bool> {
-    let found = match *reader {
-        BlobReader::Staff(None) => conn
-            .prepare_cached("SELECT 1 FROM content WHERE sha256 = ?1 LIMIT 1")?
-            .exists([sha256])?,
-        BlobReader::Staff(Some(commune)) => conn
-            .prepare_cached("SELECT 1 FROM content WHERE sha256 = ?1 AND commune_id = ?2 LIMIT 1")?
+pub fn blob_readable(conn: &Connection, sha256: &str, reader: &BlobReader) -> Result<Readable> {
+    let yes = |found: bool, then: Readable| if found { then } else { Readable::No };
+    Ok(match *reader {
+        BlobReader::Staff(None) => yes(
+            conn.prepare_cached("SELECT 1 FROM content WHERE sha256 = ?1 LIMIT 1")?
+                .exists([sha256])?,
+            Readable::Yes,
+        ),
+        BlobReader::Staff(Some(commune)) => yes(
+            conn.prepare_cached(
+                "SELECT 1 FROM content WHERE sha256 = ?1 AND commune_id = ?2 LIMIT 1",
+            )?
             .exists(params![sha256, commune])?,
+            Readable::Yes,
+        ),
         BlobReader::Node {
             node_id,
             commune_id,
-        } => conn
-            .prepare_cached(
-                "SELECT 1 FROM content WHERE sha256 = ?1 AND commune_id = ?2 AND status = 'approved'
-                 UNION ALL
-                 SELECT 1 FROM node_sent s JOIN content c ON c.id = s.content_id
-                  WHERE s.node_id = ?3 AND c.sha256 = ?1
-                 LIMIT 1",
-            )?
-            .exists(params![sha256, commune_id, node_id])?,
-    };
-    Ok(found)
+        } => {
+            let approved = conn
+                .prepare_cached(
+                    "SELECT 1 FROM content WHERE sha256 = ?1 AND commune_id = ?2 AND status = 'approved' LIMIT 1",
+                )?
+                .exists(params![sha256, commune_id])?;
+            if approved {
+                Readable::ByCommune
+            } else {
+                yes(
+                    conn.prepare_cached(
+                        "SELECT 1 FROM node_sent s JOIN content c ON c.id = s.content_id
+                          WHERE s.node_id = ?2 AND c.sha256 = ?1 LIMIT 1",
+                    )?
+                    .exists(params![sha256, node_id])?,
+                    Readable::Yes,
+                )
+            }
+        }
+    })
 }

@@ -21,7 +21,7 @@ pub mod schedules;
 pub mod users;
 
 pub use audit::AuditRecord;
-pub use content::{BlobReader, ContentFilter, NewContent};
+pub use content::{BlobReader, ContentFilter, NewContent, Readable};
 pub use places::NodeUpdate;
 pub use schedules::ScheduleRow;
 pub use users::{NewUser, TokenKind};

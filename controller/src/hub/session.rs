@@ -169,7 +169,7 @@ impl NodeSession {
             }]),
             NodeMsg::Applied { version } => {
                 tracing::debug!(%version, "applied");
-                beside(async move { cms.node_applied(id, version).await });
+                cms.node_applied_batched(id, version);
                 Ok(Vec::new())
             }
             NodeMsg::Heartbeat(health) => {
@@ -296,17 +296,11 @@ impl NodeSession {
         // (10,000 nodes waiting in turn for the one SQLite writer made an emergency take
         // seconds to reach the last), under a lock taken before the state leaves: any
         // play log that follows waits for the record.
+        // Written in a batch with other nodes' records; the guard goes with it.
         let guard = self.recording.clone().lock_owned().await;
-        let (cms, id, sent) = (self.hub.cms().clone(), self.node.id, state.clone());
-        tokio::spawn(
-            cms::store::as_fleet(async move {
-                if let Err(e) = cms.record_sent(id, &sent).await {
-                    tracing::warn!("cannot record what the node was sent: {e}");
-                }
-                drop(guard);
-            })
-            .in_current_span(),
-        );
+        self.hub
+            .cms()
+            .record_sent_batched(self.node.id, &state, Box::new(guard));
         Some(ControllerMsg::Desired(Box::new(state)))
     }
 }

@@ -19,7 +19,7 @@ mod mic;
 mod source;
 
 pub use mic::{MicQuery, mic_filter};
-pub use source::{is_source, serve_source};
+pub use source::{handshake, is_source, serve_source};
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

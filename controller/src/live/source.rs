@@ -71,6 +71,29 @@ fn parse_head(head: &str) -> Option<SourceRequest> {
 }
 
 /// Serves one live source connection to its end.
+/// Any bytes as what a source sends first: whether it is one, its head read (within
+/// [`MAX_HEAD`]: at most one read past it), parsed, its credentials checked and, if it
+/// says chunked, the rest de-chunked. What the `ingest` fuzz target and the replay of
+/// mutated handshakes run: it must never panic.
+pub async fn handshake(bytes: &[u8]) {
+    let _ = is_source(bytes);
+    let mut reader: &[u8] = bytes;
+    let Ok((head, rest)) = read_head(&mut reader).await else {
+        return;
+    };
+    assert!(
+        head.len() <= MAX_HEAD + 2048,
+        "head of {} bytes",
+        head.len()
+    );
+    if let Some(req) = parse_head(&head) {
+        let _ = authorised(req.authorization.as_deref(), "hackme");
+        if req.chunked {
+            let _ = Dechunker::default().feed(&rest);
+        }
+    }
+}
+
 pub async fn serve_source<S: Conn>(
     hub: Arc<Hub>,
     mounts: Arc<Mounts>,
@@ -397,40 +420,25 @@ mod tests {
     }
 
     /// The live ingest handshake under a few thousand deterministic mutations of real
-    /// source requests (what ffmpeg, BUTT and a chunked PUT send): reading the head,
+    /// source requests (what ffmpeg, BUTT and a chunked PUT send: the fuzz target's seeds): reading the head,
     /// parsing it, checking the credentials and de-chunking the body never panic, and the
     /// head read never takes more than its limit.
     #[tokio::test]
     async fn mutated_source_handshakes_never_panic() {
-        use protocol::fuzzing::{Rng, mutate, mutate_text};
-        let seeds: [&[u8]; 4] = [
-            b"PUT /live/3 HTTP/1.1\r\nHost: loa:8080\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\nContent-Type: audio/mpeg\r\nIce-Public: 0\r\nExpect: 100-continue\r\n\r\n\xff\xfb\x90\x00",
-            b"SOURCE /live/12 HTTP/1.0\r\nAuthorization: Basic c291cmNlOnBhc3M=\r\nUser-Agent: butt-0.1.40\r\nice-name: Loa\r\ncontent-type: audio/ogg\r\n\r\nOggS\x00",
-            b"PUT /live/5/?mount=x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nAuthorization: Basic YWRtaW46eA==\r\n\r\n5\r\nhello\r\n3;ext=1\r\n wo\r\n0\r\n\r\n",
-            b"PUT /live/7 HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd",
-        ];
+        use protocol::fuzzing::{Rng, mutate, mutate_text, seeds};
+        // The fuzz target's seeds (controller/fuzz/corpus/ingest).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/ingest");
+        let seeds: Vec<Vec<u8>> = seeds(&dir, 4).into_iter().map(|(_, b)| b).collect();
         let mut rng = Rng(0x2545_f491);
-        for seed in seeds {
-            for i in 0..600 {
+        for seed in &seeds {
+            for i in 0..400 {
                 let bytes = if i % 2 == 0 {
                     mutate(seed, &mut Rng(rng.next_u32()))
                 } else {
                     let text = String::from_utf8_lossy(seed);
                     mutate_text(&text, &mut Rng(rng.next_u32())).into_bytes()
                 };
-                let _ = is_source(&bytes);
-                let mut reader: &[u8] = &bytes;
-                let Ok((head, rest)) = read_head(&mut reader).await else {
-                    continue;
-                };
-                // Checked a read at a time: at most one read past the limit.
-                assert!(head.len() <= MAX_HEAD + 2048);
-                if let Some(req) = parse_head(&head) {
-                    let _ = authorised(req.authorization.as_deref(), "hackme");
-                    if req.chunked {
-                        let _ = Dechunker::default().feed(&rest);
-                    }
-                }
+                handshake(&bytes).await;
             }
         }
     }
