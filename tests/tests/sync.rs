@@ -221,8 +221,8 @@ async fn three_nodes_over_jittery_links_play_in_step_and_whole() {
     for (i, n) in nodes.iter_mut().enumerate() {
         let health = &ctl.api.node(n.id).await["health"];
         eprintln!(
-            "node {i}, live frames concealed {} late {}",
-            health["live_concealed"], health["live_late"]
+            "node {i}, live frames concealed {} late {}; card underruns {}",
+            health["live_concealed"], health["live_late"], health["underruns"]
         );
         // Clock steps and playout jumps, with their times: what else moves the sound.
         let log = n.proc().log_text();
