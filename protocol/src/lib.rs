@@ -15,6 +15,7 @@
 //!   in-memory pair for tests.
 //! - [`time`]: the [`time::Clock`] every piece of timing logic reads (host or test clock).
 //! - [`live`]: the binary layout of live audio on the link (Opus frames, stamped).
+//! - [`mqtt`]: the link's topics, QoS and broker ACL for nodes served through an MQTT broker.
 
 pub mod clock;
 pub mod desired;
@@ -22,6 +23,7 @@ pub mod desired;
 pub mod fuzzing;
 pub mod link;
 pub mod live;
+pub mod mqtt;
 pub mod schedule;
 pub mod time;
 pub mod transport;
