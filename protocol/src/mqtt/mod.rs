@@ -18,6 +18,11 @@
 
 use crate::link::{ControllerMsg, NodeMsg};
 
+#[cfg(feature = "mqtt")]
+mod broker;
+#[cfg(feature = "mqtt")]
+pub use broker::{BrokerTransport, NodeBroker, parse_url};
+
 /// The default first segment of every topic.
 pub const DEFAULT_PREFIX: &str = "loa";
 

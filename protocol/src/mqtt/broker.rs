@@ -1,0 +1,214 @@
+//! A node's link through an MQTT broker (feature `mqtt`, rumqttc): the [`Transport`] the
+//! agent's session runs over, as it runs over a WebSocket. One connection per link: its
+//! event loop runs in a task of its own (rumqttc's poll is not cancel-safe; the session
+//! `select!`s on `recv`) and hands what arrives to a channel. On every connection it
+//! subscribes to the node's topics and says `online` (retained); its last will says
+//! `offline`, so whoever watches presence learns of a dead node from the broker.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+use super::{OFFLINE, ONLINE, Qos, Scope, Topic, up_qos};
+use crate::link::NodeMsg;
+use crate::transport::{CloseCode, Frame, Transport, TransportError};
+
+/// Frames waiting for the session, at most.
+const QUEUE: usize = 256;
+/// The broker hears from the node at least this often (MQTT keepalive).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The largest message either way (a desired state with many schedules).
+const MAX_PACKET: usize = 4 << 20;
+
+/// Who the node is on the broker, and where its topics are.
+#[derive(Debug, Clone)]
+pub struct NodeBroker {
+    /// `mqtt://HOST:PORT`.
+    pub url: String,
+    pub scope: Scope,
+    pub node_id: i64,
+    pub village_id: i64,
+    /// Broker credentials (user, password), if the broker asks for them.
+    pub credentials: Option<(String, String)>,
+}
+
+/// `mqtt://HOST[:PORT]` as host and port (1883 by default).
+pub fn parse_url(url: &str) -> Result<(String, u16), TransportError> {
+    let bad = || TransportError::Io(format!("not a broker URL: {url} (mqtt://HOST[:PORT])"));
+    let rest = url.strip_prefix("mqtt://").ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() || host.contains('/') || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+    }
+}
+
+/// The node's end of a link through the broker.
+pub struct BrokerTransport {
+    client: AsyncClient,
+    frames: mpsc::Receiver<Result<Frame, TransportError>>,
+    task: tokio::task::JoinHandle<()>,
+    up: String,
+    presence: String,
+}
+
+impl BrokerTransport {
+    /// Connects and waits for the broker to accept (and the subscriptions to be asked).
+    pub async fn connect(b: &NodeBroker) -> Result<Self, TransportError> {
+        let (host, port) = parse_url(&b.url)?;
+        let mut opts = MqttOptions::new(format!("loa-node-{}", b.node_id), host, port);
+        opts.set_keep_alive(KEEP_ALIVE);
+        opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        opts.set_clean_session(true);
+        opts.set_last_will(LastWill::new(
+            b.scope.topic(Topic::Presence(b.node_id)),
+            OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some((user, password)) = &b.credentials {
+            opts.set_credentials(user, password);
+        }
+        let (client, mut events) = AsyncClient::new(opts, QUEUE);
+        let (tx, frames) = mpsc::channel(QUEUE);
+        let (connected_tx, connected) = tokio::sync::oneshot::channel();
+        let (me, filters) = (
+            client.clone(),
+            b.scope.node_filters(b.node_id, b.village_id),
+        );
+        let (scope, presence) = (b.scope.clone(), b.scope.topic(Topic::Presence(b.node_id)));
+        let task = tokio::spawn(async move {
+            let mut connected_tx = Some(connected_tx);
+            loop {
+                let frame = match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        // Every connection: the node's topics, then "online" (retained).
+                        for f in &filters {
+                            let _ = me.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                        }
+                        let _ = me.try_publish(presence.clone(), QoS::AtLeastOnce, true, ONLINE);
+                        if let Some(c) = connected_tx.take() {
+                            let _ = c.send(Ok(()));
+                        }
+                        continue;
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => match scope.parse(&p.topic) {
+                        Some(Topic::Down(_) | Topic::Desired(_)) => {
+                            match String::from_utf8(p.payload.to_vec()) {
+                                Ok(text) => Ok(Frame::Text(text)),
+                                Err(_) => Err(TransportError::BadFrame(
+                                    "a text message that is not UTF-8".into(),
+                                )),
+                            }
+                        }
+                        Some(Topic::Live(_)) => Ok(Frame::Binary(p.payload.to_vec())),
+                        _ => continue,
+                    },
+                    Ok(_) => continue,
+                    Err(e) => {
+                        let err = TransportError::Io(format!("broker: {e}"));
+                        if let Some(c) = connected_tx.take() {
+                            let _ = c.send(Err(err));
+                            return;
+                        }
+                        Err(err)
+                    }
+                };
+                let end = frame.is_err();
+                if tx.send(frame).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        let up = b.scope.topic(Topic::Up(b.node_id));
+        match connected.await {
+            Ok(Ok(())) => Ok(BrokerTransport {
+                client,
+                frames,
+                task,
+                up,
+                presence: b.scope.topic(Topic::Presence(b.node_id)),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(TransportError::Closed(None)),
+        }
+    }
+}
+
+impl Drop for BrokerTransport {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Transport for BrokerTransport {
+    async fn recv(&mut self) -> Result<Option<Frame>, TransportError> {
+        match self.frames.recv().await {
+            Some(frame) => frame.map(Some),
+            None => Err(TransportError::Closed(None)),
+        }
+    }
+
+    async fn send(&mut self, text: String) -> Result<(), TransportError> {
+        let q = NodeMsg::decode(&text).map_or(Qos::AtLeastOnce, |m| up_qos(&m));
+        self.client
+            .publish(self.up.clone(), qos(q), false, text)
+            .await
+            .map_err(|e| TransportError::Io(format!("broker: {e}")))
+    }
+
+    async fn send_binary(&mut self, _bytes: Vec<u8>) -> Result<(), TransportError> {
+        Err(TransportError::BadFrame(
+            "nodes send no binary messages".into(),
+        ))
+    }
+
+    /// A clean goodbye sends no last will: the node says `offline` itself first.
+    async fn close(&mut self, _code: CloseCode, _reason: &str) {
+        let presence = self.presence.clone();
+        let _ = self
+            .client
+            .publish(presence, QoS::AtLeastOnce, true, OFFLINE)
+            .await;
+        let _ = self.client.disconnect().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".into(), 1884)
+        );
+        assert_eq!(
+            parse_url("mqtt://broker.xa/").unwrap(),
+            ("broker.xa".into(), 1883)
+        );
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://:1883",
+            "mqtt://x:0",
+            "mqtt://x:y",
+            "mqtts://x",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+}

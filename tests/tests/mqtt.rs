@@ -1,0 +1,208 @@
+//! A node's link through a real MQTT broker (Debian's mosquitto, started here on a
+//! loopback port): the node's transport connects and says `online` (retained); what it
+//! sends reaches the controller's topic at its QoS; the desired state the controller
+//! leaves retained reaches the node, and a node that connects later gets it at once
+//! without anyone sending it again; live audio on the village topic arrives as binary;
+//! a node that dies without a goodbye is reported `offline` by the broker (its last will),
+//! and one that closes cleanly says so itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use protocol::link::{self, ControllerMsg, NodeMsg, PROTOCOL_VERSION};
+use protocol::mqtt::{BrokerTransport, NodeBroker, OFFLINE, ONLINE, Scope, Topic};
+use protocol::transport::{CloseCode, Frame, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn mosquitto() -> Broker {
+    let dir = tempfile::tempdir().unwrap();
+    let port = loa_tests::free_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("mosquitto (./loa deps installs it): {e}"));
+    let broker = Broker {
+        child,
+        port,
+        _dir: dir,
+    };
+    loa_tests::wait_for("mosquitto listening", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await;
+    broker
+}
+
+/// The controller's side: a plain client subscribed to the commune's node topics, its
+/// event loop driven in a task that hands on what it receives (topic, payload).
+async fn controller(
+    port: u16,
+    scope: &Scope,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+    let opts = MqttOptions::new("loa-controller-test", "127.0.0.1", port);
+    let (client, mut events) = AsyncClient::new(opts, 64);
+    for f in scope.controller_filters() {
+        client.subscribe(f, QoS::AtLeastOnce).await.unwrap();
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                let text = String::from_utf8(p.payload.to_vec()).unwrap();
+                if tx.send((p.topic, text)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (client, rx)
+}
+
+/// The next publish the controller's client receives: (topic, payload).
+async fn next_publish(rx: &mut mpsc::UnboundedReceiver<(String, String)>) -> (String, String) {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a publish within 10 s")
+        .unwrap()
+}
+
+async fn next_frame(t: &mut BrokerTransport) -> Frame {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(f) = t.recv().await.unwrap() {
+                return f;
+            }
+        }
+    })
+    .await
+    .expect("a frame within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_links_through_mosquitto() {
+    let broker = mosquitto().await;
+    let scope = Scope::new("loa", "ha-tinh", "xa-cam-binh").unwrap();
+    let (ctl, mut ctl_events) = controller(broker.port, &scope).await;
+    let node = |id| NodeBroker {
+        url: format!("mqtt://127.0.0.1:{}", broker.port),
+        scope: scope.clone(),
+        node_id: id,
+        village_id: 3,
+        credentials: None,
+    };
+
+    // Online, then its hello on its own topic.
+    let mut n42 = BrokerTransport::connect(&node(42)).await.unwrap();
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic.as_str(), payload.as_str()),
+        (scope.topic(Topic::Presence(42)).as_str(), ONLINE)
+    );
+    let hello = NodeMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        agent: "test".into(),
+        applied: None,
+    };
+    n42.send(link::encode(&hello)).await.unwrap();
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(topic, scope.topic(Topic::Up(42)));
+    assert!(matches!(
+        NodeMsg::decode(&payload).unwrap(),
+        NodeMsg::Hello { .. }
+    ));
+
+    // The controller's answer on the node's topic; live audio on the village's.
+    let ack = ControllerMsg::PlayLogsAck {
+        ids: vec!["1-a".into()],
+    };
+    ctl.publish(
+        scope.topic(Topic::Down(42)),
+        QoS::AtLeastOnce,
+        false,
+        link::encode(&ack),
+    )
+    .await
+    .unwrap();
+    match next_frame(&mut n42).await {
+        Frame::Text(t) => assert_eq!(t, link::encode(&ack)),
+        Frame::Binary(_) => panic!("text expected"),
+    }
+    ctl.publish(
+        scope.topic(Topic::Live(3)),
+        QoS::AtMostOnce,
+        false,
+        vec![1u8, 2, 3],
+    )
+    .await
+    .unwrap();
+    match next_frame(&mut n42).await {
+        Frame::Binary(b) => assert_eq!(b, vec![1, 2, 3]),
+        Frame::Text(t) => panic!("binary expected, got {t}"),
+    }
+
+    // A desired state left retained: a node connecting later has it at once.
+    let desired =
+        r#"{"type":"desired","version":"v1","node_id":43,"tz":"Asia/Ho_Chi_Minh","schedules":[]}"#;
+    ctl.publish(
+        scope.topic(Topic::Desired(43)),
+        QoS::AtLeastOnce,
+        true,
+        desired,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut n43 = BrokerTransport::connect(&node(43)).await.unwrap();
+    match next_frame(&mut n43).await {
+        Frame::Text(t) => assert_eq!(t, desired),
+        Frame::Binary(_) => panic!("text expected"),
+    }
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic, payload.as_str()),
+        (scope.topic(Topic::Presence(43)), ONLINE)
+    );
+
+    // 42 dies without a goodbye: the broker says so (its last will, after its keepalive
+    // lapses or at once when the socket closes). 43 closes cleanly and says so itself.
+    drop(n42);
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic, payload.as_str()),
+        (scope.topic(Topic::Presence(42)), OFFLINE)
+    );
+    n43.close(CloseCode::Normal, "bye").await;
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic, payload.as_str()),
+        (scope.topic(Topic::Presence(43)), OFFLINE)
+    );
+}
