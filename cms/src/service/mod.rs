@@ -8,6 +8,7 @@ mod emergencies;
 pub mod fleet;
 mod live;
 mod node_link;
+mod node_reports;
 mod places;
 pub mod province;
 mod public;

@@ -1,5 +1,5 @@
-//! Node-facing operations: enrolment, node tokens, revocation, liveness, health, applied
-//! versions, play logs and remote commands. The controller's fleet hub calls the methods
+//! Node-facing operations: enrolment, node tokens, revocation, health history, play logs
+//! and remote commands (what nodes report as they go: `node_reports`). The controller's fleet hub calls the methods
 //! without a [`Principal`] (the node is proven by its token); staff call the others.
 
 use protocol::link::{Command, PlayLogEntry};
@@ -230,84 +230,6 @@ impl Cms {
         }
     }
 
-    /// The node was heard from, with its latest heartbeat when it sent one; written now.
-    pub async fn node_seen(&self, id: i64, health: Option<String>) -> Result<()> {
-        let now_s = chrono::Utc::now().timestamp();
-        self.write_seen(vec![(id, health, now_s)]).await
-    }
-
-    /// [`Cms::node_seen`] for the fleet hub: heartbeats that come within
-    /// [`super::BATCH`] of each other are written in one transaction. 10,000 nodes send
-    /// 1,000 heartbeats a second; one commit each was most of the controller's CPU under
-    /// steady load. Errors are logged.
-    pub fn node_heard(&self, id: i64, health: Option<String>) {
-        let now_s = chrono::Utc::now().timestamp();
-        let cms = self.clone();
-        self.inner
-            .heard
-            .add((id, health, now_s), move |batch| async move {
-                cms.write_seen(batch).await
-            });
-    }
-
-    /// Writes when nodes were heard from and their heartbeats, in one transaction.
-    async fn write_seen(&self, heard: Vec<(i64, Option<String>, i64)>) -> Result<()> {
-        let now_s = chrono::Utc::now().timestamp();
-        // Old buckets go about once an hour (whoever's heartbeat comes first).
-        let last = self
-            .inner
-            .history_pruned
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let prune = now_s - last >= 3600
-            && self
-                .inner
-                .history_pruned
-                .compare_exchange(
-                    last,
-                    now_s,
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_ok();
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                // One node's failure (deleted meanwhile) is its own: SQLite undoes the
-                // statement, not the transaction.
-                for (id, health, at_s) in &heard {
-                    let one = |tx: &rusqlite::Transaction| -> Result<()> {
-                        q::node_link::seen(tx, *id, health.as_deref())?;
-                        let beat = health
-                            .as_deref()
-                            .and_then(|h| serde_json::from_str::<protocol::link::Health>(h).ok());
-                        if let Some(h) = beat {
-                            q::history::record(
-                                tx,
-                                *id,
-                                *at_s,
-                                h.round_trip_ms,
-                                h.clock_offset_ms,
-                                h.underruns,
-                            )?;
-                        }
-                        Ok(())
-                    };
-                    if let Err(e) = one(&tx) {
-                        if heard.len() == 1 {
-                            return Err(e);
-                        }
-                        tracing::warn!(node = id, "heartbeat not stored: {e}");
-                    }
-                }
-                if prune {
-                    q::history::prune(&tx, now_s)?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-    }
-
     /// A node's health over the last `span` at a resolution that fits it: heartbeats for
     /// an hour, 5-minute buckets up to a week, hours beyond.
     pub async fn health_history(
@@ -334,33 +256,6 @@ impl Cms {
         Ok((res, points))
     }
 
-    pub async fn node_applied(&self, id: i64, version: String) -> Result<()> {
-        self.store()
-            .call(move |c| q::node_link::set_applied(c, id, &version))
-            .await
-    }
-
-    /// [`Cms::node_applied`] for the fleet hub: a change reaches every node within a
-    /// second and each answers "applied"; those answers are written in batches (one
-    /// commit each took the cores the next nodes' states needed). Errors are logged.
-    pub fn node_applied_batched(&self, id: i64, version: String) {
-        let cms = self.clone();
-        self.inner
-            .applied
-            .add((id, version), move |batch| async move {
-                cms.store()
-                    .call(move |c| {
-                        let tx = c.transaction()?;
-                        for (id, version) in &batch {
-                            q::node_link::set_applied(&tx, *id, version)?;
-                        }
-                        tx.commit()?;
-                        Ok(())
-                    })
-                    .await
-            });
-    }
-
     /// Adds a line to the node's history (online, offline, command results...).
     pub async fn node_event(&self, id: i64, event: &'static str, detail: String) -> Result<()> {
         self.store()
@@ -378,54 +273,6 @@ impl Cms {
                 q::node_link::events(c, id, 200)
             })
             .await
-    }
-
-    /// Remembers what a node was sent in a desired state, so its play logs can be checked
-    /// against it (a log naming anything else is kept but not counted).
-    pub async fn record_sent(
-        &self,
-        node_id: i64,
-        state: &protocol::desired::DesiredState,
-    ) -> Result<()> {
-        let pairs = sent_pairs(state);
-        self.store()
-            .call(move |c| q::node_link::record_sent(c, node_id, &pairs))
-            .await
-    }
-
-    /// [`Cms::record_sent`] for the fleet hub, in batches (an emergency sends 10,000
-    /// states within a second); `hold` is dropped once the batch is written or has
-    /// failed, so whatever waits on it (the node's play logs) goes on after the record.
-    pub fn record_sent_batched(
-        &self,
-        node_id: i64,
-        state: &protocol::desired::DesiredState,
-        hold: Box<dyn Send>,
-    ) {
-        let record = super::SentRecord {
-            node_id,
-            pairs: sent_pairs(state),
-            _hold: hold,
-        };
-        let cms = self.clone();
-        self.inner.sent.add(record, move |batch| async move {
-            cms.store()
-                .call(move |c| {
-                    let tx = c.transaction()?;
-                    for r in &batch {
-                        // One node's failure (deleted meanwhile) is its own.
-                        if let Err(e) = q::node_link::record_sent(&tx, r.node_id, &r.pairs) {
-                            tracing::warn!(
-                                node = r.node_id,
-                                "what the node was sent not recorded: {e}"
-                            );
-                        }
-                    }
-                    tx.commit()?;
-                    Ok(())
-                })
-                .await
-        });
     }
 
     /// Stores a node's play logs (idempotent by id) and returns the ids now safe to forget.
@@ -575,18 +422,6 @@ fn to_command(
             }
         }
     })
-}
-
-/// What a desired state sends: each schedule (content 0) and each item it plays.
-fn sent_pairs(state: &protocol::desired::DesiredState) -> Vec<(i64, i64)> {
-    state
-        .schedules
-        .iter()
-        .flat_map(|s| {
-            let items = s.program.chime.iter().chain(&s.program.items);
-            std::iter::once((s.id, 0)).chain(items.map(|i| (s.id, i.content_id)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

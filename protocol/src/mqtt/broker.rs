@@ -88,7 +88,8 @@ impl BrokerTransport {
             client.clone(),
             b.scope.node_filters(b.node_id, b.village_id),
         );
-        let (scope, presence) = (b.scope.clone(), b.scope.topic(Topic::Presence(b.node_id)));
+        let presence = b.scope.topic(Topic::Presence(b.node_id));
+        let (scope, announce) = (b.scope.clone(), presence.clone());
         let task = tokio::spawn(async move {
             let mut connected_tx = Some(connected_tx);
             loop {
@@ -98,7 +99,7 @@ impl BrokerTransport {
                         for f in &filters {
                             let _ = me.try_subscribe(f.clone(), QoS::AtLeastOnce);
                         }
-                        let _ = me.try_publish(presence.clone(), QoS::AtLeastOnce, true, ONLINE);
+                        let _ = me.try_publish(announce.clone(), QoS::AtLeastOnce, true, ONLINE);
                         if let Some(c) = connected_tx.take() {
                             let _ = c.send(Ok(()));
                         }
@@ -139,7 +140,7 @@ impl BrokerTransport {
                 frames,
                 task,
                 up,
-                presence: b.scope.topic(Topic::Presence(b.node_id)),
+                presence,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(TransportError::Closed(None)),

@@ -5,7 +5,7 @@
 //! | topic (under `{prefix}/{province}/{commune}`) | from | QoS | retained | carries |
 //! |---|---|---|---|---|
 //! | `node/{id}/up` | node | 0 or 1 ([`up_qos`]) | no | [`NodeMsg`] |
-//! | `node/{id}/down` | controller | 0 or 1 ([`down_qos`]) | no | [`ControllerMsg`] but the desired state |
+//! | `node/{id}/down` | controller | 0 or 1 ([`down_route`]) | no | [`ControllerMsg`] but the desired state |
 //! | `node/{id}/desired` | controller | 1 | **yes** | the node's desired state: a node that reconnects has the latest at once, without asking |
 //! | `node/{id}/presence` | node (its last will: broker) | 1 | yes | `online`, or `offline` when the broker loses it |
 //! | `village/{id}/live` | controller | 0 | no | live audio packets ([`crate::live`]), once per village |
@@ -174,11 +174,6 @@ pub fn down_route(msg: &ControllerMsg, node: i64) -> (Topic, Qos, bool) {
     }
 }
 
-/// The QoS of a controller message on its topic ([`down_route`]).
-pub fn down_qos(msg: &ControllerMsg) -> Qos {
-    down_route(msg, 1).1
-}
-
 /// The presence payloads: what a node publishes on connecting, and its last will.
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
@@ -262,12 +257,15 @@ mod tests {
             Qos::AtLeastOnce
         );
         assert_eq!(
-            down_qos(&ControllerMsg::Pong {
-                t0: 1,
-                t1: 2,
-                t2: 3
-            }),
-            Qos::AtMostOnce
+            down_route(
+                &ControllerMsg::Pong {
+                    t0: 1,
+                    t1: 2,
+                    t2: 3
+                },
+                5
+            ),
+            (Topic::Down(5), Qos::AtMostOnce, false)
         );
         assert_eq!(
             down_route(&ControllerMsg::PlayLogsAck { ids: Vec::new() }, 5),

@@ -25,32 +25,26 @@ impl Cms {
             input.commune.id,
             Text::new("Không tìm thấy cụm loa", "Node"),
         )?;
-        desired_from(node_id, &input)
+        desired_from(node_id, &input.commune, input.specs.clone())
     }
 
     /// [`Cms::desired_state`] without a caller (the fleet hub, for an authenticated node).
     pub async fn node_desired_state(&self, node_id: i64) -> Result<DesiredState> {
-        desired_from(
-            node_id,
-            &*self.preview_input(PreviewTarget::Node(node_id)).await?,
-        )
+        let input = self.preview_input(PreviewTarget::Node(node_id)).await?;
+        desired_from(node_id, &input.commune, input.specs.clone())
     }
 }
 
-/// A node's desired state from its (cached) resolver input, versioned by the SHA-256 of
-/// its canonical JSON.
-fn desired_from(node_id: i64, input: &PreviewInput) -> Result<DesiredState> {
-    versioned(DesiredState {
+/// A node's desired state: `specs` in `commune`'s zone and quiet hours, versioned by the
+/// SHA-256 of its canonical JSON.
+fn desired_from(node_id: i64, commune: &Commune, specs: Vec<ScheduleSpec>) -> Result<DesiredState> {
+    let mut state = DesiredState {
         version: String::new(),
         node_id,
-        tz: input.commune.tz.clone(),
-        quiet_hours: quiet_hours(&input.commune),
-        schedules: input.specs.clone(),
-    })
-}
-
-/// `state` with its version: the SHA-256 of its canonical JSON.
-fn versioned(mut state: DesiredState) -> Result<DesiredState> {
+        tz: commune.tz.clone(),
+        quiet_hours: quiet_hours(commune),
+        schedules: specs,
+    };
     let canonical = serde_json::to_vec(&state).map_err(|e| CmsError::Storage(e.to_string()))?;
     state.version = crate::blobs::sha256_hex(&canonical);
     Ok(state)
@@ -150,13 +144,7 @@ impl CommuneSet {
             .iter()
             .filter_map(|id| self.specs.get(id).cloned())
             .collect();
-        versioned(DesiredState {
-            version: String::new(),
-            node_id,
-            tz: self.commune.tz.clone(),
-            quiet_hours: quiet_hours(&self.commune),
-            schedules: specs,
-        })
+        desired_from(node_id, &self.commune, specs)
     }
 }
 
