@@ -28,7 +28,14 @@ pub struct CmsConfig {
     /// client: login and enrolment limits then count the client, not the proxy. Empty:
     /// the header is ignored (anyone could write it).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `PREFIX/PROVINCE`: where the province's topics are on an MQTT broker. Each node
+    /// learns its commune's scope below it when it enrols, so a commune can move its
+    /// nodes to a broker later without enrolling them again.
+    pub broker_topic_root: String,
 }
+
+/// The topic root when none is configured.
+pub const DEFAULT_TOPIC_ROOT: &str = "loa/tinh";
 
 impl Default for CmsConfig {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for CmsConfig {
             node_offline_after_ms: protocol::link::OFFLINE_AFTER_MS,
             public_url: None,
             trusted_proxies: Vec::new(),
+            broker_topic_root: DEFAULT_TOPIC_ROOT.into(),
         }
     }
 }
@@ -58,6 +66,7 @@ impl std::fmt::Debug for CmsConfig {
             .field("allow_self_approval", &self.allow_self_approval)
             .field("secure_cookies", &self.secure_cookies)
             .field("node_offline_after_ms", &self.node_offline_after_ms)
+            .field("broker_topic_root", &self.broker_topic_root)
             .finish_non_exhaustive()
     }
 }

@@ -112,6 +112,9 @@ struct Inner {
     token_epoch: std::sync::atomic::AtomicU64,
     /// (commune, hash) of blobs approved there, for the generation.
     approved_blobs: service::ByGeneration<(i64, String), ()>,
+    /// Nodes a broker reported gone (their last will), and when: offline from then until
+    /// heard from again, not only once silent for the threshold.
+    gone: std::sync::Mutex<std::collections::HashMap<i64, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Cms {
@@ -159,6 +162,7 @@ impl Cms {
                 sent: Arc::default(),
                 node_ids: service::ByGeneration::new(FLEET_CACHE_MAX),
                 token_epoch: std::sync::atomic::AtomicU64::new(0),
+                gone: std::sync::Mutex::default(),
                 approved_blobs: service::ByGeneration::new(FLEET_CACHE_MAX),
             }),
         })

@@ -51,6 +51,15 @@ pub struct ControllerConfig {
     pub mail_from: String,
     /// Seconds between alert rounds.
     pub alert_interval_s: u64,
+    /// MQTT brokers (`mqtt://HOST[:PORT]`, tried in turn) to serve nodes through, beside
+    /// the WebSocket link. Empty: WebSocket only.
+    pub broker: Vec<String>,
+    /// `PREFIX/PROVINCE`: the province's topics on the broker (each commune's below, by
+    /// its slug). Nodes learn it when they enrol.
+    pub broker_topic_root: String,
+    /// The controller's user and password on the broker, if it asks for them.
+    pub broker_username: Option<String>,
+    pub broker_password: Option<String>,
 }
 
 /// The CMS's own defaults ([`cms::CmsConfig::default`]) are the ones used here: one
@@ -78,6 +87,10 @@ impl Default for ControllerConfig {
             smtp_url: None,
             mail_from: crate::alerts::AlertConfig::default().mail_from,
             alert_interval_s: crate::alerts::AlertConfig::default().interval.as_secs(),
+            broker: Vec::new(),
+            broker_topic_root: cms.broker_topic_root,
+            broker_username: None,
+            broker_password: None,
         }
     }
 }
@@ -110,7 +123,28 @@ impl ControllerConfig {
         c.secure_cookies = self.secure_cookies.unwrap_or(https);
         c.public_url = self.public_url.clone();
         c.trusted_proxies = self.trusted_proxies.clone();
+        c.broker_topic_root = self.broker_topic_root.clone();
         c
+    }
+
+    /// The broker link's settings, if brokers are configured.
+    pub fn broker(&self) -> Result<Option<crate::hub::broker::BrokerConfig>, String> {
+        let Some(protocol::mqtt::broker::Brokers { urls, credentials }) =
+            protocol::mqtt::configured(
+                &self.broker,
+                self.broker_username.as_ref(),
+                self.broker_password.as_ref(),
+            )?
+        else {
+            return Ok(None);
+        };
+        let root = protocol::mqtt::Root::parse_str(&self.broker_topic_root)
+            .map_err(|e| format!("broker_topic_root {:?}: {e}", self.broker_topic_root))?;
+        Ok(Some(crate::hub::broker::BrokerConfig {
+            urls,
+            root,
+            credentials,
+        }))
     }
 
     pub fn hub(&self) -> crate::hub::HubConfig {

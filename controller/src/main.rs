@@ -116,6 +116,19 @@ struct ServeOpts {
     /// Seconds between alert rounds.
     #[arg(long, env = "LOA_ALERT_INTERVAL_S")]
     alert_interval_s: Option<u64>,
+    /// MQTT brokers to serve nodes through beside the WebSocket link,
+    /// mqtt://HOST[:PORT][,...] (tried in turn).
+    #[arg(long, env = "LOA_BROKER", value_delimiter = ',')]
+    broker: Option<Vec<String>>,
+    /// PREFIX/PROVINCE: where the province's topics are on the broker (default loa/tinh).
+    #[arg(long, env = "LOA_BROKER_TOPIC_ROOT")]
+    broker_topic_root: Option<String>,
+    /// The controller's user on the broker.
+    #[arg(long, env = "LOA_BROKER_USERNAME")]
+    broker_username: Option<String>,
+    /// Its password (better in the environment or the config file than on a command line).
+    #[arg(long, env = "LOA_BROKER_PASSWORD", hide_env_values = true)]
+    broker_password: Option<String>,
 }
 
 impl ServeOpts {
@@ -182,6 +195,19 @@ impl ServeOpts {
         if let Some(v) = self.alert_interval_s {
             c.alert_interval_s = v;
         }
+        if let Some(v) = self.broker {
+            c.broker = v;
+        }
+        if let Some(v) = self.broker_topic_root {
+            c.broker_topic_root = v;
+        }
+        if let Some(v) = self.broker_username {
+            c.broker_username = Some(v);
+        }
+        if let Some(v) = self.broker_password {
+            c.broker_password = Some(v);
+        }
+        c.broker().map_err(anyhow::Error::msg)?;
         Ok(c)
     }
 }
@@ -384,6 +410,11 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
     let addr = listener.local_addr()?;
     let data = cfg.data_dir.clone();
     let hub = controller::open(cfg, c.hub())?;
+    if let Some(broker) = c.broker().map_err(anyhow::Error::msg)? {
+        let urls = broker.urls.join(",");
+        controller::hub::broker::Gateway::start(&hub, broker).map_err(anyhow::Error::msg)?;
+        println!("nodes also through the broker at {urls}");
+    }
     let cms = hub.cms().clone();
     let url = format!("{scheme}://{addr}/");
     let shutdown = async {

@@ -56,6 +56,11 @@ pub enum NodeMsg {
         /// Version of the desired state the node runs from its disk, if any.
         #[serde(default)]
         applied: Option<String>,
+        /// The node token, over a broker only (a WebSocket carries it in its upgrade
+        /// request): the controller checks it against the node the topic names. The
+        /// broker's ACL lets no one but the controller read a node's `up` topic.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// The node stored and now runs this desired state.
     Applied {
@@ -99,6 +104,9 @@ pub enum ControllerMsg {
         protocol: u32,
         node_id: i64,
         name: String,
+        /// The node's village: over a broker, whose live topic it listens to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        village_id: Option<i64>,
     },
     /// Clock sync reply: the ping's t0, controller receipt t1 and reply t2 (ns).
     Pong {
@@ -135,6 +143,10 @@ pub struct EnrollResponse {
     pub name: String,
     /// The node's long-lived secret: shown once, kept only as a hash.
     pub token: String,
+    /// Where the node's topics are on an MQTT broker (`{prefix}/{province}/{commune}`,
+    /// [`crate::mqtt::Scope`]), for a node told to link through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_scope: Option<String>,
 }
 
 /// Remote commands a technician sends a node.
@@ -317,6 +329,7 @@ mod tests {
                 protocol: PROTOCOL_VERSION,
                 agent: "0.1.0".into(),
                 applied: Some("abc".into()),
+                token: None,
             },
             NodeMsg::Ping { t0: 42 },
             NodeMsg::Heartbeat(Box::default()),

@@ -176,6 +176,19 @@ struct RunArgs {
     /// Stop when standard input closes (for a supervisor that owns the node).
     #[arg(long)]
     stop_on_stdin_eof: bool,
+    /// Link through MQTT brokers instead of the controller's WebSocket,
+    /// mqtt://HOST[:PORT][,...] (tried in turn).
+    #[arg(long, env = "LOA_NODE_BROKER", value_delimiter = ',')]
+    broker: Option<Vec<String>>,
+    /// The node's user on the broker.
+    #[arg(long, env = "LOA_NODE_BROKER_USERNAME")]
+    broker_username: Option<String>,
+    /// Its password (better in the environment or the config file).
+    #[arg(long, env = "LOA_NODE_BROKER_PASSWORD", hide_env_values = true)]
+    broker_password: Option<String>,
+    /// PREFIX/PROVINCE/COMMUNE: the node's topics, if not the ones told at enrolment.
+    #[arg(long, env = "LOA_NODE_BROKER_SCOPE")]
+    broker_scope: Option<String>,
 }
 
 fn parse_gain(s: &str) -> Result<f32, String> {
@@ -407,6 +420,18 @@ fn run_agent(args: RunArgs) -> Result<(), String> {
         cfg.card_channels = v;
     }
     cfg.stop_on_stdin_eof = args.stop_on_stdin_eof;
+    if let Some(v) = args.broker {
+        cfg.broker = v;
+    }
+    if let Some(v) = args.broker_username {
+        cfg.broker_username = Some(v);
+    }
+    if let Some(v) = args.broker_password {
+        cfg.broker_password = Some(v);
+    }
+    if let Some(v) = args.broker_scope {
+        cfg.broker_scope = Some(v);
+    }
     agent::run(cfg).map(|_| ()).map_err(|e| e.to_string())
 }
 

@@ -79,4 +79,13 @@ impl Card {
             .find(|&f| self.samples[f * self.channels].abs() > 0.01)
             .map(|f| self.first_ns + (f as f64 / self.rate * 1e9) as i64)
     }
+
+    /// How far (ms) the sound that began within 2 s before `at_ns`, or after it, started
+    /// from `at_ns`: a scheduled start's error.
+    pub fn start_error_ms(&self, at_ns: i64) -> f64 {
+        let heard = self
+            .first_sound_after(at_ns - 2_000_000_000)
+            .unwrap_or_else(|| panic!("nothing played around {at_ns}"));
+        (heard - at_ns) as f64 / 1e6
+    }
 }

@@ -7,6 +7,7 @@
 //! played (`wav:PATH` + `PATH.json`, docs/INTERFACES.md) to measure timing against the host clock.
 //! Every process is killed when its handle drops, so a failing test leaves nothing behind.
 
+pub mod broker;
 mod card;
 pub mod impair;
 pub mod live;

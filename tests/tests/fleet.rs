@@ -9,13 +9,6 @@ use loa_tests::{Card, Controller, Node, now_ns, timing_turn, tone_wav, wait_for,
 /// CONTRACT/issue target: the first sample within 20 ms of the scheduled time.
 const ON_TIME_MS: f64 = 20.0;
 
-fn error_ms(card: &Card, at_ns: i64) -> f64 {
-    let heard = card
-        .first_sound_after(at_ns - 2_000_000_000)
-        .unwrap_or_else(|| panic!("nothing played around {at_ns}"));
-    (heard - at_ns) as f64 / 1e6
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_play_on_time_and_their_logs_arrive() {
     let _turn = timing_turn().await;
@@ -72,7 +65,7 @@ async fn three_nodes_play_on_time_and_their_logs_arrive() {
         let status = n.proc().stop();
         assert!(status.is_some_and(|s| s.success()), "node exit: {status:?}");
         let card = Card::read(n.wav.as_ref().unwrap());
-        errors.push(error_ms(&card, at));
+        errors.push(card.start_error_ms(at));
     }
     eprintln!("start errors (ms): {errors:?}");
     for e in &errors {
@@ -137,10 +130,10 @@ async fn nodes_play_with_the_controller_down_and_report_once_it_is_back() {
     let card_b1 = Card::read(&dir.path().join("b1.wav"));
     let card_b2 = Card::read(&dir.path().join("b2.wav"));
     let errors = [
-        error_ms(&card_a, t1),
-        error_ms(&card_a, t2),
-        error_ms(&card_b1, t1),
-        error_ms(&card_b2, t2),
+        card_a.start_error_ms(t1),
+        card_a.start_error_ms(t2),
+        card_b1.start_error_ms(t1),
+        card_b2.start_error_ms(t2),
     ];
     eprintln!("start errors (ms): {errors:?}");
     for e in errors {
@@ -171,7 +164,7 @@ async fn a_long_play_stays_on_the_controller_clock_on_a_drifting_node() {
     .await;
     node.proc().stop();
     let card = Card::read(&dir.path().join("d.wav"));
-    let start_error = error_ms(&card, at);
+    let start_error = card.start_error_ms(at);
     let heard_end = card.last_sound_before(end + 1_000_000_000).unwrap();
     let end_error = (heard_end - end) as f64 / 1e6;
     eprintln!("start {start_error:.2} ms, end {end_error:.2} ms off");

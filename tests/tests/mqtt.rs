@@ -3,73 +3,27 @@
 //! sends reaches the controller's topic at its QoS; the desired state the controller
 //! leaves retained reaches the node, and a node that connects later gets it at once
 //! without anyone sending it again; live audio on the village topic arrives as binary;
-//! a node that dies without a goodbye is reported `offline` by the broker (its last will),
+//! the controller's goodbye ends a node's link with its reason; a node that dies without
+//! a goodbye is reported `offline` by the broker (its last will),
 //! and one that closes cleanly says so itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use protocol::link::{self, ControllerMsg, NodeMsg, PROTOCOL_VERSION};
-use protocol::mqtt::{BrokerTransport, NodeBroker, OFFLINE, ONLINE, Scope, Topic};
-use protocol::transport::{CloseCode, Frame, Transport};
+use protocol::mqtt::{BrokerTransport, NodeBroker, OFFLINE, ONLINE, Root, Scope, Topic};
+use protocol::transport::{CloseCode, Frame, Transport, TransportError};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn mosquitto() -> Broker {
-    let dir = tempfile::tempdir().unwrap();
-    let port = loa_tests::free_port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let child = Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("mosquitto (./loa deps installs it): {e}"));
-    let broker = Broker {
-        child,
-        port,
-        _dir: dir,
-    };
-    loa_tests::wait_for("mosquitto listening", Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(drop)
-    })
-    .await;
-    broker
-}
-
 /// The controller's side: a plain client subscribed to the commune's node topics, its
 /// event loop driven in a task that hands on what it receives (topic, payload).
-async fn controller(
-    port: u16,
-    scope: &Scope,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+async fn controller(port: u16) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
     let opts = MqttOptions::new("loa-controller-test", "127.0.0.1", port);
     let (client, mut events) = AsyncClient::new(opts, 64);
-    for f in scope.controller_filters() {
+    let root = Root::parse_str("loa/ha-tinh").unwrap();
+    for f in root.controller_filters() {
         client.subscribe(f, QoS::AtLeastOnce).await.unwrap();
     }
     let (tx, rx) = mpsc::unbounded_channel();
@@ -108,14 +62,13 @@ async fn next_frame(t: &mut BrokerTransport) -> Frame {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_links_through_mosquitto() {
-    let broker = mosquitto().await;
+    let broker = loa_tests::broker::Mosquitto::start().await;
     let scope = Scope::new("loa", "ha-tinh", "xa-cam-binh").unwrap();
-    let (ctl, mut ctl_events) = controller(broker.port, &scope).await;
+    let (ctl, mut ctl_events) = controller(broker.port).await;
     let node = |id| NodeBroker {
         url: format!("mqtt://127.0.0.1:{}", broker.port),
         scope: scope.clone(),
         node_id: id,
-        village_id: 3,
         credentials: None,
     };
 
@@ -130,6 +83,7 @@ async fn a_node_links_through_mosquitto() {
         protocol: PROTOCOL_VERSION,
         agent: "test".into(),
         applied: None,
+        token: Some("loa_n_secret".into()),
     };
     n42.send(link::encode(&hello)).await.unwrap();
     let (topic, payload) = next_publish(&mut ctl_events).await;
@@ -139,6 +93,25 @@ async fn a_node_links_through_mosquitto() {
         NodeMsg::Hello { .. }
     ));
 
+    // The controller's welcome names the node's village, whose live topic it then hears.
+    let welcome = ControllerMsg::Welcome {
+        protocol: PROTOCOL_VERSION,
+        node_id: 42,
+        name: "loa-42".into(),
+        village_id: Some(3),
+    };
+    ctl.publish(
+        scope.topic(Topic::Down(42)),
+        QoS::AtLeastOnce,
+        false,
+        link::encode(&welcome),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_frame(&mut n42).await,
+        Frame::Text(link::encode(&welcome))
+    );
     // The controller's answer on the node's topic; live audio on the village's.
     let ack = ControllerMsg::PlayLogsAck {
         ids: vec!["1-a".into()],
@@ -190,6 +163,27 @@ async fn a_node_links_through_mosquitto() {
         (topic, payload.as_str()),
         (scope.topic(Topic::Presence(43)), ONLINE)
     );
+
+    // The controller ends 43's session: its transport reports the link closed, with why.
+    ctl.publish(
+        scope.topic(Topic::Down(43)),
+        QoS::AtLeastOnce,
+        false,
+        protocol::mqtt::bye("revoked"),
+    )
+    .await
+    .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match n43.recv().await {
+                Ok(_) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ended, TransportError::Closed(Some("revoked".into())));
 
     // 42 dies without a goodbye: the broker says so (its last will, after its keepalive
     // lapses or at once when the socket closes). 43 closes cleanly and says so itself.

@@ -122,10 +122,16 @@ impl Cms {
             q::node_link::Enrolment::Enrolled(n) => {
                 attempt.succeeded();
                 tracing::info!(node = n.id, name = %n.name, "node enrolled");
+                let broker_scope =
+                    protocol::mqtt::Root::parse_str(&self.config().broker_topic_root)
+                        .and_then(|root| root.scope(&n.commune_slug))
+                        .map(|scope| scope.to_string())
+                        .ok();
                 Ok(EnrollResponse {
                     node_id: n.id,
                     name: n.name,
                     token,
+                    broker_scope,
                 })
             }
             q::node_link::Enrolment::Expired => Err(CmsError::forbidden(
@@ -257,6 +263,19 @@ impl Cms {
     }
 
     /// Adds a line to the node's history (online, offline, command results...).
+    /// A broker reported the node gone (its last will): it shows offline from now until
+    /// it is heard from again.
+    pub fn node_gone(&self, id: i64) {
+        let mut gone = self.inner.gone.lock().unwrap_or_else(|e| e.into_inner());
+        gone.insert(id, chrono::Utc::now());
+    }
+
+    /// When a broker last reported the node gone.
+    pub(super) fn gone_at(&self, id: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+        let gone = self.inner.gone.lock().unwrap_or_else(|e| e.into_inner());
+        gone.get(&id).copied()
+    }
+
     pub async fn node_event(&self, id: i64, event: &'static str, detail: String) -> Result<()> {
         self.store()
             .call(move |c| q::node_link::event(c, id, event, &detail))

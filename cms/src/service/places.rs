@@ -263,9 +263,10 @@ impl Cms {
     /// should run and whether it lags behind it.
     async fn fill_sync_state(&self, n: &mut Node) {
         let limit = i64::try_from(self.config().node_offline_after_ms).unwrap_or(i64::MAX);
-        n.online = n
-            .last_seen
-            .is_some_and(|t| (chrono::Utc::now() - t).num_milliseconds() < limit);
+        let gone = self.gone_at(n.id);
+        n.online = n.last_seen.is_some_and(|t| {
+            (chrono::Utc::now() - t).num_milliseconds() < limit && gone.is_none_or(|g| t > g)
+        });
         n.desired_version = self.node_desired_state(n.id).await.ok().map(|d| d.version);
         n.lagging = n.enrolled && n.desired_version != n.applied_version;
     }

@@ -14,6 +14,22 @@ pub struct NodeIdentity {
     pub id: i64,
     pub commune_id: i64,
     pub name: String,
+    pub village_id: i64,
+    /// Its commune's slug: the commune's segment of its topics on a broker.
+    pub commune_slug: String,
+}
+
+const IDENTITY: &str = "SELECT n.id, n.commune_id, n.name, n.village_id, c.slug
+     FROM nodes n JOIN communes c ON c.id = n.commune_id";
+
+fn identity(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeIdentity> {
+    Ok(NodeIdentity {
+        id: r.get(0)?,
+        commune_id: r.get(1)?,
+        name: r.get(2)?,
+        village_id: r.get(3)?,
+        commune_slug: r.get(4)?,
+    })
 }
 
 /// How long a one-time enrolment code can be used.
@@ -38,16 +54,17 @@ pub fn enroll(conn: &Connection, code_hash: &str, token_hash: &str) -> Result<En
                     enrollment_code_expires_at = NULL, enrolled_at = ?3
              WHERE enrollment_code_hash = ?1
                AND (enrollment_code_expires_at IS NULL OR enrollment_code_expires_at > ?3)
-             RETURNING id, commune_id, name",
+             RETURNING id",
         )?
-        .query_row(params![code_hash, token_hash, now], |r| {
-            Ok(NodeIdentity {
-                id: r.get(0)?,
-                commune_id: r.get(1)?,
-                name: r.get(2)?,
-            })
-        })
+        .query_row(params![code_hash, token_hash, now], |r| r.get::<_, i64>(0))
         .optional()?;
+    let found = match found {
+        Some(id) => Some(
+            conn.prepare_cached(&format!("{IDENTITY} WHERE n.id = ?1"))?
+                .query_row([id], identity)?,
+        ),
+        None => None,
+    };
     if let Some(n) = found {
         event(conn, n.id, "enrolled", "")?;
         return Ok(Enrolment::Enrolled(n));
@@ -64,14 +81,8 @@ pub fn enroll(conn: &Connection, code_hash: &str, token_hash: &str) -> Result<En
 
 pub fn by_token(conn: &Connection, token_hash: &str) -> Result<Option<NodeIdentity>> {
     Ok(conn
-        .prepare_cached("SELECT id, commune_id, name FROM nodes WHERE token_hash = ?1")?
-        .query_row([token_hash], |r| {
-            Ok(NodeIdentity {
-                id: r.get(0)?,
-                commune_id: r.get(1)?,
-                name: r.get(2)?,
-            })
-        })
+        .prepare_cached(&format!("{IDENTITY} WHERE n.token_hash = ?1"))?
+        .query_row([token_hash], identity)
         .optional()?)
 }
 

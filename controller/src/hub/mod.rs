@@ -11,8 +11,9 @@
 //!   [`protocol::time::Clock`]: a node silent for the CMS's `node_offline_after_ms` goes
 //!   offline, with history and an optional webhook.
 //! - [`websocket`]: the WebSocket carrier — the warp route `GET /api/v1/nodes/link` and the
-//!   transport over warp's socket.
+//!   transport over warp's socket. [`broker`]: the MQTT carrier, beside it.
 
+pub mod broker;
 pub mod session;
 pub mod websocket;
 
@@ -48,6 +49,8 @@ struct SessionHandle {
     tx: mpsc::UnboundedSender<Outgoing>,
     /// When the session last received anything (ns on the hub's clock), pongs included.
     last_rx: Arc<std::sync::atomic::AtomicI64>,
+    /// Linked through the broker: live audio reaches it by its village's topic.
+    via_broker: bool,
 }
 
 /// A session heard from within this long is alive: a second connection with its token is
@@ -80,6 +83,7 @@ impl Sessions {
         tx: mpsc::UnboundedSender<Outgoing>,
         last_rx: Arc<std::sync::atomic::AtomicI64>,
         now_ns: i64,
+        via_broker: bool,
     ) -> Result<u64, InUse> {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
         let mut map = self.lock();
@@ -91,7 +95,13 @@ impl Sessions {
                 return Err(InUse);
             }
         }
-        let old = map.insert(node_id, SessionHandle { conn, tx, last_rx });
+        let handle = SessionHandle {
+            conn,
+            tx,
+            last_rx,
+            via_broker,
+        };
+        let old = map.insert(node_id, handle);
         drop(map);
         if let Some(old) = old {
             let _ = old
@@ -115,13 +125,14 @@ impl Sessions {
             .is_some_and(|s| s.tx.send(out).is_ok())
     }
 
-    /// Sends live audio to those of `nodes` that are connected; returns how many.
+    /// Sends live audio to those of `nodes` that are connected by WebSocket (the broker
+    /// carries it to the others once per village); returns how many.
     pub fn send_live(&self, nodes: &[i64], packet: &Arc<Vec<u8>>) -> usize {
         let map = self.lock();
         nodes
             .iter()
             .filter_map(|id| map.get(id))
-            .filter(|s| s.tx.send(Outgoing::Live(packet.clone())).is_ok())
+            .filter(|s| !s.via_broker && s.tx.send(Outgoing::Live(packet.clone())).is_ok())
             .count()
     }
 
@@ -194,6 +205,8 @@ pub struct Hub {
     config: HubConfig,
     /// Set when a webhook is configured (a client with a timeout, or no hub at all).
     http: Option<reqwest::Client>,
+    /// The MQTT carrier, when the controller serves nodes through a broker.
+    broker: std::sync::OnceLock<Arc<broker::Gateway>>,
 }
 
 impl Hub {
@@ -214,7 +227,17 @@ impl Hub {
             liveness: Mutex::default(),
             config,
             http,
+            broker: std::sync::OnceLock::new(),
         }))
+    }
+
+    fn set_broker(&self, gateway: Arc<broker::Gateway>) {
+        let _ = self.broker.set(gateway);
+    }
+
+    /// The MQTT carrier, if the controller serves nodes through a broker.
+    pub fn broker(&self) -> Option<&Arc<broker::Gateway>> {
+        self.broker.get()
     }
 
     /// Checks liveness every [`LIVENESS_CHECK`] for as long as the hub lives.
@@ -261,13 +284,23 @@ impl Hub {
     /// Runs one node's session over `transport` until it ends, inside a span naming the
     /// node and the connection.
     pub async fn run_session<T: Transport>(self: Arc<Self>, node: NodeIdentity, transport: T) {
+        self.run_session_via(node, transport, false).await
+    }
+
+    /// [`Hub::run_session`], saying whether the transport is the broker's.
+    pub async fn run_session_via<T: Transport>(
+        self: Arc<Self>,
+        node: NodeIdentity,
+        transport: T,
+        via_broker: bool,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         let now = self.clock().now_ns();
         let last_rx = Arc::new(std::sync::atomic::AtomicI64::new(now));
-        let conn = match self
+        let opened = self
             .sessions
-            .open(node.id, tx.clone(), last_rx.clone(), now)
-        {
+            .open(node.id, tx.clone(), last_rx.clone(), now, via_broker);
+        let conn = match opened {
             Ok(conn) => conn,
             Err(InUse) => return self.refuse_duplicate(node, transport).await,
         };
@@ -326,6 +359,22 @@ impl Hub {
         if came_online {
             self.transition(node.id, &node.name, "online").await;
         }
+    }
+
+    /// The broker says the node is gone (its last will, or its goodbye): offline now.
+    pub(crate) async fn gone(&self, node_id: i64) {
+        self.cms.node_gone(node_id);
+        let name = {
+            let mut map = self.lock_liveness();
+            match map.get_mut(&node_id) {
+                Some(l) if l.online => {
+                    l.online = false;
+                    l.name.clone()
+                }
+                _ => return,
+            }
+        };
+        self.transition(node_id, &name, "offline").await;
     }
 
     /// Marks nodes silent for longer than the threshold offline; returns their ids.

@@ -161,6 +161,7 @@ impl NodeSession {
                 protocol,
                 agent,
                 applied,
+                ..
             } => self.hello(protocol, &agent, applied).await,
             NodeMsg::Ping { t0 } => Ok(vec![ControllerMsg::Pong {
                 t0,
@@ -233,6 +234,7 @@ impl NodeSession {
             protocol: PROTOCOL_VERSION,
             node_id: id,
             name: self.node.name.clone(),
+            village_id: Some(self.node.village_id),
         }];
         out.extend(self.desired_if_changed().await);
         Ok(out)

@@ -106,6 +106,7 @@ fn hello() -> NodeMsg {
         protocol: PROTOCOL_VERSION,
         agent: "test".into(),
         applied: None,
+        token: None,
     }
 }
 

@@ -121,6 +121,24 @@ async fn carry(hub: Arc<Hub>, start: cms::LiveStart, chunks_rx: mpsc::Receiver<b
     let sessions = hub.sessions().clone();
     let clock = hub.clock_arc();
     let nodes = start.nodes;
+    // Nodes linked through a broker hear it on their villages' topics, once per village.
+    let broker = match hub.broker() {
+        Some(gw) => {
+            let slug = hub
+                .cms()
+                .commune(start.session.commune_id)
+                .await
+                .map(|c| c.slug);
+            match slug {
+                Ok(slug) => Some((gw.clone(), gw.live_topics(&slug, &start.session.villages))),
+                Err(e) => {
+                    tracing::warn!(session, "live over the broker: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     // A session ended from elsewhere (its emergency stopped through the API) lets its
     // source go: the encoder stops, the source's connection closes.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -145,6 +163,9 @@ async fn carry(hub: Arc<Hub>, start: cms::LiveStart, chunks_rx: mpsc::Receiver<b
             clock.as_ref(),
             &stopping,
             |packet| {
+                if let Some((gw, topics)) = &broker {
+                    gw.publish_live(topics, &packet);
+                }
                 sessions.send_live(&nodes, &Arc::new(packet));
             },
         )

@@ -3,15 +3,17 @@
 //! event loop runs in a task of its own (rumqttc's poll is not cancel-safe; the session
 //! `select!`s on `recv`) and hands what arrives to a channel. On every connection it
 //! subscribes to the node's topics and says `online` (retained); its last will says
-//! `offline`, so whoever watches presence learns of a dead node from the broker.
+//! `offline`, so whoever watches presence learns of a dead node from the broker. The
+//! controller's welcome names the node's village, whose live topic it then listens to;
+//! the controller's [`super::bye`] ends the link as a WebSocket close would.
 
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
-use super::{OFFLINE, ONLINE, Qos, Scope, Topic, up_qos};
-use crate::link::NodeMsg;
+use super::{OFFLINE, ONLINE, Qos, Scope, Topic, kind, parse_bye, up_qos};
+use crate::link::ControllerMsg;
 use crate::transport::{CloseCode, Frame, Transport, TransportError};
 
 /// Frames waiting for the session, at most.
@@ -28,9 +30,44 @@ pub struct NodeBroker {
     pub url: String,
     pub scope: Scope,
     pub node_id: i64,
-    pub village_id: i64,
     /// Broker credentials (user, password), if the broker asks for them.
     pub credentials: Option<(String, String)>,
+}
+
+/// A user and password on a broker.
+pub type Credentials = (String, String);
+
+/// Brokers to try in turn, and who to be on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brokers {
+    pub urls: Vec<String>,
+    pub credentials: Option<Credentials>,
+}
+
+/// Brokers and credentials as configured (a node's or the controller's): the URLs,
+/// trimmed and checked, none if the list is empty; user and password, both or neither.
+pub fn configured(
+    urls: &[String],
+    user: Option<&String>,
+    password: Option<&String>,
+) -> Result<Option<Brokers>, String> {
+    let urls: Vec<String> = urls
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    for url in &urls {
+        parse_url(url).map_err(|e| format!("broker: {e}"))?;
+    }
+    let credentials = match (user, password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (None, None) => None,
+        _ => return Err("broker_username and broker_password go together".into()),
+    };
+    Ok(Some(Brokers { urls, credentials }))
 }
 
 /// `mqtt://HOST[:PORT]` as host and port (1883 by default).
@@ -48,7 +85,26 @@ pub fn parse_url(url: &str) -> Result<(String, u16), TransportError> {
     Ok((host.to_owned(), port))
 }
 
-fn qos(q: Qos) -> QoS {
+/// A client's options for `url` (`mqtt://HOST[:PORT]`): keepalive, packet limit, and
+/// the credentials if any. Shared by nodes and the controller.
+pub fn options(
+    url: &str,
+    client_id: String,
+    credentials: Option<&(String, String)>,
+) -> Result<MqttOptions, TransportError> {
+    let (host, port) = parse_url(url)?;
+    let mut opts = MqttOptions::new(client_id, host, port);
+    opts.set_keep_alive(KEEP_ALIVE);
+    opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    opts.set_clean_session(true);
+    if let Some((user, password)) = credentials {
+        opts.set_credentials(user, password);
+    }
+    Ok(opts)
+}
+
+/// The rumqttc QoS of ours.
+pub fn qos(q: Qos) -> QoS {
     match q {
         Qos::AtMostOnce => QoS::AtMostOnce,
         Qos::AtLeastOnce => QoS::AtLeastOnce,
@@ -67,36 +123,29 @@ pub struct BrokerTransport {
 impl BrokerTransport {
     /// Connects and waits for the broker to accept (and the subscriptions to be asked).
     pub async fn connect(b: &NodeBroker) -> Result<Self, TransportError> {
-        let (host, port) = parse_url(&b.url)?;
-        let mut opts = MqttOptions::new(format!("loa-node-{}", b.node_id), host, port);
-        opts.set_keep_alive(KEEP_ALIVE);
-        opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
-        opts.set_clean_session(true);
+        let client_id = format!("loa-node-{}", b.node_id);
+        let mut opts = options(&b.url, client_id, b.credentials.as_ref())?;
         opts.set_last_will(LastWill::new(
             b.scope.topic(Topic::Presence(b.node_id)),
             OFFLINE,
             QoS::AtLeastOnce,
             true,
         ));
-        if let Some((user, password)) = &b.credentials {
-            opts.set_credentials(user, password);
-        }
         let (client, mut events) = AsyncClient::new(opts, QUEUE);
         let (tx, frames) = mpsc::channel(QUEUE);
         let (connected_tx, connected) = tokio::sync::oneshot::channel();
-        let (me, filters) = (
-            client.clone(),
-            b.scope.node_filters(b.node_id, b.village_id),
-        );
+        let (me, filters) = (client.clone(), b.scope.node_filters(b.node_id));
         let presence = b.scope.topic(Topic::Presence(b.node_id));
         let (scope, announce) = (b.scope.clone(), presence.clone());
         let task = tokio::spawn(async move {
             let mut connected_tx = Some(connected_tx);
+            // The village's live topic, once a welcome has named it.
+            let mut live: Option<String> = None;
             loop {
                 let frame = match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         // Every connection: the node's topics, then "online" (retained).
-                        for f in &filters {
+                        for f in filters.iter().chain(live.as_ref()) {
                             let _ = me.try_subscribe(f.clone(), QoS::AtLeastOnce);
                         }
                         let _ = me.try_publish(announce.clone(), QoS::AtLeastOnce, true, ONLINE);
@@ -106,14 +155,30 @@ impl BrokerTransport {
                         continue;
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => match scope.parse(&p.topic) {
-                        Some(Topic::Down(_) | Topic::Desired(_)) => {
-                            match String::from_utf8(p.payload.to_vec()) {
-                                Ok(text) => Ok(Frame::Text(text)),
-                                Err(_) => Err(TransportError::BadFrame(
-                                    "a text message that is not UTF-8".into(),
-                                )),
-                            }
-                        }
+                        Some(Topic::Down(_)) => match String::from_utf8(p.payload.to_vec()) {
+                            Ok(text) => match parse_bye(&text) {
+                                Some(reason) => Err(TransportError::Closed(Some(reason))),
+                                None => {
+                                    if let Some(v) = welcomed_village(&text) {
+                                        let filter = scope.live_filter(v);
+                                        if live.as_ref() != Some(&filter) {
+                                            if let Some(old) = live.replace(filter.clone()) {
+                                                let _ = me.try_unsubscribe(old);
+                                            }
+                                            let _ = me.try_subscribe(filter, QoS::AtMostOnce);
+                                        }
+                                    }
+                                    Ok(Frame::Text(text))
+                                }
+                            },
+                            Err(_) => Err(not_utf8()),
+                        },
+                        Some(Topic::Desired(_)) => match String::from_utf8(p.payload.to_vec()) {
+                            // An empty retained message clears the state (a deleted node).
+                            Ok(text) if text.is_empty() => continue,
+                            Ok(text) => Ok(Frame::Text(text)),
+                            Err(_) => Err(not_utf8()),
+                        },
                         Some(Topic::Live(_)) => Ok(Frame::Binary(p.payload.to_vec())),
                         _ => continue,
                     },
@@ -148,6 +213,21 @@ impl BrokerTransport {
     }
 }
 
+fn not_utf8() -> TransportError {
+    TransportError::BadFrame("a text message that is not UTF-8".into())
+}
+
+/// The village a welcome names, if `text` is one.
+fn welcomed_village(text: &str) -> Option<i64> {
+    if kind(text).as_deref() != Some("welcome") {
+        return None;
+    }
+    match ControllerMsg::decode(text) {
+        Ok(ControllerMsg::Welcome { village_id, .. }) => village_id,
+        _ => None,
+    }
+}
+
 impl Drop for BrokerTransport {
     fn drop(&mut self) {
         self.task.abort();
@@ -163,9 +243,9 @@ impl Transport for BrokerTransport {
     }
 
     async fn send(&mut self, text: String) -> Result<(), TransportError> {
-        let q = NodeMsg::decode(&text).map_or(Qos::AtLeastOnce, |m| up_qos(&m));
+        let q = qos(up_qos(&text));
         self.client
-            .publish(self.up.clone(), qos(q), false, text)
+            .publish(self.up.clone(), q, false, text)
             .await
             .map_err(|e| TransportError::Io(format!("broker: {e}")))
     }
@@ -189,7 +269,7 @@ impl Transport for BrokerTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_url;
+    use super::{configured, parse_url};
 
     #[test]
     fn broker_urls() {
@@ -201,6 +281,16 @@ mod tests {
             parse_url("mqtt://broker.xa/").unwrap(),
             ("broker.xa".into(), 1883)
         );
+        let urls = ["mqtt://a:1".to_string(), " ".into()];
+        let b = configured(&urls, None, None).unwrap().unwrap();
+        assert_eq!(
+            (b.urls, b.credentials),
+            (vec!["mqtt://a:1".to_string()], None)
+        );
+        assert_eq!(configured(&[], None, None), Ok(None));
+        let user = "u".to_string();
+        assert!(configured(&["mqtt://a".into()], Some(&user), None).is_err());
+        assert!(configured(&["http://a".into()], None, None).is_err());
         for bad in [
             "http://x",
             "mqtt://",

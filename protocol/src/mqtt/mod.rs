@@ -4,8 +4,8 @@
 //!
 //! | topic (under `{prefix}/{province}/{commune}`) | from | QoS | retained | carries |
 //! |---|---|---|---|---|
-//! | `node/{id}/up` | node | 0 or 1 ([`up_qos`]) | no | [`NodeMsg`] |
-//! | `node/{id}/down` | controller | 0 or 1 ([`down_route`]) | no | [`ControllerMsg`] but the desired state |
+//! | `node/{id}/up` | node | 0 or 1 ([`up_qos`]) | no | [`crate::link::NodeMsg`] |
+//! | `node/{id}/down` | controller | 0 or 1 ([`down_route`]) | no | [`crate::link::ControllerMsg`] but the desired state; [`bye`] |
 //! | `node/{id}/desired` | controller | 1 | **yes** | the node's desired state: a node that reconnects has the latest at once, without asking |
 //! | `node/{id}/presence` | node (its last will: broker) | 1 | yes | `online`, or `offline` when the broker loses it |
 //! | `village/{id}/live` | controller | 0 | no | live audio packets ([`crate::live`]), once per village |
@@ -16,12 +16,10 @@
 //! lost one); play logs, acknowledgements, commands and emergency reach at QoS 1, with ids
 //! the receiver deduplicates (QoS 1 may deliver twice).
 
-use crate::link::{ControllerMsg, NodeMsg};
-
 #[cfg(feature = "mqtt")]
-mod broker;
+pub mod broker;
 #[cfg(feature = "mqtt")]
-pub use broker::{BrokerTransport, NodeBroker, parse_url};
+pub use broker::{BrokerTransport, NodeBroker, configured, parse_url};
 
 /// The default first segment of every topic.
 pub const DEFAULT_PREFIX: &str = "loa";
@@ -36,11 +34,18 @@ pub enum Qos {
     AtLeastOnce,
 }
 
+/// Where a province's topics live: `{prefix}/{province}`. A controller serves its
+/// province's communes below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    prefix: String,
+    province: String,
+}
+
 /// Where a commune's topics live: `{prefix}/{province}/{commune}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
-    prefix: String,
-    province: String,
+    root: Root,
     commune: String,
 }
 
@@ -69,72 +74,133 @@ fn segment(s: &str) -> Result<String, BadSegment> {
         .ok_or_else(|| BadSegment(s.chars().take(MAX_SEGMENT).collect()))
 }
 
-impl Scope {
-    /// The scope of one commune; every part a plain segment.
-    pub fn new(prefix: &str, province: &str, commune: &str) -> Result<Self, BadSegment> {
-        Ok(Scope {
+impl Root {
+    pub fn new(prefix: &str, province: &str) -> Result<Self, BadSegment> {
+        Ok(Root {
             prefix: segment(prefix)?,
             province: segment(province)?,
+        })
+    }
+
+    /// `PREFIX/PROVINCE`, as configured.
+    pub fn parse_str(s: &str) -> Result<Self, BadSegment> {
+        match s.split_once('/') {
+            Some((prefix, province)) => Root::new(prefix, province),
+            None => Err(BadSegment(s.chars().take(MAX_SEGMENT).collect())),
+        }
+    }
+
+    /// The scope of one of its communes.
+    pub fn scope(&self, commune: &str) -> Result<Scope, BadSegment> {
+        Ok(Scope {
+            root: self.clone(),
             commune: segment(commune)?,
         })
     }
 
+    /// What the controller subscribes to: every node's messages and presence in every
+    /// commune of the province.
+    pub fn controller_filters(&self) -> [String; 2] {
+        [
+            format!("{self}/+/node/+/up"),
+            format!("{self}/+/node/+/presence"),
+        ]
+    }
+
+    /// The commune and the topic a name under this root is; `None` for anything else.
+    /// Names come from the broker: untrusted.
+    pub fn parse<'a>(&self, name: &'a str) -> Option<(&'a str, Topic)> {
+        let rest = self.strip(name)?;
+        let (commune, rest) = rest.split_once('/')?;
+        segment(commune).ok()?;
+        Some((commune, parse_rest(rest)?))
+    }
+
+    fn strip<'a>(&self, name: &'a str) -> Option<&'a str> {
+        name.strip_prefix(self.prefix.as_str())?
+            .strip_prefix('/')?
+            .strip_prefix(self.province.as_str())?
+            .strip_prefix('/')
+    }
+}
+
+impl std::fmt::Display for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.prefix, self.province)
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.root, self.commune)
+    }
+}
+
+impl Scope {
+    /// The scope of one commune; every part a plain segment.
+    pub fn new(prefix: &str, province: &str, commune: &str) -> Result<Self, BadSegment> {
+        Root::new(prefix, province)?.scope(commune)
+    }
+
+    /// `PREFIX/PROVINCE/COMMUNE`, as the enrolment answer or a configuration gives it.
+    pub fn parse_str(s: &str) -> Result<Self, BadSegment> {
+        match s.rsplit_once('/') {
+            Some((root, commune)) => Root::parse_str(root)?.scope(commune),
+            None => Err(BadSegment(s.chars().take(MAX_SEGMENT).collect())),
+        }
+    }
+
     /// The topic's full name.
     pub fn topic(&self, t: Topic) -> String {
-        let base = format!("{}/{}/{}", self.prefix, self.province, self.commune);
         match t {
-            Topic::Up(id) => format!("{base}/node/{id}/up"),
-            Topic::Down(id) => format!("{base}/node/{id}/down"),
-            Topic::Desired(id) => format!("{base}/node/{id}/desired"),
-            Topic::Presence(id) => format!("{base}/node/{id}/presence"),
-            Topic::Live(village) => format!("{base}/village/{village}/live"),
+            Topic::Up(id) => format!("{self}/node/{id}/up"),
+            Topic::Down(id) => format!("{self}/node/{id}/down"),
+            Topic::Desired(id) => format!("{self}/node/{id}/desired"),
+            Topic::Presence(id) => format!("{self}/node/{id}/presence"),
+            Topic::Live(village) => format!("{self}/village/{village}/live"),
         }
     }
 
     /// What a topic name under this scope is; `None` for anything else (another
     /// commune's, a wildcard, a malformed id). Names come from the broker: untrusted.
     pub fn parse(&self, name: &str) -> Option<Topic> {
-        let rest = name
-            .strip_prefix(self.prefix.as_str())?
-            .strip_prefix('/')?
-            .strip_prefix(self.province.as_str())?
-            .strip_prefix('/')?
+        let rest = self
+            .root
+            .strip(name)?
             .strip_prefix(self.commune.as_str())?
             .strip_prefix('/')?;
-        let mut parts = rest.split('/');
-        let (kind, id, what) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let id = parse_id(id)?;
-        match (kind, what) {
-            ("node", "up") => Some(Topic::Up(id)),
-            ("node", "down") => Some(Topic::Down(id)),
-            ("node", "desired") => Some(Topic::Desired(id)),
-            ("node", "presence") => Some(Topic::Presence(id)),
-            ("village", "live") => Some(Topic::Live(id)),
-            _ => None,
-        }
+        parse_rest(rest)
     }
 
-    /// What the controller subscribes to for its commune: every node's messages and
-    /// presence.
-    pub fn controller_filters(&self) -> [String; 2] {
-        let base = format!("{}/{}/{}", self.prefix, self.province, self.commune);
-        [
-            format!("{base}/node/+/up"),
-            format!("{base}/node/+/presence"),
-        ]
-    }
-
-    /// What a node subscribes to: its own commands and desired state, and its village's
-    /// live audio.
-    pub fn node_filters(&self, node: i64, village: i64) -> [String; 3] {
+    /// What a node subscribes to: its own commands and desired state (its village's live
+    /// topic follows, once the controller has named the village: [`Scope::live_filter`]).
+    pub fn node_filters(&self, node: i64) -> [String; 2] {
         [
             self.topic(Topic::Down(node)),
             self.topic(Topic::Desired(node)),
-            self.topic(Topic::Live(village)),
         ]
+    }
+
+    pub fn live_filter(&self, village: i64) -> String {
+        self.topic(Topic::Live(village))
+    }
+}
+
+/// `node/{id}/{what}` or `village/{id}/live`, exactly.
+fn parse_rest(rest: &str) -> Option<Topic> {
+    let mut parts = rest.split('/');
+    let (kind, id, what) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let id = parse_id(id)?;
+    match (kind, what) {
+        ("node", "up") => Some(Topic::Up(id)),
+        ("node", "down") => Some(Topic::Down(id)),
+        ("node", "desired") => Some(Topic::Desired(id)),
+        ("node", "presence") => Some(Topic::Presence(id)),
+        ("village", "live") => Some(Topic::Live(id)),
+        _ => None,
     }
 }
 
@@ -147,31 +213,59 @@ fn parse_id(s: &str) -> Option<i64> {
     s.parse().ok().filter(|id| *id > 0)
 }
 
-/// The QoS a node's message goes at: what the next one supersedes at most once, what
-/// must arrive (and is deduplicated by id) at least once.
-pub fn up_qos(msg: &NodeMsg) -> Qos {
-    match msg {
-        NodeMsg::Ping { .. } | NodeMsg::Heartbeat(_) | NodeMsg::Unknown => Qos::AtMostOnce,
-        NodeMsg::Hello { .. }
-        | NodeMsg::Applied { .. }
-        | NodeMsg::PlayLogs { .. }
-        | NodeMsg::CommandDone { .. }
-        | NodeMsg::PlayState { .. } => Qos::AtLeastOnce,
+/// The `kind` of a link message, read without decoding the rest (a desired state can be
+/// hundreds of kilobytes); `None` for text that is not a message.
+pub fn kind(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    serde_json::from_str::<Kind>(text).ok().map(|k| k.kind)
+}
+
+/// The QoS a node's message ([`NodeMsg`], encoded) goes at: what the next one supersedes
+/// at most once (heartbeats, clock pings), what must arrive (and is deduplicated by id)
+/// at least once: hello, applied, play logs, command results, play states.
+pub fn up_qos(text: &str) -> Qos {
+    match kind(text).as_deref() {
+        Some("ping" | "heartbeat") => Qos::AtMostOnce,
+        _ => Qos::AtLeastOnce,
     }
 }
 
-/// Where the controller's message goes and at which QoS: the desired state retained on
-/// its own topic, the rest on the node's `down` topic.
-pub fn down_route(msg: &ControllerMsg, node: i64) -> (Topic, Qos, bool) {
-    match msg {
-        ControllerMsg::Desired(_) => (Topic::Desired(node), Qos::AtLeastOnce, true),
-        ControllerMsg::Pong { .. } | ControllerMsg::Unknown => {
-            (Topic::Down(node), Qos::AtMostOnce, false)
-        }
-        ControllerMsg::Welcome { .. }
-        | ControllerMsg::PlayLogsAck { .. }
-        | ControllerMsg::Command { .. } => (Topic::Down(node), Qos::AtLeastOnce, false),
+/// Where the controller's message ([`ControllerMsg`], encoded) goes and at which QoS:
+/// the desired state retained on its own topic, clock pongs at most once, the rest
+/// (welcome, acks, commands, goodbyes) at least once on the node's `down` topic.
+pub fn down_route(text: &str, node: i64) -> (Topic, Qos, bool) {
+    match kind(text).as_deref() {
+        Some("desired") => (Topic::Desired(node), Qos::AtLeastOnce, true),
+        Some("pong") => (Topic::Down(node), Qos::AtMostOnce, false),
+        _ => (Topic::Down(node), Qos::AtLeastOnce, false),
     }
+}
+
+/// The controller ends a node's session over a broker (there is no socket to close) with
+/// this message on the node's `down` topic; the node's transport reports the link closed
+/// with the reason, and the node says hello again. A WebSocket node never sees one (and
+/// would ignore it as an unknown kind).
+pub fn bye(reason: &str) -> String {
+    serde_json::json!({ "kind": BYE, "reason": reason }).to_string()
+}
+
+const BYE: &str = "bye";
+
+/// The reason, if `text` is a [`bye`].
+pub fn parse_bye(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Bye {
+        kind: String,
+        #[serde(default)]
+        reason: String,
+    }
+    serde_json::from_str::<Bye>(text)
+        .ok()
+        .filter(|b| b.kind == BYE)
+        .map(|b| b.reason)
 }
 
 /// The presence payloads: what a node publishes on connecting, and its last will.
@@ -249,28 +343,74 @@ mod tests {
 
     #[test]
     fn what_must_arrive_goes_at_least_once_and_the_state_is_retained() {
-        assert_eq!(up_qos(&NodeMsg::Ping { t0: 1 }), Qos::AtMostOnce);
+        use crate::link::{ControllerMsg, NodeMsg, encode};
+        assert_eq!(up_qos(&encode(&NodeMsg::Ping { t0: 1 })), Qos::AtMostOnce);
+        let logs = NodeMsg::PlayLogs {
+            entries: Vec::new(),
+        };
+        assert_eq!(up_qos(&encode(&logs)), Qos::AtLeastOnce);
+        assert_eq!(up_qos("not json"), Qos::AtLeastOnce);
+        let pong = ControllerMsg::Pong {
+            t0: 1,
+            t1: 2,
+            t2: 3,
+        };
         assert_eq!(
-            up_qos(&NodeMsg::PlayLogs {
-                entries: Vec::new()
-            }),
-            Qos::AtLeastOnce
-        );
-        assert_eq!(
-            down_route(
-                &ControllerMsg::Pong {
-                    t0: 1,
-                    t1: 2,
-                    t2: 3
-                },
-                5
-            ),
+            down_route(&encode(&pong), 5),
             (Topic::Down(5), Qos::AtMostOnce, false)
         );
+        let ack = ControllerMsg::PlayLogsAck { ids: Vec::new() };
         assert_eq!(
-            down_route(&ControllerMsg::PlayLogsAck { ids: Vec::new() }, 5),
+            down_route(&encode(&ack), 5),
             (Topic::Down(5), Qos::AtLeastOnce, false)
         );
+        let state = crate::desired::DesiredState {
+            version: "v".into(),
+            node_id: 5,
+            tz: "Asia/Ho_Chi_Minh".into(),
+            quiet_hours: Default::default(),
+            schedules: Vec::new(),
+        };
+        let desired = ControllerMsg::Desired(Box::new(state));
+        assert_eq!(
+            down_route(&encode(&desired), 5),
+            (Topic::Desired(5), Qos::AtLeastOnce, true)
+        );
+    }
+
+    #[test]
+    fn a_goodbye_is_told_apart_from_every_message() {
+        assert_eq!(parse_bye(&bye("revoked")).as_deref(), Some("revoked"));
+        assert_eq!(parse_bye(r#"{"kind":"pong","t0":1,"t1":2,"t2":3}"#), None);
+        assert_eq!(parse_bye("bye"), None);
+        assert_eq!(
+            crate::link::ControllerMsg::decode(&bye("x")).unwrap(),
+            crate::link::ControllerMsg::Unknown
+        );
+    }
+
+    #[test]
+    fn a_province_root_parses_its_communes_topics() {
+        let root = Root::parse_str("loa/ha-tinh").unwrap();
+        assert_eq!(
+            root.parse("loa/ha-tinh/xa-cam-binh/node/42/up"),
+            Some(("xa-cam-binh", Topic::Up(42)))
+        );
+        for name in [
+            "loa/ha-tinh/+/node/42/up",
+            "loa/ha-tinh/xa/node/42",
+            "loa/nghe-an/xa/node/42/up",
+            "loa/ha-tinh/x\u{e3}/node/42/up",
+        ] {
+            assert_eq!(root.parse(name), None, "{name}");
+        }
+        let s = Scope::parse_str("loa/ha-tinh/xa-cam-binh").unwrap();
+        assert_eq!(s, scope());
+        assert_eq!(s.to_string(), "loa/ha-tinh/xa-cam-binh");
+        for bad in ["loa/ha-tinh", "loa", "loa/ha tinh/x", "a/b/c/d"] {
+            assert!(Scope::parse_str(bad).is_err(), "{bad}");
+        }
+        assert_eq!(root.controller_filters()[0], "loa/ha-tinh/+/node/+/up");
     }
 
     proptest::proptest! {

@@ -42,6 +42,13 @@ pub struct AgentConfig {
     pub card_channels: u16,
     /// A link with nothing heard for this long is dropped and dialled again (ms).
     pub link_dead_after_ms: u64,
+    /// Link through these MQTT brokers (`mqtt://HOST[:PORT]`, tried in turn) instead of
+    /// the controller's WebSocket. Empty: WebSocket.
+    pub broker: Vec<String>,
+    pub broker_username: Option<String>,
+    pub broker_password: Option<String>,
+    /// `PREFIX/PROVINCE/COMMUNE`: the node's topics; default: as told at enrolment.
+    pub broker_scope: Option<String>,
     /// Stop when standard input closes: a supervisor that owns the node (the demo) ends
     /// it by exiting, even when killed.
     #[serde(skip)]
@@ -71,6 +78,10 @@ impl Default for AgentConfig {
             card_rate: audio::AudioFormat::PLAYBACK.sample_rate,
             card_channels: audio::AudioFormat::PLAYBACK.channels,
             link_dead_after_ms: DEAD_AFTER_MS,
+            broker: Vec::new(),
+            broker_username: None,
+            broker_password: None,
+            broker_scope: None,
             stop_on_stdin_eof: false,
         }
     }

@@ -74,6 +74,7 @@ pub fn enroll(server: &str, code: &str, state: &Path, opts: &EnrollTls) -> Resul
         server,
         node_id: res.node_id,
         name: res.name,
+        broker_scope: res.broker_scope,
     };
     if let Some((_, pem)) = ca {
         dir.write_private(tls::STATE_CA, &pem)?;

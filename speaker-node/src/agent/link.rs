@@ -38,6 +38,8 @@ pub struct LinkContext {
     pub dead_after_ms: u64,
     /// Where live audio goes (the playout takes it out when due).
     pub live: Arc<super::live::LiveFeed>,
+    /// Sent in the hello when the transport does not carry the token itself (a broker).
+    pub hello_token: Option<String>,
 }
 
 /// Why a session ended.
@@ -94,6 +96,7 @@ pub async fn session<T: Transport>(
         protocol: PROTOCOL_VERSION,
         agent: env!("CARGO_PKG_VERSION").into(),
         applied: ctx.agent.applied_version().await,
+        token: ctx.hello_token.clone(),
     };
     transport.send(link::encode(&hello)).await?;
     let mut syncs = 0u32;

@@ -17,12 +17,13 @@
 //! - [`owner`]: the owner task and its handle; [`commands`]: remote commands;
 //!   [`health`]: the heartbeat. [`scheduler`] and [`playout`]: what plays when.
 //! - [`link`]: the session logic, over [`protocol::transport::Transport`];
-//!   [`websocket`]: the carrier. [`fetcher`] and [`cache`]: blobs.
+//!   [`websocket`] and [`broker`] (MQTT): the carriers. [`fetcher`] and [`cache`]: blobs.
 //! - [`clock`]: the node's clock (an injected host clock with the test knobs) and the
 //!   controller offset. [`state`]: the state directory; [`journal`]: the play log.
 //! - [`config`], [`error`], [`amp`] (amplifier power), [`enroll`].
 
 pub mod amp;
+pub mod broker;
 pub mod cache;
 pub mod clock;
 pub mod commands;
@@ -141,6 +142,7 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     let mut trusted = vec![stored.state.root().join(tls::STATE_CA)];
     trusted.extend(cfg.ca_file.clone());
     let tls = tls::client_config(&trusted)?;
+    let brokers = broker::BrokerDial::from_config(&cfg, &stored.identity)?;
     let fetcher = fetcher(&cfg, &stored, &server, &tls)?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let handle = AgentHandle::new(cmd_tx);
@@ -181,18 +183,33 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
         quota_bytes: quota,
     };
     tokio::spawn(fetch.run());
-    let ctx = LinkContext {
+    let mut ctx = LinkContext {
         agent: handle.clone(),
         clock,
         dead_after_ms: cfg.link_dead_after_ms,
         live,
+        hello_token: None,
     };
     let token = stored.token;
-    let dial = move || {
-        let (server, token, tls) = (server.clone(), token.clone(), tls.clone());
-        async move { websocket::dial(&server, &token, tls).await }
+    let link = match brokers {
+        Some(brokers) => {
+            // No socket carries the token to the controller: the hello does.
+            ctx.hello_token = Some(token);
+            let brokers = Arc::new(brokers);
+            let dial = move || {
+                let brokers = brokers.clone();
+                async move { brokers.dial().await }
+            };
+            tokio::spawn(link::run(ctx, outbox, dial))
+        }
+        None => {
+            let dial = move || {
+                let (server, token, tls) = (server.clone(), token.clone(), tls.clone());
+                async move { websocket::dial(&server, &token, tls).await }
+            };
+            tokio::spawn(link::run(ctx, outbox, dial))
+        }
     };
-    let link = tokio::spawn(link::run(ctx, outbox, dial));
     if cfg.stop_on_stdin_eof {
         stop_when_stdin_closes(exit);
     }

@@ -25,6 +25,9 @@ pub struct Identity {
     pub server: String,
     pub node_id: i64,
     pub name: String,
+    /// The node's topics on an MQTT broker, as the controller told them at enrolment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

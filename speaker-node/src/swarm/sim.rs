@@ -139,6 +139,7 @@ impl Node {
             protocol: PROTOCOL_VERSION,
             agent: format!("swarm/{}", env!("CARGO_PKG_VERSION")),
             applied: self.applied.clone(),
+            token: None,
         };
         t.send(link::encode(&hello)).await?;
         // Heartbeats spread over their period, as a fleet's boards are.

@@ -58,6 +58,7 @@ fn start(dead_after_ms: u64) -> Fixture {
         clock: clock.clone(),
         dead_after_ms,
         live: Default::default(),
+        hello_token: None,
     };
     let (node_end, controller) = memory::pair();
     let (to_link, mut outbox) = mpsc::unbounded_channel();
