@@ -185,18 +185,33 @@ async fn a_node_links_through_mosquitto() {
     .unwrap();
     assert_eq!(ended, TransportError::Closed(Some("revoked".into())));
 
+    // Its connection ends with it, and the broker says so.
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic, payload.as_str()),
+        (scope.topic(Topic::Presence(43)), OFFLINE)
+    );
+
     // 42 dies without a goodbye: the broker says so (its last will, after its keepalive
-    // lapses or at once when the socket closes). 43 closes cleanly and says so itself.
+    // lapses or at once when the socket closes).
     drop(n42);
     let (topic, payload) = next_publish(&mut ctl_events).await;
     assert_eq!(
         (topic, payload.as_str()),
         (scope.topic(Topic::Presence(42)), OFFLINE)
     );
-    n43.close(CloseCode::Normal, "bye").await;
+
+    // A node that closes cleanly says so itself (a clean disconnect sends no last will).
+    let mut n44 = BrokerTransport::connect(&node(44)).await.unwrap();
     let (topic, payload) = next_publish(&mut ctl_events).await;
     assert_eq!(
         (topic, payload.as_str()),
-        (scope.topic(Topic::Presence(43)), OFFLINE)
+        (scope.topic(Topic::Presence(44)), ONLINE)
+    );
+    n44.close(CloseCode::Normal, "bye").await;
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic, payload.as_str()),
+        (scope.topic(Topic::Presence(44)), OFFLINE)
     );
 }
