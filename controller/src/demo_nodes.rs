@@ -41,8 +41,16 @@ fn has_default_device(bin: &Path) -> bool {
 }
 
 impl DemoNodes {
-    /// Enrols (first time) and starts the first `count` nodes of the demo commune.
-    pub async fn start(cms: &Cms, url: &str, data: &Path, count: u32) -> Result<DemoNodes> {
+    /// Enrols (first time) and starts the first `count` nodes of the demo commune, linked
+    /// by WebSocket or, with `broker` (its URLs and the commune's topic scope), through
+    /// the broker.
+    pub async fn start(
+        cms: &Cms,
+        url: &str,
+        data: &Path,
+        count: u32,
+        broker: Option<(String, String)>,
+    ) -> Result<DemoNodes> {
         let mut out = DemoNodes {
             children: Vec::new(),
         };
@@ -95,6 +103,9 @@ impl DemoNodes {
                     "1",
                 ])
                 .arg("--stop-on-stdin-eof")
+                .args(broker.iter().flat_map(|(urls, scope)| {
+                    ["--broker", urls.as_str(), "--broker-scope", scope.as_str()]
+                }))
                 .env("SPEAKER_NODE_LOG", "info")
                 // The node's stdin is ours: when this process ends, even killed, it stops.
                 .stdin(Stdio::piped())
@@ -102,8 +113,9 @@ impl DemoNodes {
                 .stderr(log_file)
                 .spawn()
                 .context("cannot start speaker-node")?;
+            let link = if broker.is_some() { ", via MQTT" } else { "" };
             println!(
-                "  node        {} -> {output} (log {})",
+                "  node        {} -> {output}{link} (log {})",
                 node.name,
                 log.display()
             );

@@ -446,7 +446,16 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
         );
         // Nodes on this machine reach the controller on loopback whatever it listens on.
         let local = format!("{scheme}://127.0.0.1:{}", addr.port());
-        nodes = Some(controller::demo_nodes::DemoNodes::start(&cms, &local, &data, count).await?);
+        let broker = c
+            .broker()
+            .map_err(anyhow::Error::msg)?
+            .map(|b| {
+                let scope = b.root.scope(controller::demo::COMMUNE_SLUG)?;
+                Ok::<_, protocol::mqtt::BadSegment>((b.urls.join(","), scope.to_string()))
+            })
+            .transpose()?;
+        let started = controller::demo_nodes::DemoNodes::start(&cms, &local, &data, count, broker);
+        nodes = Some(started.await?);
     }
     // One machine-readable line for scripts and tests: the address actually bound.
     println!("listening on {url}");

@@ -1,6 +1,7 @@
 //! MQTT brokers for the tests, from Debian's packages (`./loa deps` installs them):
 //! Mosquitto on a loopback port, stopped (or killed, and started again on the same port)
-//! at will.
+//! at will; and a cluster of NATS servers (routes between them, JetStream, an MQTT
+//! listener on each), any of which can be killed.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -76,4 +77,94 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A cluster of `nats-server`s on loopback: routes between all of them, JetStream (which
+/// their MQTT listeners need, for sessions and retained messages, replicated across the
+/// cluster), and an MQTT listener on each.
+pub struct NatsCluster {
+    servers: Vec<Option<Child>>,
+    mqtt_ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    pub async fn start(size: usize) -> NatsCluster {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes: Vec<String> = route_ports
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect();
+        let mut servers = Vec::new();
+        let mut mqtt_ports = Vec::new();
+        for (i, route_port) in route_ports.iter().enumerate() {
+            let (client_port, mqtt_port) = (free_port(), free_port());
+            let store = dir.path().join(format!("js{i}"));
+            let conf = dir.path().join(format!("n{i}.conf"));
+            let text = format!(
+                "server_name: n{i}\nlisten: 127.0.0.1:{client_port}\n\
+                 jetstream {{ store_dir: {store:?} }}\n\
+                 cluster {{ name: loa, listen: 127.0.0.1:{route_port}, routes: [{}] }}\n\
+                 mqtt {{ listen: 127.0.0.1:{mqtt_port} }}\n",
+                routes.join(", ")
+            );
+            std::fs::write(&conf, text).unwrap_or_else(|e| panic!("nats conf: {e}"));
+            let log = std::fs::File::create(dir.path().join(format!("n{i}.log")))
+                .unwrap_or_else(|e| panic!("nats log: {e}"));
+            let child = Command::new("nats-server")
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("nats-server (./loa deps installs it): {e}"));
+            servers.push(Some(child));
+            mqtt_ports.push(mqtt_port);
+        }
+        let cluster = NatsCluster {
+            servers,
+            mqtt_ports,
+            _dir: dir,
+        };
+        // Ready once every server takes an MQTT client: JetStream has a leader then.
+        for i in 0..size {
+            let url = cluster.url(i);
+            wait_for(&format!("{url} ready"), Duration::from_secs(60), || async {
+                mqtt_accepts(cluster.mqtt_ports[i]).await.then_some(())
+            })
+            .await;
+        }
+        cluster
+    }
+
+    /// Server `i`'s MQTT listener.
+    pub fn url(&self, i: usize) -> String {
+        format!("mqtt://127.0.0.1:{}", self.mqtt_ports[i])
+    }
+
+    /// Kills server `i` at once (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.servers[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Whether an MQTT client is accepted on `port` (a CONNACK that says so).
+async fn mqtt_accepts(port: u16) -> bool {
+    use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet};
+    let opts = MqttOptions::new(format!("probe-{port}"), "127.0.0.1", port);
+    let (_client, mut events) = AsyncClient::new(opts, 4);
+    let first = tokio::time::timeout(Duration::from_secs(3), events.poll()).await;
+    matches!(first, Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) if a.code == ConnectReturnCode::Success)
 }

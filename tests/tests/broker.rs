@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use loa_tests::broker::Mosquitto;
+use loa_tests::broker::{Mosquitto, NatsCluster};
 use loa_tests::{Card, Controller, Node, id, now_ns, timing_turn, tone_wav, wait_for, whole_ms};
 use serde_json::json;
 
@@ -173,5 +173,99 @@ async fn nodes_linked_through_mosquitto_play_report_and_obey() {
             e.abs() <= ON_TIME_MS,
             "{who} started {e:.2} ms off: {errors:?}"
         );
+    }
+}
+
+/// Three NATS servers in a cluster, each with an MQTT listener: the controller on the
+/// first, one node on the second and one on the third. Both get a schedule change and an
+/// emergency; the second server is killed -9 between two plays, and its node moves to
+/// the third, missing no play and losing no log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_cluster_carries_the_fleet_through_a_server_killed() {
+    let _turn = timing_turn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = NatsCluster::start(3).await;
+    let all = [cluster.url(0), cluster.url(1), cluster.url(2)].join(",");
+    let ctl = Controller::start_with(dir.path(), &["--broker", &all]).await;
+    let village = ctl.api.village("Thôn Nam").await;
+    let (content, _) = ctl.api.approved_audio("Qua cụm NATS", tone_wav(1.0)).await;
+    let mut a = Node::enroll(&ctl, dir.path(), "loa-nats-a", village).await;
+    let mut b = Node::enroll(&ctl, dir.path(), "loa-nats-b", village).await;
+    let (wav_a, wav_b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let on_a = [cluster.url(1), cluster.url(2)].join(",");
+    let on_b = [cluster.url(2), cluster.url(0)].join(",");
+    a.start(&wav_a, &["--broker", &on_a]);
+    b.start(&wav_b, &["--broker", &on_b]);
+    for n in [&a, &b] {
+        n.wait_ready(&ctl.api).await;
+    }
+
+    // A schedule change reaches both, through different servers.
+    let t1 = whole_ms(now_ns() + 6_000_000_000);
+    let t2 = t1 + 12_000_000_000;
+    ctl.api
+        .play_once("Lần 1", content, &[a.id, b.id], t1, "normal")
+        .await;
+    ctl.api
+        .play_once("Lần 2", content, &[a.id, b.id], t2, "normal")
+        .await;
+    for n in [&a, &b] {
+        wait_for("the change applied", Duration::from_secs(10), || async {
+            (ctl.api.node(n.id).await["lagging"] == false).then_some(())
+        })
+        .await;
+    }
+    wait_for("the first play", Duration::from_secs(30), || async {
+        (now_ns() > t1 + 2_000_000_000).then_some(())
+    })
+    .await;
+    // a's server dies: a moves to the next of its brokers.
+    cluster.kill(1);
+    wait_for("the second play", Duration::from_secs(30), || async {
+        (now_ns() > t2 + 2_000_000_000).then_some(())
+    })
+    .await;
+    for n in [&a, &b] {
+        let logs = wait_for("both logs", Duration::from_secs(60), || async {
+            let logs = ctl.api.playlogs(n.id).await;
+            (logs.len() >= 2).then_some(logs)
+        })
+        .await;
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert!(logs.iter().all(|l| l["outcome"] == "completed"), "{logs:?}");
+    }
+    // (Its logs came through the third server: a is linked there.)
+    a.wait_ready(&ctl.api).await;
+
+    // An emergency reaches both.
+    let (storm, _) = ctl.api.approved_audio("Bão", tone_wav(2.0)).await;
+    let body = json!({ "content_id": storm, "targets": { "villages": [village] } });
+    let called = Instant::now();
+    let eid = id(&ctl.api.post("/api/v1/emergency", body).await);
+    wait_for(
+        "both playing the emergency",
+        Duration::from_secs(10),
+        || async {
+            let e = ctl.api.get(&format!("/api/v1/emergency/{eid}")).await;
+            (e["reached"] == 2).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "emergency through the cluster: 2 of 2 playing in {} ms",
+        called.elapsed().as_millis()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.proc().stop();
+    b.proc().stop();
+    let errors = [
+        Card::read(&wav_a).start_error_ms(t1),
+        Card::read(&wav_a).start_error_ms(t2),
+        Card::read(&wav_b).start_error_ms(t1),
+        Card::read(&wav_b).start_error_ms(t2),
+    ];
+    println!("start errors (ms): {errors:?}");
+    for e in errors {
+        assert!(e.abs() <= ON_TIME_MS, "{errors:?}");
     }
 }
