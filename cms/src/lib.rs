@@ -36,7 +36,7 @@ mod ui;
 
 use std::sync::Arc;
 
-pub use config::CmsConfig;
+pub use config::{CmsConfig, DEFAULT_TOPIC_ROOT};
 pub use error::{CmsError, Result, Text};
 pub use service::alerts;
 pub use service::{

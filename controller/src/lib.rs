@@ -2,6 +2,7 @@
 //! listener. [`run`] is the whole server; the binary only parses its configuration.
 
 pub mod alerts;
+pub mod broker_acl;
 pub mod config;
 pub mod demo;
 pub mod demo_nodes;

@@ -31,6 +31,19 @@ enum Command {
         #[command(flatten)]
         opts: ServeOpts,
     },
+    /// Print a Mosquitto acl_file for the fleet: the controller's user may use the whole
+    /// province's topics, each enrolled node (user node-ID) only its own. Write it again
+    /// and send Mosquitto SIGHUP after enrolling, moving or revoking nodes.
+    BrokerAcl {
+        #[arg(long, env = "LOA_DATA", default_value = "data")]
+        data: PathBuf,
+        /// PREFIX/PROVINCE, as the controller serves it.
+        #[arg(long, env = "LOA_BROKER_TOPIC_ROOT", default_value = cms::DEFAULT_TOPIC_ROOT)]
+        broker_topic_root: String,
+        /// The controller's user on the broker.
+        #[arg(long, env = "LOA_BROKER_USERNAME", default_value = "loa-controller")]
+        broker_username: String,
+    },
     /// Manage user accounts.
     User {
         #[command(subcommand)]
@@ -343,6 +356,21 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.commune_slug = controller::demo::COMMUNE_SLUG.into();
                 cfg.commune_name = controller::demo::COMMUNE_NAME.into();
                 serve(&c, cfg, Some((nodes, samples))).await
+            }
+            Command::BrokerAcl {
+                data,
+                broker_topic_root,
+                broker_username,
+            } => {
+                let root = protocol::mqtt::Root::parse_str(&broker_topic_root)
+                    .map_err(|e| anyhow::anyhow!("--broker-topic-root: {e}"))?;
+                let cms = Cms::open(CmsConfig {
+                    data_dir: data,
+                    ..CmsConfig::default()
+                })?;
+                let acl = controller::broker_acl::acl_file(&cms, &root, &broker_username);
+                print!("{}", acl.await?);
+                Ok(())
             }
             Command::User {
                 command:

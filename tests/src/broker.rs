@@ -20,10 +20,31 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Anonymous clients on a free loopback port; nothing kept on disk.
     pub async fn start() -> Mosquitto {
+        Self::start_with("allow_anonymous true\n").await
+    }
+
+    /// With users ([`Mosquitto::add_user`]) and an ACL file ([`Mosquitto::set_acl`]): no
+    /// one else gets in, and each user only to the topics the ACL gives it.
+    pub async fn start_secured() -> Mosquitto {
+        Self::start_with("allow_anonymous false\n").await
+    }
+
+    async fn start_with(auth: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
-        let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
+        let (passwords, acl) = (dir.path().join("passwords"), dir.path().join("acl"));
+        std::fs::write(&passwords, "").unwrap_or_else(|e| panic!("passwords: {e}"));
+        std::fs::write(&acl, "").unwrap_or_else(|e| panic!("acl: {e}"));
+        let files = match auth.contains("false") {
+            true => format!(
+                "password_file {}\nacl_file {}\n",
+                passwords.display(),
+                acl.display()
+            ),
+            false => String::new(),
+        };
+        let text = format!("listener {port} 127.0.0.1\n{auth}{files}persistence false\n");
         std::fs::write(&conf, text).unwrap_or_else(|e| panic!("mosquitto.conf: {e}"));
         let mut m = Mosquitto {
             child: None,
@@ -33,6 +54,34 @@ impl Mosquitto {
         };
         m.run().await;
         m
+    }
+
+    /// Adds a user (with `mosquitto_passwd`); [`Mosquitto::reload`] makes it count.
+    pub fn add_user(&self, user: &str, password: &str) {
+        let file = self._dir.path().join("passwords");
+        let ok = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&file)
+            .args([user, password])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mosquitto_passwd {user}");
+    }
+
+    /// Replaces the ACL file; [`Mosquitto::reload`] makes it count.
+    pub fn set_acl(&self, text: &str) {
+        let file = self._dir.path().join("acl");
+        std::fs::write(file, text).unwrap_or_else(|e| panic!("acl: {e}"));
+    }
+
+    /// SIGHUP: Mosquitto reads its password and ACL files again.
+    pub fn reload(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-s", "HUP", &c.id().to_string()])
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 
     pub fn url(&self) -> String {

@@ -1,5 +1,6 @@
-//! The fleet through a real MQTT broker (Debian's mosquitto on a loopback port), end to
-//! end: a controller serving nodes through the broker beside the WebSocket link, and real
+//! The fleet through a real MQTT broker (Debian's mosquitto on a loopback port, users and
+//! the ACL `controller broker-acl` writes), end to end: a controller serving nodes through
+//! the broker beside the WebSocket link, and real
 //! speaker-node processes linked through it — enrolled over HTTP, told their topics then,
 //! clock-synced through the broker, playing on time, taking remote commands, playing on
 //! with the broker killed and their play logs counted exactly once after it is back, an
@@ -18,11 +19,22 @@ const ON_TIME_MS: f64 = 20.0;
 async fn nodes_linked_through_mosquitto_play_report_and_obey() {
     let _turn = timing_turn().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = Mosquitto::start().await;
+    // A broker that lets in only its users, each to the topics its ACL gives it.
+    let mut broker = Mosquitto::start_secured().await;
+    broker.add_user("loa-controller", "pw-controller");
     let url = broker.url();
     let ctl = Controller::start_with(
         dir.path(),
-        &["--broker", &url, "--broker-topic-root", "loa/ha-tinh"],
+        &[
+            "--broker",
+            &url,
+            "--broker-topic-root",
+            "loa/ha-tinh",
+            "--broker-username",
+            "loa-controller",
+            "--broker-password",
+            "pw-controller",
+        ],
     )
     .await;
     let village = ctl.api.village("Thôn Bắc").await;
@@ -37,13 +49,53 @@ async fn nodes_linked_through_mosquitto_play_report_and_obey() {
     let mut c = Node::enroll(&ctl, dir.path(), "loa-ws-c", village).await;
     let told = std::fs::read_to_string(a.state.join("node.json")).unwrap();
     assert!(told.contains("\"broker_scope\": \"loa/ha-tinh/"), "{told}");
+    // The operator's step after enrolling: the ACL from the node table, a user per node.
+    let acl = std::process::Command::new(loa_tests::bin("controller"))
+        .args(["broker-acl", "--broker-topic-root", "loa/ha-tinh", "--data"])
+        .arg(&ctl.data)
+        .output()
+        .unwrap();
+    assert!(
+        acl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acl.stderr)
+    );
+    broker.set_acl(&String::from_utf8(acl.stdout).unwrap());
+    for n in [&a, &b] {
+        broker.add_user(&format!("node-{}", n.id), &format!("pw-{}", n.id));
+    }
+    broker.reload();
+    let creds = |n: &Node| (format!("node-{}", n.id), format!("pw-{}", n.id));
+    let ((user_a, pw_a), (user_b, pw_b)) = (creds(&a), creds(&b));
     let (wav_a, wav_b, wav_c) = (
         dir.path().join("a.wav"),
         dir.path().join("b.wav"),
         dir.path().join("c.wav"),
     );
-    a.start(&wav_a, &["--broker", &url, "--clock-offset-ms", "700"]);
-    b.start(&wav_b, &["--broker", &url]);
+    a.start(
+        &wav_a,
+        &[
+            "--broker",
+            &url,
+            "--clock-offset-ms",
+            "700",
+            "--broker-username",
+            &user_a,
+            "--broker-password",
+            &pw_a,
+        ],
+    );
+    b.start(
+        &wav_b,
+        &[
+            "--broker",
+            &url,
+            "--broker-username",
+            &user_b,
+            "--broker-password",
+            &pw_b,
+        ],
+    );
     c.start(&wav_c, &[]);
     for n in [&a, &b, &c] {
         n.wait_ready(&ctl.api).await;

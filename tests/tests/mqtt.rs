@@ -20,7 +20,18 @@ use tokio::sync::mpsc;
 /// The controller's side: a plain client subscribed to the commune's node topics, its
 /// event loop driven in a task that hands on what it receives (topic, payload).
 async fn controller(port: u16) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
-    let opts = MqttOptions::new("loa-controller-test", "127.0.0.1", port);
+    controller_as(port, None).await
+}
+
+/// [`controller`] as a broker user.
+async fn controller_as(
+    port: u16,
+    user: Option<(&str, &str)>,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+    let mut opts = MqttOptions::new("loa-controller-test", "127.0.0.1", port);
+    if let Some((u, p)) = user {
+        opts.set_credentials(u, p);
+    }
     let (client, mut events) = AsyncClient::new(opts, 64);
     let root = Root::parse_str("loa/ha-tinh").unwrap();
     for f in root.controller_filters() {
@@ -214,4 +225,88 @@ async fn a_node_links_through_mosquitto() {
         (topic, payload.as_str()),
         (scope.topic(Topic::Presence(44)), OFFLINE)
     );
+}
+
+/// Mosquitto with users and the ACL `protocol::mqtt::node_acl` writes: a node gets in
+/// with its own password only, and even then reads no other node's messages and cannot
+/// pass for another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_confines_each_node_to_its_own_topics() {
+    let broker = loa_tests::broker::Mosquitto::start_secured().await;
+    let scope = Scope::new("loa", "ha-tinh", "xa-cam-binh").unwrap();
+    let mut acl = String::from("user loa-controller\ntopic readwrite loa/ha-tinh/#\n");
+    for id in [42, 43] {
+        broker.add_user(&format!("node-{id}"), &format!("pw-{id}"));
+        acl.push_str(&protocol::mqtt::node_acl(&scope, &format!("node-{id}"), id, 3).unwrap());
+    }
+    broker.add_user("loa-controller", "pw-ctl");
+    broker.set_acl(&acl);
+    broker.reload();
+    let node = |id: i64, password: &str| NodeBroker {
+        url: broker.url(),
+        scope: scope.clone(),
+        node_id: id,
+        credentials: Some((format!("node-{id}"), password.into())),
+    };
+    assert!(
+        BrokerTransport::connect(&node(42, "wrong")).await.is_err(),
+        "a wrong password gets in"
+    );
+    let (ctl, mut ctl_events) =
+        controller_as(broker.port, Some(("loa-controller", "pw-ctl"))).await;
+    let mut n43 = BrokerTransport::connect(&node(43, "pw-43")).await.unwrap();
+    // 42's credentials on a client of their own, after everything there is.
+    let mut opts = MqttOptions::new("rogue", "127.0.0.1", broker.port);
+    opts.set_credentials("node-42", "pw-42");
+    let (rogue, mut rogue_events) = AsyncClient::new(opts, 16);
+    rogue.subscribe("loa/#", QoS::AtLeastOnce).await.unwrap();
+    rogue
+        .subscribe(scope.topic(Topic::Down(43)), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(e) = rogue_events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = e {
+                let _ = seen_tx.send(p.topic);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The controller's message to 43 reaches 43, and only 43.
+    let ack = link::encode(&ControllerMsg::PlayLogsAck { ids: vec![] });
+    ctl.publish(
+        scope.topic(Topic::Down(43)),
+        QoS::AtLeastOnce,
+        false,
+        ack.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_frame(&mut n43).await, Frame::Text(ack));
+    // 42 writing as 43: the controller never hears it.
+    rogue
+        .publish(
+            scope.topic(Topic::Up(43)),
+            QoS::AtLeastOnce,
+            false,
+            "{\"kind\":\"hello\"}",
+        )
+        .await
+        .unwrap();
+    n43.send(link::encode(&NodeMsg::Ping { t0: 1 }))
+        .await
+        .unwrap();
+    loop {
+        let (topic, payload) = next_publish(&mut ctl_events).await;
+        if topic == scope.topic(Topic::Up(43)) {
+            assert!(
+                payload.contains("ping"),
+                "the forged message arrived: {payload}"
+            );
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(seen.try_recv().is_err(), "42 read another node's topic");
 }

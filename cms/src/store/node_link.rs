@@ -86,6 +86,15 @@ pub fn by_token(conn: &Connection, token_hash: &str) -> Result<Option<NodeIdenti
         .optional()?)
 }
 
+/// Every enrolled node, by id (a broker's users and ACL are made from them).
+pub fn enrolled(conn: &Connection) -> Result<Vec<NodeIdentity>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{IDENTITY} WHERE n.token_hash IS NOT NULL ORDER BY n.id"
+    ))?;
+    let rows = stmt.query_map([], identity)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Ends a node's enrolment: its token stops working. With `code_hash`, a new one-time
 /// code replaces any earlier one.
 pub fn revoke(conn: &Connection, id: i64, code_hash: Option<&str>) -> Result<()> {

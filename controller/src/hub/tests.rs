@@ -324,3 +324,26 @@ async fn a_session_silent_past_the_dead_limit_is_dropped() {
         .unwrap();
     assert!(!f.hub.sessions().is_connected(f.node.id));
 }
+
+/// The Mosquitto ACL made from the node table: the controller's user reads and writes the
+/// province's topics; the enrolled node only its own and its village's live audio.
+#[tokio::test]
+async fn the_broker_acl_confines_each_enrolled_node() {
+    let f = fixture(30_000).await;
+    let root = protocol::mqtt::Root::parse_str("loa/ha-tinh").unwrap();
+    let acl = crate::broker_acl::acl_file(f.hub.cms(), &root, "loa-controller")
+        .await
+        .unwrap();
+    assert!(
+        acl.contains("user loa-controller\ntopic readwrite loa/ha-tinh/#\n"),
+        "{acl}"
+    );
+    let (id, village) = (f.node.id, f.node.village_id);
+    let own = format!("user node-{id}\ntopic write loa/ha-tinh/default/node/{id}/up\n");
+    assert!(acl.contains(&own), "{acl}");
+    assert!(acl.contains(&format!(
+        "topic read loa/ha-tinh/default/village/{village}/live\n"
+    )));
+    assert_eq!(acl.matches("topic readwrite").count(), 1, "{acl}");
+    assert_eq!(acl.matches("\nuser ").count(), 2, "{acl}");
+}
