@@ -60,6 +60,8 @@ pub struct ControllerConfig {
     /// The controller's user and password on the broker, if it asks for them.
     pub broker_username: Option<String>,
     pub broker_password: Option<String>,
+    /// A CA certificate (PEM) to trust for `mqtts://` brokers besides the system's.
+    pub broker_ca_file: Option<PathBuf>,
 }
 
 /// The CMS's own defaults ([`cms::CmsConfig::default`]) are the ones used here: one
@@ -91,6 +93,7 @@ impl Default for ControllerConfig {
             broker_topic_root: cms.broker_topic_root,
             broker_username: None,
             broker_password: None,
+            broker_ca_file: None,
         }
     }
 }
@@ -140,10 +143,12 @@ impl ControllerConfig {
         };
         let root = protocol::mqtt::Root::parse_str(&self.broker_topic_root)
             .map_err(|e| format!("broker_topic_root {:?}: {e}", self.broker_topic_root))?;
+        let tls = crate::tls::client_config(self.broker_ca_file.as_deref())?;
         Ok(Some(crate::hub::broker::BrokerConfig {
             urls,
             root,
             credentials,
+            tls,
         }))
     }
 

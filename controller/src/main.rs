@@ -142,6 +142,9 @@ struct ServeOpts {
     /// Its password (better in the environment or the config file than on a command line).
     #[arg(long, env = "LOA_BROKER_PASSWORD", hide_env_values = true)]
     broker_password: Option<String>,
+    /// A CA certificate (PEM) to trust for mqtts:// brokers besides the system's.
+    #[arg(long, env = "LOA_BROKER_CA_FILE")]
+    broker_ca_file: Option<PathBuf>,
 }
 
 impl ServeOpts {
@@ -219,6 +222,9 @@ impl ServeOpts {
         }
         if let Some(v) = self.broker_password {
             c.broker_password = Some(v);
+        }
+        if let Some(v) = self.broker_ca_file {
+            c.broker_ca_file = Some(v);
         }
         c.broker().map_err(anyhow::Error::msg)?;
         Ok(c)

@@ -1,7 +1,8 @@
 //! https on the controller's own listener (`--tls-cert`, `--tls-key`): rustls, the same
 //! library the nodes dial with. A TLS proxy in front (nginx, Caddy) stays possible; with
 //! neither, nodes off this machine refuse to link (they never send schedules' authority
-//! over plain http unless told to).
+//! over plain http unless told to). [`client_config`]: the controller's own TLS, as a
+//! client of `mqtts://` brokers.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -31,6 +32,30 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
         .context("the certificate and key do not go together")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The controller as a TLS client (of `mqtts://` brokers): the system's roots and the CA
+/// file, if given.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", path.display()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: unusable CA certificate: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// A stream whose first bytes were already read (to tell a live source from HTTP): they

@@ -82,7 +82,7 @@ enum Command {
         insecure_http: bool,
     },
     /// Run the node: keep the link, sync schedule and content, play on time.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// N simulated nodes in one process, created and enrolled through the API, speaking
     /// the real link (a fleet for load tests; null outputs, no disk).
     Swarm(SwarmArgs),
@@ -189,6 +189,12 @@ struct RunArgs {
     /// PREFIX/PROVINCE/COMMUNE: the node's topics, if not the ones told at enrolment.
     #[arg(long, env = "LOA_NODE_BROKER_SCOPE")]
     broker_scope: Option<String>,
+    /// The node's certificate (PEM) for an mqtts:// broker that asks for one...
+    #[arg(long, env = "LOA_NODE_BROKER_CERT_FILE")]
+    broker_cert_file: Option<PathBuf>,
+    /// ...and its private key (PEM).
+    #[arg(long, env = "LOA_NODE_BROKER_KEY_FILE")]
+    broker_key_file: Option<PathBuf>,
 }
 
 fn parse_gain(s: &str) -> Result<f32, String> {
@@ -269,7 +275,7 @@ fn main() -> ExitCode {
             );
         })
         .map_err(|e| e.to_string()),
-        Command::Run(args) => run_agent(args),
+        Command::Run(args) => run_agent(*args),
         Command::Swarm(a) => speaker_node::swarm::run(speaker_node::swarm::SwarmConfig {
             server: a.server,
             admin_token: a.token,
@@ -431,6 +437,12 @@ fn run_agent(args: RunArgs) -> Result<(), String> {
     }
     if let Some(v) = args.broker_scope {
         cfg.broker_scope = Some(v);
+    }
+    if let Some(v) = args.broker_cert_file {
+        cfg.broker_cert_file = Some(v);
+    }
+    if let Some(v) = args.broker_key_file {
+        cfg.broker_key_file = Some(v);
     }
     agent::run(cfg).map(|_| ()).map_err(|e| e.to_string())
 }

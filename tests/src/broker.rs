@@ -29,6 +29,23 @@ impl Mosquitto {
         Self::start_with("allow_anonymous false\n").await
     }
 
+    /// With a configuration of the caller's: `conf(port)` must open a listener on `port`
+    /// (the one waited for).
+    pub async fn start_conf(conf: impl Fn(u16) -> String) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let port = free_port();
+        let path = dir.path().join("mosquitto.conf");
+        std::fs::write(&path, conf(port)).unwrap_or_else(|e| panic!("mosquitto.conf: {e}"));
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            conf: path,
+            _dir: dir,
+        };
+        m.run().await;
+        m
+    }
+
     async fn start_with(auth: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let port = free_port();

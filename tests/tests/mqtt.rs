@@ -81,6 +81,7 @@ async fn a_node_links_through_mosquitto() {
         scope: scope.clone(),
         node_id: id,
         credentials: None,
+        tls: None,
     };
 
     // Online, then its hello on its own topic.
@@ -247,6 +248,7 @@ async fn the_acl_confines_each_node_to_its_own_topics() {
         scope: scope.clone(),
         node_id: id,
         credentials: Some((format!("node-{id}"), password.into())),
+        tls: None,
     };
     assert!(
         BrokerTransport::connect(&node(42, "wrong")).await.is_err(),
@@ -309,4 +311,124 @@ async fn the_acl_confines_each_node_to_its_own_topics() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(seen.try_recv().is_err(), "42 read another node's topic");
+}
+
+/// A CA, a broker certificate for 127.0.0.1 and a client certificate for `user`, as PEM
+/// files in `dir`: (ca, broker cert, broker key, client cert, client key).
+fn certificates(dir: &std::path::Path, user: &str) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let broker_key = KeyPair::generate().unwrap();
+    let broker = CertificateParams::new(vec!["127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&broker_key, &ca)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, user);
+    let client = client.signed_by(&client_key, &ca).unwrap();
+    let files = [
+        "ca.pem",
+        "broker.pem",
+        "broker.key",
+        "client.pem",
+        "client.key",
+    ]
+    .map(|name| dir.join(name));
+    let texts = [
+        ca.pem(),
+        broker.pem(),
+        broker_key.serialize_pem(),
+        client.pem(),
+        client_key.serialize_pem(),
+    ];
+    for (path, text) in files.iter().zip(texts) {
+        std::fs::write(path, text).unwrap();
+    }
+    files
+}
+
+/// A real `speaker-node run` links over `mqtts://` with its own certificate (the broker
+/// takes its name as the broker user, and the ACL confines that user): it says `online`
+/// and its hello reaches the controller's side with its token. Without the certificate,
+/// the broker lets it in nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_links_over_mqtts_with_its_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, client_cert, client_key] = certificates(dir.path(), "node-7");
+    let scope = Scope::new("loa", "ha-tinh", "xa-cam-binh").unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(
+        &acl,
+        protocol::mqtt::node_acl(&scope, "node-7", 7, 3).unwrap(),
+    )
+    .unwrap();
+    let plain = loa_tests::free_port();
+    let broker = loa_tests::broker::Mosquitto::start_conf(|tls| {
+        format!(
+            "per_listener_settings true\n\
+             listener {tls} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+             require_certificate true\nuse_identity_as_username true\nacl_file {}\n\
+             listener {plain} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+            ca.display(),
+            cert.display(),
+            key.display(),
+            acl.display()
+        )
+    })
+    .await;
+    let (_ctl, mut ctl_events) = controller(plain).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An enrolled node's state, as `speaker-node enroll` leaves it.
+    let node = |id: i64| {
+        let state = dir.path().join(format!("node-{id}"));
+        std::fs::create_dir_all(&state).unwrap();
+        let identity = serde_json::json!({
+            "server": "http://127.0.0.1:9", "node_id": id, "name": format!("loa-{id}"),
+            "broker_scope": scope.to_string(),
+        });
+        std::fs::write(state.join("node.json"), identity.to_string()).unwrap();
+        std::fs::write(state.join("token"), format!("loa_n_token-of-{id}")).unwrap();
+        state
+    };
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+    let run = |state: std::path::PathBuf, extra: &[&std::path::Path]| {
+        let mut cmd = std::process::Command::new(loa_tests::bin("speaker-node"));
+        cmd.args(["run", "--output", "null", "--broker", &url, "--state"])
+            .arg(&state)
+            .arg("--ca-file")
+            .arg(&ca);
+        if let [cert, key] = extra {
+            cmd.arg("--broker-cert-file").arg(cert);
+            cmd.arg("--broker-key-file").arg(key);
+        }
+        loa_tests::Proc::start(&mut cmd, state.with_extension("log"))
+    };
+    let _seven = run(node(7), &[&client_cert, &client_key]);
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(
+        (topic.as_str(), payload.as_str()),
+        (scope.topic(Topic::Presence(7)).as_str(), ONLINE)
+    );
+    let (topic, payload) = next_publish(&mut ctl_events).await;
+    assert_eq!(topic, scope.topic(Topic::Up(7)));
+    match NodeMsg::decode(&payload).unwrap() {
+        NodeMsg::Hello { token, .. } => assert_eq!(token.as_deref(), Some("loa_n_token-of-7")),
+        other => panic!("a hello first, not {other:?}"),
+    }
+    // Node 8 has no certificate: nothing of it gets through.
+    let eight = run(node(8), &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Ok((topic, _)) = ctl_events.try_recv() {
+        assert!(!topic.contains("/node/8/"), "{topic}");
+    }
+    let log = eight.log_text();
+    assert!(
+        log.contains("link: ") && !log.contains("broker connected"),
+        "{log}"
+    );
 }

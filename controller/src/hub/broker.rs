@@ -46,6 +46,8 @@ pub struct BrokerConfig {
     pub urls: Vec<String>,
     pub root: Root,
     pub credentials: Option<(String, String)>,
+    /// For `mqtts://` brokers: the system's roots and the configured CA.
+    pub tls: broker::TlsConfig,
 }
 
 /// One node's link through the broker, as the gateway holds it.
@@ -93,8 +95,8 @@ impl Gateway {
     async fn run(self: Arc<Self>, config: BrokerConfig) {
         let client_id = format!("loa-controller-{}", self.root).replace('/', "-");
         for url in config.urls.iter().cycle() {
-            let Ok(opts) = broker::options(url, client_id.clone(), config.credentials.as_ref())
-            else {
+            let creds = config.credentials.as_ref();
+            let Ok(opts) = broker::options(url, client_id.clone(), creds, Some(&config.tls)) else {
                 return;
             };
             let (client, mut events) = AsyncClient::new(opts, CLIENT_QUEUE);

@@ -1,4 +1,5 @@
-//! A node's link through an MQTT broker (feature `mqtt`, rumqttc): the [`Transport`] the
+//! A node's link through an MQTT broker (feature `mqtt`, rumqttc; `mqtts://` with rustls):
+//! the [`Transport`] the
 //! agent's session runs over, as it runs over a WebSocket. One connection per link: its
 //! event loop runs in a task of its own (rumqttc's poll is not cancel-safe; the session
 //! `select!`s on `recv`) and hands what arrives to a channel. On every connection it
@@ -32,6 +33,8 @@ pub struct NodeBroker {
     pub node_id: i64,
     /// Broker credentials (user, password), if the broker asks for them.
     pub credentials: Option<(String, String)>,
+    /// For `mqtts://`: trust roots, and a client certificate if the broker asks for one.
+    pub tls: Option<TlsConfig>,
 }
 
 /// A user and password on a broker.
@@ -70,30 +73,66 @@ pub fn configured(
     Ok(Some(Brokers { urls, credentials }))
 }
 
-/// `mqtt://HOST[:PORT]` as host and port (1883 by default).
-pub fn parse_url(url: &str) -> Result<(String, u16), TransportError> {
-    let bad = || TransportError::Io(format!("not a broker URL: {url} (mqtt://HOST[:PORT])"));
-    let rest = url.strip_prefix("mqtt://").ok_or_else(bad)?;
+/// TLS client settings for `mqtts://` brokers (rustls: the same the rest of the link uses).
+pub type TlsConfig = std::sync::Arc<rumqttc::tokio_rustls::rustls::ClientConfig>;
+
+/// A broker's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, checked against the client's trust roots.
+    pub tls: bool,
+}
+
+/// `mqtt://HOST[:PORT]` (1883 by default) or `mqtts://HOST[:PORT]` (8883).
+pub fn parse_url(url: &str) -> Result<BrokerUrl, TransportError> {
+    let bad = || {
+        TransportError::Io(format!(
+            "not a broker URL: {url} (mqtt://HOST[:PORT] or mqtts://HOST[:PORT])"
+        ))
+    };
+    let (rest, tls, default_port) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, true, 8883),
+        None => (url.strip_prefix("mqtt://").ok_or_else(bad)?, false, 1883),
+    };
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-        None => (rest, 1883),
+        None => (rest, default_port),
     };
     if host.is_empty() || host.contains('/') || port == 0 {
         return Err(bad());
     }
-    Ok((host.to_owned(), port))
+    Ok(BrokerUrl {
+        host: host.to_owned(),
+        port,
+        tls,
+    })
 }
 
-/// A client's options for `url` (`mqtt://HOST[:PORT]`): keepalive, packet limit, and
-/// the credentials if any. Shared by nodes and the controller.
+/// A client's options for `url`: keepalive, packet limit, the credentials if any, and
+/// TLS with `tls` for an `mqtts://` URL. Shared by nodes and the controller.
 pub fn options(
     url: &str,
     client_id: String,
     credentials: Option<&(String, String)>,
+    tls: Option<&TlsConfig>,
 ) -> Result<MqttOptions, TransportError> {
-    let (host, port) = parse_url(url)?;
+    let BrokerUrl {
+        host,
+        port,
+        tls: on,
+    } = parse_url(url)?;
     let mut opts = MqttOptions::new(client_id, host, port);
+    if on {
+        let config = tls.ok_or_else(|| {
+            TransportError::Io(format!("{url}: no TLS settings for an mqtts:// broker"))
+        })?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(config.clone()),
+        ));
+    }
     opts.set_keep_alive(KEEP_ALIVE);
     opts.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     opts.set_clean_session(true);
@@ -124,7 +163,7 @@ impl BrokerTransport {
     /// Connects and waits for the broker to accept (and the subscriptions to be asked).
     pub async fn connect(b: &NodeBroker) -> Result<Self, TransportError> {
         let client_id = format!("loa-node-{}", b.node_id);
-        let mut opts = options(&b.url, client_id, b.credentials.as_ref())?;
+        let mut opts = options(&b.url, client_id, b.credentials.as_ref(), b.tls.as_ref())?;
         opts.set_last_will(LastWill::new(
             b.scope.topic(Topic::Presence(b.node_id)),
             OFFLINE,
@@ -269,18 +308,28 @@ impl Transport for BrokerTransport {
 
 #[cfg(test)]
 mod tests {
-    use super::{configured, parse_url};
+    use super::{BrokerUrl, configured, options, parse_url};
 
     #[test]
     fn broker_urls() {
+        let at = |host: &str, port, tls| BrokerUrl {
+            host: host.into(),
+            port,
+            tls,
+        };
         assert_eq!(
             parse_url("mqtt://127.0.0.1:1884").unwrap(),
-            ("127.0.0.1".into(), 1884)
+            at("127.0.0.1", 1884, false)
         );
         assert_eq!(
             parse_url("mqtt://broker.xa/").unwrap(),
-            ("broker.xa".into(), 1883)
+            at("broker.xa", 1883, false)
         );
+        assert_eq!(
+            parse_url("mqtts://broker.xa").unwrap(),
+            at("broker.xa", 8883, true)
+        );
+        assert!(options("mqtts://broker.xa", "n".into(), None, None).is_err());
         let urls = ["mqtt://a:1".to_string(), " ".into()];
         let b = configured(&urls, None, None).unwrap().unwrap();
         assert_eq!(
@@ -297,7 +346,8 @@ mod tests {
             "mqtt://:1883",
             "mqtt://x:0",
             "mqtt://x:y",
-            "mqtts://x",
+            "mqtts://",
+            "ws://x",
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }

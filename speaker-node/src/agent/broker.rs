@@ -26,8 +26,13 @@ pub struct BrokerDial {
 }
 
 impl BrokerDial {
-    /// The brokers of `cfg`, if any, checked before anything starts.
-    pub fn from_config(cfg: &AgentConfig, id: &Identity) -> Result<Option<Self>, AgentError> {
+    /// The brokers of `cfg`, if any, checked before anything starts; `mqtts://` ones are
+    /// checked against the CA files among `trusted` besides the system's roots.
+    pub fn from_config(
+        cfg: &AgentConfig,
+        id: &Identity,
+        trusted: &[std::path::PathBuf],
+    ) -> Result<Option<Self>, AgentError> {
         let configured = protocol::mqtt::configured(
             &cfg.broker,
             cfg.broker_username.as_ref(),
@@ -44,12 +49,23 @@ impl BrokerDial {
         })?;
         let scope = Scope::parse_str(scope)
             .map_err(|e| AgentError::Config(format!("broker_scope: {e}")))?;
+        let client = match (&cfg.broker_cert_file, &cfg.broker_key_file) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (None, None) => None,
+            _ => {
+                return Err(AgentError::Config(
+                    "broker_cert_file and broker_key_file go together".into(),
+                ));
+            }
+        };
+        let tls = super::tls::broker_config(trusted, client)?;
         Ok(Some(BrokerDial {
             node: NodeBroker {
                 url: urls[0].clone(),
                 scope,
                 node_id: id.node_id,
                 credentials,
+                tls: Some(tls),
             },
             urls,
             next: AtomicUsize::new(0),

@@ -49,6 +49,10 @@ pub struct AgentConfig {
     pub broker_password: Option<String>,
     /// `PREFIX/PROVINCE/COMMUNE`: the node's topics; default: as told at enrolment.
     pub broker_scope: Option<String>,
+    /// The node's certificate (PEM chain) and key for an `mqtts://` broker that asks for
+    /// one.
+    pub broker_cert_file: Option<PathBuf>,
+    pub broker_key_file: Option<PathBuf>,
     /// Stop when standard input closes: a supervisor that owns the node (the demo) ends
     /// it by exiting, even when killed.
     #[serde(skip)]
@@ -82,6 +86,8 @@ impl Default for AgentConfig {
             broker_username: None,
             broker_password: None,
             broker_scope: None,
+            broker_cert_file: None,
+            broker_key_file: None,
             stop_on_stdin_eof: false,
         }
     }

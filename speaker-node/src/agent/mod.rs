@@ -142,7 +142,7 @@ async fn serve(cfg: AgentConfig, output: OutputSpec, stored: Stored) -> Result<E
     let mut trusted = vec![stored.state.root().join(tls::STATE_CA)];
     trusted.extend(cfg.ca_file.clone());
     let tls = tls::client_config(&trusted)?;
-    let brokers = broker::BrokerDial::from_config(&cfg, &stored.identity)?;
+    let brokers = broker::BrokerDial::from_config(&cfg, &stored.identity, &trusted)?;
     let fetcher = fetcher(&cfg, &stored, &server, &tls)?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let handle = AgentHandle::new(cmd_tx);

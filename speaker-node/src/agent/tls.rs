@@ -4,13 +4,15 @@
 //! node.toml). Plain http:// carries schedules and audio that anyone on a 3G path could
 //! forge, so it is refused unless the controller is on this machine (loopback never
 //! leaves it) or the operator says `insecure_http`, which is logged at every start.
+//! An `mqtts://` broker is checked against the same roots, and may be shown the node's
+//! own certificate (`broker_cert_file`, `broker_key_file`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::{AgentError, Result};
 
@@ -38,6 +40,35 @@ pub fn read_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// The TLS client settings of the link and the content fetcher: the system's roots plus
 /// the CA files that exist among `extra`.
 pub fn client_config(extra: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>> {
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots(extra)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// [`client_config`] for an `mqtts://` broker, with the node's client certificate (a PEM
+/// chain and its PEM key) when it has one.
+pub fn broker_config(
+    extra: &[PathBuf],
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let Some((cert, key)) = client else {
+        return client_config(extra);
+    };
+    let chain = read_ca(cert)?;
+    let bytes = std::fs::read(key).map_err(|e| AgentError::file(key, e))?;
+    let private = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| AgentError::Damaged {
+        path: key.to_path_buf(),
+        reason: format!("not a PEM private key: {e}"),
+    })?;
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots(extra)?)
+        .with_client_auth_cert(chain, private)
+        .map_err(|e| AgentError::Config(format!("broker client certificate: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+fn roots(extra: &[PathBuf]) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(native.certs);
@@ -56,10 +87,7 @@ pub fn client_config(extra: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>> {
     } else {
         tracing::debug!(system = added, total = roots.len(), "TLS trust roots");
     }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// An HTTP client that trusts exactly what the link trusts.
