@@ -127,6 +127,10 @@ struct SwarmArgs {
     /// Stop after this many seconds (default: at Ctrl-C / SIGTERM).
     #[arg(long)]
     run_for_s: Option<u64>,
+    /// Link the nodes through this MQTT broker (mqtt://HOST:PORT) instead of the
+    /// controller's WebSocket (the controller must serve it: `--broker`).
+    #[arg(long)]
+    broker: Option<String>,
 }
 
 /// `run` settings; each overrides the config file (`--config`), which overrides defaults.
@@ -287,6 +291,7 @@ fn main() -> ExitCode {
             fetch: a.fetch,
             connect_rate: a.connect_rate,
             sync_every: a.sync_every_ms.map(std::time::Duration::from_millis),
+            broker: a.broker,
             report_every: std::time::Duration::from_secs(a.report_every_s.max(1)),
             run_for: a.run_for_s.map(std::time::Duration::from_secs),
         })

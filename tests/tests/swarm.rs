@@ -1,7 +1,7 @@
 //! `speaker-node swarm` against a real controller, the short version of the fleet
 //! benchmark (`./loa bench swarm` runs 1,000 to 10,000): twenty simulated nodes enrolled
 //! through the API link, apply a schedule change, play it and have their play logs
-//! stored, and confirm an emergency.
+//! stored, and confirm an emergency; by WebSocket, and through a real Mosquitto.
 
 // Test helpers: a failed set-up step should fail the test loudly.
 #![allow(clippy::unwrap_used)]
@@ -39,9 +39,25 @@ impl Lines {
 async fn a_swarm_links_applies_plays_and_confirms_an_emergency() {
     let dir = tempfile::tempdir().unwrap();
     let ctl = Controller::start(dir.path()).await;
+    swarm(&ctl, dir.path(), &[]).await;
+}
+
+/// The same through a broker: the controller serves the swarm's nodes through Mosquitto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_through_mosquitto_links_applies_plays_and_confirms_an_emergency() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = loa_tests::broker::Mosquitto::start().await;
+    let ctl = Controller::start_with(dir.path(), &["--broker", &broker.url()]).await;
+    swarm(&ctl, dir.path(), &["--broker", &broker.url()]).await;
+}
+
+/// Twenty swarm nodes against `ctl` (with `extra` swarm arguments): linked, online, a
+/// change applied and played and logged, an emergency confirmed and counted.
+async fn swarm(ctl: &Controller, dir: &std::path::Path, extra: &[&str]) {
     let (content, _) = ctl.api.approved_audio("Bản tin", tone_wav(1.0)).await;
     let mut cmd = Command::new(bin("speaker-node"));
     cmd.args(["swarm", "--server", &ctl.url, "--count", &NODES.to_string()])
+        .args(extra)
         .args([
             "--prefix",
             "bay",
@@ -51,7 +67,7 @@ async fn a_swarm_links_applies_plays_and_confirms_an_emergency() {
             "120",
         ])
         .env("LOA_SWARM_TOKEN", &ctl.api.token);
-    let (mut swarm, out) = Proc::start_piped(&mut cmd, dir.path().join("swarm.log"));
+    let (mut swarm, out) = Proc::start_piped(&mut cmd, dir.join("swarm.log"));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {

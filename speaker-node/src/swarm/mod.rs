@@ -46,6 +46,8 @@ pub struct SwarmConfig {
     pub connect_rate: u32,
     /// Clock exchanges this often instead of the agent's own schedule.
     pub sync_every: Option<Duration>,
+    /// Link the nodes through this MQTT broker (`mqtt://HOST:PORT`) instead.
+    pub broker: Option<String>,
     pub report_every: Duration,
     /// Stop after this long (`None`: at SIGINT/SIGTERM).
     pub run_for: Option<Duration>,
@@ -100,6 +102,7 @@ pub fn run(cfg: SwarmConfig) -> Result<()> {
             stats: stats.clone(),
             blobs: Default::default(),
             sync_every: cfg.sync_every,
+            broker: cfg.broker.clone(),
         });
         let gap = Duration::from_secs_f64(1.0 / f64::from(cfg.connect_rate.max(1)));
         let spawner = {
@@ -201,5 +204,6 @@ async fn enrol(api: &Api, village: i64, name: String) -> Result<sim::Identity> {
     Ok(sim::Identity {
         node_id: enrolled.node_id,
         token: enrolled.token,
+        scope: enrolled.broker_scope,
     })
 }

@@ -1,5 +1,5 @@
-//! One simulated node: the real link protocol over a real WebSocket, timed plays instead
-//! of a sound card.
+//! One simulated node: the real link protocol over a real WebSocket (or through an MQTT
+//! broker, `--broker`), timed plays instead of a sound card.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,12 +19,15 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::stats::Stats;
-use crate::agent::websocket::{self, WsTransport};
+use crate::agent::websocket;
+use protocol::mqtt::{BrokerTransport, NodeBroker, Scope};
 
 /// Who the node is, from its enrolment.
 pub struct Identity {
     pub node_id: i64,
     pub token: String,
+    /// Its topics on a broker, as the enrolment told them.
+    pub scope: Option<String>,
 }
 
 /// How the swarm's nodes get their audio.
@@ -61,6 +64,8 @@ pub struct Ctx {
     pub blobs: Mutex<HashMap<String, Arc<OnceCell<bool>>>>,
     /// Clock exchanges this often instead of the agent's own schedule.
     pub sync_every: Option<Duration>,
+    /// Link through this MQTT broker instead of the controller's WebSocket.
+    pub broker: Option<String>,
 }
 
 /// A play's start or end, due at an instant.
@@ -108,16 +113,21 @@ pub async fn run(id: Identity, ctx: Arc<Ctx>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let began = Instant::now();
-        match websocket::dial(&ctx.server, &node.id.token, ctx.tls.clone()).await {
-            Ok((transport, _)) => {
-                ctx.stats.link_up();
-                let ended = node.session(transport, &ctx).await;
-                ctx.stats.link_down();
-                tracing::debug!(node = node.id.node_id, ?ended, "link ended");
-                if began.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::from_secs(1);
-                }
+        let linked = match &ctx.broker {
+            Some(url) => match broker_dial(url, &node.id).await {
+                Ok(t) => node.linked(t, &ctx).await,
+                Err(e) => Err(e.to_string()),
+            },
+            None => match websocket::dial(&ctx.server, &node.id.token, ctx.tls.clone()).await {
+                Ok((t, _)) => node.linked(t, &ctx).await,
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match linked {
+            Ok(()) if began.elapsed() > Duration::from_secs(30) => {
+                backoff = Duration::from_secs(1);
             }
+            Ok(()) => {}
             Err(e) => {
                 ctx.stats.dial_failed();
                 tracing::debug!(node = node.id.node_id, "dial: {e}");
@@ -129,17 +139,43 @@ pub async fn run(id: Identity, ctx: Arc<Ctx>) {
     }
 }
 
+async fn broker_dial(url: &str, id: &Identity) -> Result<BrokerTransport, TransportError> {
+    let scope = id
+        .scope
+        .as_deref()
+        .ok_or_else(|| TransportError::Io("the enrolment named no broker topics".into()))?;
+    let scope = Scope::parse_str(scope).map_err(|e| TransportError::Io(e.to_string()))?;
+    let node = NodeBroker {
+        url: url.to_owned(),
+        scope,
+        node_id: id.node_id,
+        credentials: None,
+        tls: None,
+    };
+    BrokerTransport::connect(&node).await
+}
+
 fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
 impl Node {
-    async fn session(&mut self, mut t: WsTransport, ctx: &Ctx) -> Result<(), TransportError> {
+    /// One link, until it ends (`Ok` once it was up, however it ended).
+    async fn linked<T: Transport>(&mut self, t: T, ctx: &Ctx) -> Result<(), String> {
+        ctx.stats.link_up();
+        let ended = self.session(t, ctx).await;
+        ctx.stats.link_down();
+        tracing::debug!(node = self.id.node_id, ?ended, "link ended");
+        Ok(())
+    }
+
+    async fn session<T: Transport>(&mut self, mut t: T, ctx: &Ctx) -> Result<(), TransportError> {
         let hello = NodeMsg::Hello {
             protocol: PROTOCOL_VERSION,
             agent: format!("swarm/{}", env!("CARGO_PKG_VERSION")),
             applied: self.applied.clone(),
-            token: None,
+            // No socket carries the token through a broker: the hello does.
+            token: ctx.broker.as_ref().map(|_| self.id.token.clone()),
         };
         t.send(link::encode(&hello)).await?;
         // Heartbeats spread over their period, as a fleet's boards are.
