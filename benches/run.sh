@@ -14,7 +14,8 @@
 #                             a new item at once while the content list is read
 #   benches/run.sh swarm [N..] one controller and `speaker-node swarm` fleets of 1,000, 5,000 and
 #                             10,000 nodes: time to all online, RSS, CPU under heartbeats and
-#                             clock exchanges, schedule change and emergency to every node
+#                             clock exchanges, schedule change and emergency to every node;
+#                             `swarm --mqtt [N..]` the same through a local Mosquitto
 #   benches/run.sh chaos [S]  the scripted chaos run (tests/tests/chaos.rs) for S seconds (default
 #                             1200: twelve rounds of partitions, SIGKILLs, full disk, clock steps)
 #   benches/run.sh play-order rewrite speaker-node/play.order: the functions playing a file

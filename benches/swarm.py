@@ -10,7 +10,11 @@ swarm of N nodes created and enrolled through the API. Measured from outside:
   - an emergency: API call -> every node confirmed playing (the play starts 300 ms after
     the call by design, EMERGENCY_LEAD_MS, so nodes in step start together).
 
-  benches/swarm.py [N ...] [--window S] [--sync-every-ms MS]
+With --mqtt the controller serves the nodes through a Mosquitto (Debian's, on a loopback
+port, started for each size) and the swarm links through it; the broker's RSS and CPU are
+measured beside the controller's.
+
+  benches/swarm.py [N ...] [--window S] [--sync-every-ms MS] [--mqtt]
 """
 
 import argparse
@@ -31,6 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CTL = os.path.join(ROOT, "target/release/controller")
 NODE = os.path.join(ROOT, "target/release/speaker-node")
 PASSWORD = "bench-password-long"
+# --default-queues: leave Mosquitto's per-client queue at its default (to show what it drops).
+DEFAULT_QUEUES = False
 
 
 def free_port():
@@ -114,8 +120,28 @@ class Swarm:
             self.proc.kill()
 
 
-def one(n, window, sync_every_ms, wav):
+def mosquitto(work):
+    port = free_port()
+    conf = os.path.join(work, "mosquitto.conf")
+    with open(conf, "w") as f:
+        # The controller's client gets a whole fleet's burst at once: Mosquitto's default
+        # queue (1,000 QoS 1 messages a client) drops the rest (docs/BROKER.md).
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                + ("" if DEFAULT_QUEUES else "max_queued_messages 200000\nmax_inflight_messages 1000\n"))
+    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def one(n, window, sync_every_ms, wav, mqtt=False):
     work = tempfile.mkdtemp(prefix="loa-swarm-")
+    broker, broker_url = mosquitto(work) if mqtt else (None, None)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     data = os.path.join(work, "data")
@@ -123,7 +149,10 @@ def one(n, window, sync_every_ms, wav):
                     "--password", PASSWORD], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([CTL, "user", "add", "--data", data, "--username", "duyet", "--role", "approver",
                     "--password", PASSWORD], check=True, stdout=subprocess.DEVNULL)
-    ctl = subprocess.Popen([CTL, "serve", "--data", data, "--listen", f"127.0.0.1:{port}"],
+    serve = [CTL, "serve", "--data", data, "--listen", f"127.0.0.1:{port}"]
+    if broker_url:
+        serve += ["--broker", broker_url]
+    ctl = subprocess.Popen(serve,
                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "ctl.log"), "w"),
                            env=dict(os.environ, LOA_LOG="warn"))
     try:
@@ -143,6 +172,8 @@ def one(n, window, sync_every_ms, wav):
                 "--connect-rate", "500"]
         if sync_every_ms:
             args += ["--sync-every-ms", str(sync_every_ms)]
+        if broker_url:
+            args += ["--broker", broker_url]
         t0 = time.time()
         swarm = Swarm(args, dict(os.environ, LOA_SWARM_TOKEN=token))
         enrolled = swarm.until("enrolment", 1800, lambda v: v.get("kind") == "enrolled")
@@ -153,9 +184,13 @@ def one(n, window, sync_every_ms, wav):
         # Steady load: heartbeats and clock exchanges only.
         time.sleep(5)
         c0, w0 = cpu_ticks(ctl.pid), time.time()
+        b0 = cpu_ticks(broker.pid) if broker else 0
         time.sleep(window)
-        cpu = (cpu_ticks(ctl.pid) - c0) / os.sysconf("SC_CLK_TCK") / (time.time() - w0) * 100
+        tck = os.sysconf("SC_CLK_TCK")
+        cpu = (cpu_ticks(ctl.pid) - c0) / tck / (time.time() - w0) * 100
+        broker_cpu = (cpu_ticks(broker.pid) - b0) / tck / (time.time() - w0) * 100 if broker else None
         rss = rss_mb(ctl.pid)
+        broker_rss = rss_mb(broker.pid) if broker else None
         # A schedule change for the whole village.
         later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
         asked = int(time.time() * 1000)
@@ -183,7 +218,11 @@ def one(n, window, sync_every_ms, wav):
         recorded_ms = int(time.time() * 1000) - asked
         peak_rss = rss_mb(ctl.pid)
         swarm.stop()
+        extra = {}
+        if broker:
+            extra = {"broker_cpu_pct": round(broker_cpu, 1), "broker_rss_mb": round(broker_rss)}
         return {
+            "link": "mqtt" if mqtt else "websocket", **extra,
             "nodes": n, "enrol_s": round(enrolled["ms"] / 1000, 1), "all_online_s": round(online_s, 1),
             "cpu_pct": round(cpu, 1), "rss_mb": round(rss), "rss_peak_mb": round(peak_rss),
             "change_p50_ms": change_p50, "change_all_ms": change_ms,
@@ -199,6 +238,9 @@ def one(n, window, sync_every_ms, wav):
             ctl.wait(timeout=20)
         except subprocess.TimeoutExpired:
             ctl.kill()
+        if broker:
+            broker.kill()
+            broker.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -212,14 +254,19 @@ def main():
     p.add_argument("sizes", nargs="*", type=int, default=[1000, 5000, 10000])
     p.add_argument("--window", type=int, default=30)
     p.add_argument("--sync-every-ms", type=int, default=None)
+    p.add_argument("--mqtt", action="store_true", help="through a Mosquitto on loopback")
+    p.add_argument("--default-queues", action="store_true",
+                   help="with --mqtt: Mosquitto's default per-client queue")
     a = p.parse_args()
+    global DEFAULT_QUEUES
+    DEFAULT_QUEUES = a.default_queues
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "item.wav")
         subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", path,
                         "synth", "30", "sine", "440", "vol", "0.3"], check=True)
         wav = open(path, "rb").read()
     for n in a.sizes:
-        r = one(n, a.window, a.sync_every_ms, wav)
+        r = one(n, a.window, a.sync_every_ms, wav, a.mqtt)
         print(json.dumps(r, ensure_ascii=False), flush=True)
 
 

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use crate::{free_port, wait_for};
 
+/// What a broker must queue for the controller's one client: a whole fleet's burst (every
+/// node confirming an emergency at once) arrives together, and Mosquitto drops a
+/// client's QoS 1 messages beyond 1,000 queued by default (docs/BROKER.md).
+pub const FLEET_QUEUES: &str = "max_queued_messages 200000\nmax_inflight_messages 1000\n";
+
 /// A running `mosquitto` on 127.0.0.1, killed when dropped.
 pub struct Mosquitto {
     child: Option<Child>,
@@ -61,7 +66,8 @@ impl Mosquitto {
             ),
             false => String::new(),
         };
-        let text = format!("listener {port} 127.0.0.1\n{auth}{files}persistence false\n");
+        let text =
+            format!("listener {port} 127.0.0.1\n{auth}{files}persistence false\n{FLEET_QUEUES}");
         std::fs::write(&conf, text).unwrap_or_else(|e| panic!("mosquitto.conf: {e}"));
         let mut m = Mosquitto {
             child: None,

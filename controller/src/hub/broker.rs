@@ -34,6 +34,8 @@ use super::Hub;
 const NODE_QUEUE: usize = 64;
 /// Requests waiting for the client's event loop.
 const CLIENT_QUEUE: usize = 16_384;
+/// QoS 1 messages of the controller's awaiting the broker's ack, at most.
+const INFLIGHT: u16 = 1_000;
 /// A broker lost: try the next this long after.
 const RETRY: Duration = Duration::from_secs(1);
 /// A node without a session is told to say hello at most this often.
@@ -96,9 +98,13 @@ impl Gateway {
         let client_id = format!("loa-controller-{}", self.root).replace('/', "-");
         for url in config.urls.iter().cycle() {
             let creds = config.credentials.as_ref();
-            let Ok(opts) = broker::options(url, client_id.clone(), creds, Some(&config.tls)) else {
+            let Ok(mut opts) = broker::options(url, client_id.clone(), creds, Some(&config.tls))
+            else {
                 return;
             };
+            // A change goes to every node at once: its desired states (QoS 1) need not wait
+            // a round trip per hundred.
+            opts.set_inflight(INFLIGHT);
             let (client, mut events) = AsyncClient::new(opts, CLIENT_QUEUE);
             *lock(&self.client) = Some(client.clone());
             loop {
