@@ -38,8 +38,18 @@ const CLIENT_QUEUE: usize = 16_384;
 const INFLIGHT: u16 = 1_000;
 /// A broker lost: try the next this long after.
 const RETRY: Duration = Duration::from_secs(1);
-/// A node without a session is told to say hello at most this often.
+/// A node without a session is told to say hello once it has been heard from this long
+/// without one (a broker may deliver a node's QoS 0 messages before its QoS 1 hello: MQTT
+/// orders messages only within a QoS), and then at most every [`BYE_EVERY`].
+const STRAY_GRACE: Duration = Duration::from_secs(3);
 const BYE_EVERY: Duration = Duration::from_secs(5);
+
+/// A node heard from without a session.
+struct Stray {
+    since: tokio::time::Instant,
+    last: tokio::time::Instant,
+    told: Option<tokio::time::Instant>,
+}
 
 /// Where the controller's broker is and where its topics are.
 #[derive(Debug, Clone)]
@@ -65,7 +75,7 @@ pub struct Gateway {
     root: Root,
     client: Mutex<Option<AsyncClient>>,
     links: Mutex<HashMap<i64, Link>>,
-    byes: Mutex<HashMap<i64, tokio::time::Instant>>,
+    strays: Mutex<HashMap<i64, Stray>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,7 +97,7 @@ impl Gateway {
             root: config.root.clone(),
             client: Mutex::default(),
             links: Mutex::default(),
-            byes: Mutex::default(),
+            strays: Mutex::default(),
         });
         hub.set_broker(gw.clone());
         tokio::spawn(gw.clone().run(config));
@@ -192,6 +202,7 @@ impl Gateway {
                 return;
             }
         };
+        lock(&self.strays).remove(&node);
         let (frames, rx) = mpsc::channel(NODE_QUEUE);
         let _ = frames.try_send(Ok(Frame::Text(text)));
         let (done_tx, done) = watch::channel(false);
@@ -264,19 +275,25 @@ impl Gateway {
     }
 
     /// A message from a node with no session here (this controller restarted, or the
-    /// session ended): it is told to say hello, at most every [`BYE_EVERY`].
+    /// session ended): once that has lasted [`STRAY_GRACE`] (its hello may be on the way),
+    /// it is told to say hello, at most every [`BYE_EVERY`].
     fn say_hello_again(&self, commune: &str, node: i64) {
         let now = tokio::time::Instant::now();
         {
-            let mut byes = lock(&self.byes);
-            if byes
-                .get(&node)
-                .is_some_and(|t| now.duration_since(*t) < BYE_EVERY)
-            {
+            let mut strays = lock(&self.strays);
+            strays.retain(|_, s| now.duration_since(s.last) < BYE_EVERY * 2);
+            let s = strays.entry(node).or_insert(Stray {
+                since: now,
+                last: now,
+                told: None,
+            });
+            s.last = now;
+            let due = now.duration_since(s.since) >= STRAY_GRACE
+                && s.told.is_none_or(|t| now.duration_since(t) >= BYE_EVERY);
+            if !due {
                 return;
             }
-            byes.retain(|_, t| now.duration_since(*t) < BYE_EVERY);
-            byes.insert(node, now);
+            s.told = Some(now);
         }
         self.bye(commune, node, "hello first");
     }
