@@ -7,6 +7,8 @@
 //! emergency reaching them, live speech heard through the broker in step with a WebSocket
 //! node, and a node that goes away reported offline by the broker.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use loa_tests::broker::{Mosquitto, NatsCluster};
@@ -217,6 +219,25 @@ async fn nodes_linked_through_mosquitto_play_report_and_obey() {
     )
     .await;
 
+    // Revoking a node ends its session and takes its schedule off the broker.
+    let scope = serde_json::from_str::<serde_json::Value>(&told).unwrap()["broker_scope"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let desired_a = format!("{scope}/node/{}/desired", a.id);
+    let ctl_user = ("loa-controller", "pw-controller");
+    assert!(retained(broker.port, ctl_user, &desired_a).await.is_some());
+    ctl.api
+        .post(&format!("/api/v1/nodes/{}/revoke", a.id), json!({}))
+        .await;
+    wait_for("a's schedule gone", Duration::from_secs(10), || async {
+        retained(broker.port, ctl_user, &desired_a)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
     // A node that goes away is offline at once: the broker says so (its last will), well
     // before the controller's 30 s of silence.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -267,6 +288,28 @@ async fn nodes_linked_through_mosquitto_play_report_and_obey() {
         spread < 2.0,
         "live out of step by {spread:.2} ms: {heard:?}"
     );
+}
+
+/// The retained message on `topic`, if any, as a client `user` sees it on subscribing.
+async fn retained(port: u16, user: (&str, &str), topic: &str) -> Option<Vec<u8>> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(format!("probe-{}", now_ns()), "127.0.0.1", port);
+    opts.set_credentials(user.0, user.1);
+    let (client, mut events) = AsyncClient::new(opts, 8);
+    client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => return p.payload.to_vec(),
+                Ok(_) => {}
+                Err(e) => panic!("probe: {e}"),
+            }
+        }
+    })
+    .await
+    .ok();
+    let _ = client.disconnect().await;
+    found.filter(|payload| !payload.is_empty())
 }
 
 /// Three NATS servers in a cluster, each with an MQTT listener: the controller on the

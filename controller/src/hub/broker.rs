@@ -384,6 +384,15 @@ impl Transport for GatewayTransport {
     }
 
     async fn close(&mut self, _code: CloseCode, reason: &str) {
+        if reason == super::REVOKED {
+            // Its schedule leaves the broker with it (an empty retained message clears
+            // the retained one).
+            let desired = self.scope.topic(Topic::Desired(self.node));
+            let _ = self
+                .gw
+                .publish(desired, Qos::AtLeastOnce, true, String::new())
+                .await;
+        }
         let down = self.scope.topic(Topic::Down(self.node));
         let _ = self
             .gw

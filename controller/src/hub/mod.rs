@@ -30,6 +30,9 @@ use protocol::transport::Transport;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+/// The close reason of a session whose node was revoked.
+pub const REVOKED: &str = "revoked";
+
 /// The close reason a second connection for a live node gets.
 pub const DUPLICATE_REFUSED: &str = "this node is already linked from elsewhere";
 
@@ -151,7 +154,7 @@ impl cms::FleetLink for Sessions {
     }
 
     fn disconnect(&self, node_id: i64) {
-        self.send(node_id, Outgoing::Close("revoked"));
+        self.send(node_id, Outgoing::Close(REVOKED));
     }
 
     fn sessions(&self) -> usize {
