@@ -226,7 +226,6 @@ impl ServeOpts {
         if let Some(v) = self.broker_ca_file {
             c.broker_ca_file = Some(v);
         }
-        c.broker().map_err(anyhow::Error::msg)?;
         Ok(c)
     }
 }
@@ -444,10 +443,11 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
     let addr = listener.local_addr()?;
     let data = cfg.data_dir.clone();
     let hub = controller::open(cfg, c.hub())?;
-    if let Some(broker) = c.broker().map_err(anyhow::Error::msg)? {
-        let urls = broker.urls.join(",");
-        controller::hub::broker::Gateway::start(&hub, broker).map_err(anyhow::Error::msg)?;
-        println!("nodes also through the broker at {urls}");
+    // Read once: the TLS roots come from disk.
+    let broker = c.broker().map_err(anyhow::Error::msg)?;
+    if let Some(b) = &broker {
+        controller::hub::broker::Gateway::start(&hub, b.clone());
+        println!("nodes also through the broker at {}", b.urls.join(","));
     }
     let cms = hub.cms().clone();
     let url = format!("{scheme}://{addr}/");
@@ -480,9 +480,8 @@ async fn serve(c: &ControllerConfig, cfg: CmsConfig, demo: Option<(u32, PathBuf)
         );
         // Nodes on this machine reach the controller on loopback whatever it listens on.
         let local = format!("{scheme}://127.0.0.1:{}", addr.port());
-        let broker = c
-            .broker()
-            .map_err(anyhow::Error::msg)?
+        let broker = broker
+            .as_ref()
             .map(|b| {
                 let scope = b.root.scope(controller::demo::COMMUNE_SLUG)?;
                 Ok::<_, protocol::mqtt::BadSegment>((b.urls.join(","), scope.to_string()))

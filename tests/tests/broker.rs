@@ -185,20 +185,7 @@ async fn nodes_linked_through_mosquitto_play_report_and_obey() {
     for n in [&a, &b] {
         n.wait_ready(&ctl.api).await;
     }
-    let (storm, _) = ctl.api.approved_audio("Bão khẩn cấp", tone_wav(3.0)).await;
-    let called = Instant::now();
-    let body = json!({ "content_id": storm, "targets": { "villages": [village] } });
-    let eid = id(&ctl.api.post("/api/v1/emergency", body).await);
-    wait_for(
-        "all three playing the emergency",
-        Duration::from_secs(30),
-        || async {
-            let e = ctl.api.get(&format!("/api/v1/emergency/{eid}")).await;
-            (e["reached"] == 3).then_some(())
-        },
-    )
-    .await;
-    let reach_ms = called.elapsed().as_millis();
+    let reach_ms = emergency_reaching(&ctl, village, 3.0, 3).await;
     println!("emergency: API call to 3 of 3 nodes (2 through the broker) playing: {reach_ms} ms");
 
     // Live speech to the village: published once to its topic, heard by the nodes through
@@ -290,6 +277,25 @@ async fn nodes_linked_through_mosquitto_play_report_and_obey() {
     );
 }
 
+/// An emergency (a tone of `seconds`) for `village`: ms from the API call until `nodes`
+/// of them are confirmed playing it.
+async fn emergency_reaching(ctl: &Controller, village: i64, seconds: f32, nodes: u64) -> u128 {
+    let (storm, _) = ctl
+        .api
+        .approved_audio("Bão khẩn cấp", tone_wav(seconds))
+        .await;
+    let body = json!({ "content_id": storm, "targets": { "villages": [village] } });
+    let called = Instant::now();
+    let eid = id(&ctl.api.post("/api/v1/emergency", body).await);
+    let what = format!("{nodes} nodes playing the emergency");
+    wait_for(&what, Duration::from_secs(30), || async {
+        let e = ctl.api.get(&format!("/api/v1/emergency/{eid}")).await;
+        (e["reached"] == nodes).then_some(())
+    })
+    .await;
+    called.elapsed().as_millis()
+}
+
 /// The retained message on `topic`, if any, as a client `user` sees it on subscribing.
 async fn retained(port: u16, user: (&str, &str), topic: &str) -> Option<Vec<u8>> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -337,23 +343,8 @@ async fn a_nats_cluster_carries_the_fleet_through_a_server_killed() {
     }
 
     // An emergency reaches both, through different servers.
-    let (storm, _) = ctl.api.approved_audio("Bão", tone_wav(2.0)).await;
-    let body = json!({ "content_id": storm, "targets": { "villages": [village] } });
-    let called = Instant::now();
-    let eid = id(&ctl.api.post("/api/v1/emergency", body).await);
-    wait_for(
-        "both playing the emergency",
-        Duration::from_secs(30),
-        || async {
-            let e = ctl.api.get(&format!("/api/v1/emergency/{eid}")).await;
-            (e["reached"] == 2).then_some(())
-        },
-    )
-    .await;
-    println!(
-        "emergency through the cluster: 2 of 2 playing in {} ms",
-        called.elapsed().as_millis()
-    );
+    let reach_ms = emergency_reaching(&ctl, village, 2.0, 2).await;
+    println!("emergency through the cluster: 2 of 2 playing in {reach_ms} ms");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A schedule change reaches both, through different servers.

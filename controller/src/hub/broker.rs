@@ -44,6 +44,9 @@ const RETRY: Duration = Duration::from_secs(1);
 const STRAY_GRACE: Duration = Duration::from_secs(3);
 const BYE_EVERY: Duration = Duration::from_secs(5);
 
+/// Why a hello was refused, as the node is told.
+const TOKEN_REFUSED: &str = "the node token was refused";
+
 /// A node heard from without a session.
 struct Stray {
     since: tokio::time::Instant,
@@ -57,7 +60,7 @@ pub struct BrokerConfig {
     /// `mqtt://HOST[:PORT]`, tried in turn.
     pub urls: Vec<String>,
     pub root: Root,
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<broker::Credentials>,
     /// For `mqtts://` brokers: the system's roots and the configured CA.
     pub tls: broker::TlsConfig,
 }
@@ -83,15 +86,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Gateway {
-    /// Checks the URLs, then connects in the background (and again whenever the broker
-    /// is lost) for as long as the hub lives. The hub sends live audio through it.
-    pub fn start(hub: &Arc<Hub>, config: BrokerConfig) -> Result<Arc<Gateway>, String> {
-        if config.urls.is_empty() {
-            return Err("--broker: no broker URL".into());
-        }
-        for url in &config.urls {
-            broker::parse_url(url).map_err(|e| format!("--broker: {e}"))?;
-        }
+    /// Connects in the background (and again whenever the broker is lost) for as long
+    /// as the hub lives. The hub sends live audio through it. The URLs come checked
+    /// ([`protocol::mqtt::configured`]).
+    pub fn start(hub: &Arc<Hub>, config: BrokerConfig) -> Arc<Gateway> {
         let gw = Arc::new(Gateway {
             hub: Arc::downgrade(hub),
             root: config.root.clone(),
@@ -101,7 +99,7 @@ impl Gateway {
         });
         hub.set_broker(gw.clone());
         tokio::spawn(gw.clone().run(config));
-        Ok(gw)
+        gw
     }
 
     async fn run(self: Arc<Self>, config: BrokerConfig) {
@@ -178,27 +176,28 @@ impl Gateway {
             return;
         };
         let hello = kind(&text).as_deref() == Some("hello");
-        let mut links = lock(&self.links);
         if !hello {
-            match links.get(&node) {
-                Some(l) if !l.frames.is_closed() => {
-                    if l.frames.try_send(Ok(Frame::Text(text))).is_err() {
-                        tracing::warn!(node, "broker: the session is behind; a message dropped");
-                    }
+            let links = lock(&self.links);
+            if let Some(l) = links.get(&node).filter(|l| !l.frames.is_closed()) {
+                if l.frames.try_send(Ok(Frame::Text(text))).is_err() {
+                    tracing::warn!(node, "broker: the session is behind; a message dropped");
                 }
-                _ => {
-                    drop(links);
-                    self.say_hello_again(commune, node);
-                }
+                return;
             }
+        }
+        // No session (or a hello to start one): only now is the node's scope needed.
+        // (`parse` checked the commune's segment, so it is a valid one.)
+        let Ok(scope) = self.root.scope(commune) else {
             return;
+        };
+        if !hello {
+            return self.say_hello_again(&scope, node);
         }
         let token = match NodeMsg::decode(&text) {
             Ok(NodeMsg::Hello { token: Some(t), .. }) => t,
             _ => {
-                drop(links);
                 tracing::warn!(node, "broker: a hello without a node token");
-                self.bye(commune, node, "the node token was refused");
+                self.bye(&scope, node, TOKEN_REFUSED);
                 return;
             }
         };
@@ -208,13 +207,9 @@ impl Gateway {
         let (done_tx, done) = watch::channel(false);
         // A node that says hello again replaced its connection: the old session ends
         // first, then this one starts.
-        let before = links
+        let before = lock(&self.links)
             .insert(node, Link { frames, done })
             .map(|old| old.done);
-        drop(links);
-        let Ok(scope) = self.root.scope(commune) else {
-            return;
-        };
         let gw = self.clone();
         let task = async move {
             if let Some(mut before) = before {
@@ -245,11 +240,11 @@ impl Gateway {
                     token_of = n.id,
                     "broker: a node token used on another node's topic"
                 );
-                return self.refuse(&scope, node).await;
+                return self.refuse(&scope, node);
             }
             Err(e) => {
                 tracing::warn!(node, "broker: node link refused: {e}");
-                return self.refuse(&scope, node).await;
+                return self.refuse(&scope, node);
             }
         };
         let transport = GatewayTransport {
@@ -261,23 +256,15 @@ impl Gateway {
         cms::store::as_fleet(hub.run_session_via(identity, transport, true)).await;
     }
 
-    async fn refuse(&self, scope: &Scope, node: i64) {
+    fn refuse(&self, scope: &Scope, node: i64) {
         lock(&self.links).remove(&node);
-        let down = scope.topic(Topic::Down(node));
-        let _ = self
-            .publish(
-                down,
-                Qos::AtLeastOnce,
-                false,
-                bye("the node token was refused"),
-            )
-            .await;
+        self.bye(scope, node, TOKEN_REFUSED);
     }
 
     /// A message from a node with no session here (this controller restarted, or the
     /// session ended): once that has lasted [`STRAY_GRACE`] (its hello may be on the way),
     /// it is told to say hello, at most every [`BYE_EVERY`].
-    fn say_hello_again(&self, commune: &str, node: i64) {
+    fn say_hello_again(&self, scope: &Scope, node: i64) {
         let now = tokio::time::Instant::now();
         {
             let mut strays = lock(&self.strays);
@@ -295,12 +282,12 @@ impl Gateway {
             }
             s.told = Some(now);
         }
-        self.bye(commune, node, "hello first");
+        self.bye(scope, node, "hello first");
     }
 
-    fn bye(&self, commune: &str, node: i64, reason: &str) {
-        let (Ok(scope), Some(client)) = (self.root.scope(commune), lock(&self.client).clone())
-        else {
+    /// Ends a node's link from outside its session (no session, or a refused one).
+    fn bye(&self, scope: &Scope, node: i64, reason: &str) {
+        let Some(client) = lock(&self.client).clone() else {
             return;
         };
         let _ = client.try_publish(

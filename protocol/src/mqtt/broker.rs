@@ -13,7 +13,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
-use super::{OFFLINE, ONLINE, Qos, Scope, Topic, kind, parse_bye, up_qos};
+use super::{BYE, OFFLINE, ONLINE, Qos, Scope, Topic, kind, parse_bye, up_qos};
 use crate::link::ControllerMsg;
 use crate::transport::{CloseCode, Frame, Transport, TransportError};
 
@@ -31,8 +31,8 @@ pub struct NodeBroker {
     pub url: String,
     pub scope: Scope,
     pub node_id: i64,
-    /// Broker credentials (user, password), if the broker asks for them.
-    pub credentials: Option<(String, String)>,
+    /// Broker credentials, if the broker asks for them.
+    pub credentials: Option<Credentials>,
     /// For `mqtts://`: trust roots, and a client certificate if the broker asks for one.
     pub tls: Option<TlsConfig>,
 }
@@ -116,7 +116,7 @@ pub fn parse_url(url: &str) -> Result<BrokerUrl, TransportError> {
 pub fn options(
     url: &str,
     client_id: String,
-    credentials: Option<&(String, String)>,
+    credentials: Option<&Credentials>,
     tls: Option<&TlsConfig>,
 ) -> Result<MqttOptions, TransportError> {
     let BrokerUrl {
@@ -195,21 +195,7 @@ impl BrokerTransport {
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => match scope.parse(&p.topic) {
                         Some(Topic::Down(_)) => match String::from_utf8(p.payload.to_vec()) {
-                            Ok(text) => match parse_bye(&text) {
-                                Some(reason) => Err(TransportError::Closed(Some(reason))),
-                                None => {
-                                    if let Some(v) = welcomed_village(&text) {
-                                        let filter = scope.live_filter(v);
-                                        if live.as_ref() != Some(&filter) {
-                                            if let Some(old) = live.replace(filter.clone()) {
-                                                let _ = me.try_unsubscribe(old);
-                                            }
-                                            let _ = me.try_subscribe(filter, QoS::AtMostOnce);
-                                        }
-                                    }
-                                    Ok(Frame::Text(text))
-                                }
-                            },
+                            Ok(text) => down(text, &scope, &me, &mut live),
                             Err(_) => Err(not_utf8()),
                         },
                         Some(Topic::Desired(_)) => match String::from_utf8(p.payload.to_vec()) {
@@ -256,15 +242,34 @@ fn not_utf8() -> TransportError {
     TransportError::BadFrame("a text message that is not UTF-8".into())
 }
 
-/// The village a welcome names, if `text` is one.
-fn welcomed_village(text: &str) -> Option<i64> {
-    if kind(text).as_deref() != Some("welcome") {
-        return None;
+/// A message on the node's `down` topic: a goodbye closes the link; a welcome naming a
+/// village moves the live subscription (`live`) there; the rest goes to the session.
+fn down(
+    text: String,
+    scope: &Scope,
+    me: &AsyncClient,
+    live: &mut Option<String>,
+) -> Result<Frame, TransportError> {
+    match kind(&text).as_deref() {
+        Some(BYE) => return Err(TransportError::Closed(parse_bye(&text))),
+        Some("welcome") => {
+            if let Ok(ControllerMsg::Welcome {
+                village_id: Some(v),
+                ..
+            }) = ControllerMsg::decode(&text)
+            {
+                let filter = scope.live_filter(v);
+                if live.as_ref() != Some(&filter) {
+                    if let Some(old) = live.replace(filter.clone()) {
+                        let _ = me.try_unsubscribe(old);
+                    }
+                    let _ = me.try_subscribe(filter, QoS::AtMostOnce);
+                }
+            }
+        }
+        _ => {}
     }
-    match ControllerMsg::decode(text) {
-        Ok(ControllerMsg::Welcome { village_id, .. }) => village_id,
-        _ => None,
-    }
+    Ok(Frame::Text(text))
 }
 
 impl Drop for BrokerTransport {

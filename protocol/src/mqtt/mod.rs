@@ -252,7 +252,7 @@ pub fn bye(reason: &str) -> String {
     serde_json::json!({ "kind": BYE, "reason": reason }).to_string()
 }
 
-const BYE: &str = "bye";
+pub(crate) const BYE: &str = "bye";
 
 /// The reason, if `text` is a [`bye`].
 pub fn parse_bye(text: &str) -> Option<String> {

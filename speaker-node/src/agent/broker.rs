@@ -58,14 +58,21 @@ impl BrokerDial {
                 ));
             }
         };
-        let tls = super::tls::broker_config(trusted, client)?;
+        // Trust roots (read from disk) only where a broker speaks TLS.
+        let tls_wanted = urls
+            .iter()
+            .any(|u| protocol::mqtt::parse_url(u).is_ok_and(|b| b.tls));
+        let tls = match tls_wanted {
+            true => Some(super::tls::broker_config(trusted, client)?),
+            false => None,
+        };
         Ok(Some(BrokerDial {
             node: NodeBroker {
                 url: urls[0].clone(),
                 scope,
                 node_id: id.node_id,
                 credentials,
-                tls: Some(tls),
+                tls,
             },
             urls,
             next: AtomicUsize::new(0),
